@@ -1,0 +1,56 @@
+"""mcstore: a durable Trio store for Lightning mission control results, byte-compatible with lnd.
+
+Start with :func:`open_store`::
+
+    async with mcstore.open_store("mc.sqlite") as store:
+        store.add_result(result)
+"""
+
+from __future__ import annotations
+
+from .backend import Backend, FetchOutcome, FlushOutcome
+from .codec import decode_result, encode_result
+from .errors import DecodeError, FlushError, StoreBusy, StoreClosed, StoreError, StoreLocked
+from .model import FAILURE_CODE_NAMES, Hop, PaymentFailure, PaymentResult, Route
+from .sqlite_backend import SQLiteBackend
+from .store import (
+    DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_MAX_PENDING,
+    DEFAULT_MAX_RECORDS,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    MissionControlStore,
+    StoreState,
+    StoreStats,
+    open_store,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_FLUSH_INTERVAL",
+    "DEFAULT_MAX_PENDING",
+    "DEFAULT_MAX_RECORDS",
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "FAILURE_CODE_NAMES",
+    "Backend",
+    "DecodeError",
+    "FetchOutcome",
+    "FlushError",
+    "FlushOutcome",
+    "Hop",
+    "MissionControlStore",
+    "PaymentFailure",
+    "PaymentResult",
+    "Route",
+    "SQLiteBackend",
+    "StoreBusy",
+    "StoreClosed",
+    "StoreError",
+    "StoreLocked",
+    "StoreState",
+    "StoreStats",
+    "__version__",
+    "decode_result",
+    "encode_result",
+    "open_store",
+]

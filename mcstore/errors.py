@@ -1,0 +1,61 @@
+"""The exception hierarchy of mcstore.
+
+Every failure that the store itself reports is a :class:`StoreError`, so a caller can
+catch them all in one place, and each subclass names what the caller should do next.
+Programming errors in arguments (a wrong type, an out-of-range value) are the usual
+:class:`TypeError` and :class:`ValueError`, with the offending field and value in the message.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DecodeError",
+    "FlushError",
+    "StoreBusy",
+    "StoreClosed",
+    "StoreError",
+    "StoreLocked",
+]
+
+
+class StoreError(Exception):
+    """Base class of every error that mcstore raises about the store itself."""
+
+
+class StoreClosed(StoreError):
+    """The store is closing or closed, so it accepts no more work.
+
+    Raised by :meth:`~mcstore.MissionControlStore.add_result`, :meth:`~mcstore.MissionControlStore.put`
+    and the other methods once closing has begun. Like trio's ``ClosedResourceError``: the
+    caller used the store after (or while) leaving its ``async with`` block.
+    """
+
+
+class StoreBusy(StoreError):
+    """``max_pending`` results are already waiting to be flushed.
+
+    Raised by :meth:`~mcstore.MissionControlStore.add_result`, which never blocks; use
+    :meth:`~mcstore.MissionControlStore.put` to wait for room instead. The rejected result was
+    not accepted, so nothing is lost: the caller still holds it.
+    """
+
+
+class StoreLocked(StoreError):
+    """The namespace is already open in another store, in this process or another one."""
+
+
+class DecodeError(StoreError):
+    """Bytes that are not a valid lnd mission control key or value.
+
+    The codec raises this, and only this, for every malformed input.
+    """
+
+
+class FlushError(StoreError):
+    """Accepted results could not be made durable.
+
+    Raised by :meth:`~mcstore.MissionControlStore.flush` when the flush it ran failed (the
+    results stay pending and are retried), and when leaving the store's ``async with`` block
+    normally while some accepted results could not be persisted before ``shutdown_timeout``;
+    those results are then in :attr:`~mcstore.MissionControlStore.unpersisted`.
+    """

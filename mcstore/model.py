@@ -1,0 +1,478 @@
+"""The data model of lnd mission control results, validated on construction.
+
+Every class here is a frozen, slotted dataclass that checks its fields in ``__post_init__``,
+so an instance that exists is always encodable in lnd's format. A field of the wrong type
+raises :class:`TypeError` (``bool`` is never accepted where an int is expected); a value
+out of range raises :class:`ValueError`. Both messages name the field and the offending value.
+
+Limits follow lnd: every integer is a u64 (``0 <= x < 2**64``), every public key is exactly
+33 bytes, and a failure source index is a u8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+
+__all__ = [
+    "AMOUNT_BELOW_MINIMUM",
+    "BADONION",
+    "CHANNEL_DISABLED",
+    "EXPIRY_TOO_FAR",
+    "EXPIRY_TOO_SOON",
+    "FAILURE_CODE_NAMES",
+    "FEE_INSUFFICIENT",
+    "FINAL_EXPIRY_TOO_SOON",
+    "FINAL_INCORRECT_CLTV_EXPIRY",
+    "FINAL_INCORRECT_HTLC_AMOUNT",
+    "INCORRECT_CLTV_EXPIRY",
+    "INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS",
+    "INCORRECT_PAYMENT_AMOUNT",
+    "INVALID_ONION_BLINDING",
+    "INVALID_ONION_HMAC",
+    "INVALID_ONION_KEY",
+    "INVALID_ONION_PAYLOAD",
+    "INVALID_ONION_VERSION",
+    "INVALID_REALM",
+    "KEY_LEN",
+    "MPP_TIMEOUT",
+    "NODE",
+    "PERM",
+    "PERMANENT_CHANNEL_FAILURE",
+    "PERMANENT_NODE_FAILURE",
+    "PUBKEY_LEN",
+    "REQUIRED_CHANNEL_FEATURE_MISSING",
+    "REQUIRED_NODE_FEATURE_MISSING",
+    "TEMPORARY_CHANNEL_FAILURE",
+    "TEMPORARY_NODE_FAILURE",
+    "U8_MAX",
+    "U64_MAX",
+    "UNKNOWN_NEXT_PEER",
+    "UPDATE",
+    "Hop",
+    "PaymentFailure",
+    "PaymentResult",
+    "Route",
+]
+
+PUBKEY_LEN = 33
+"""Length of a compressed secp256k1 public key, as lnd stores it (``route.Vertex``)."""
+
+KEY_LEN = 49
+"""Length of a result's database key: u64 time_reply_ns + u64 id + 33-byte source pubkey."""
+
+U64_MAX = 2**64 - 1
+"""Largest value of any integer field."""
+
+U8_MAX = 255
+"""Largest failure source index (lnd stores it as a u8)."""
+
+# -- BOLT 4 failure codes ---------------------------------------------------------------
+# The flag bits are part of the code numbers, so they are spelled out here once and the
+# codes are composed from them exactly as BOLT 4 writes them.
+
+BADONION = 0x8000
+"""BOLT 4 flag: the onion could not be parsed by the reporting node."""
+PERM = 0x4000
+"""BOLT 4 flag: the failure is permanent."""
+NODE = 0x2000
+"""BOLT 4 flag: the failure concerns the node rather than a channel."""
+UPDATE = 0x1000
+"""BOLT 4 flag: the failure message carries a ``channel_update``."""
+
+INVALID_REALM = PERM | 1
+TEMPORARY_NODE_FAILURE = NODE | 2
+PERMANENT_NODE_FAILURE = PERM | NODE | 2
+REQUIRED_NODE_FEATURE_MISSING = PERM | NODE | 3
+INVALID_ONION_VERSION = BADONION | PERM | 4
+INVALID_ONION_HMAC = BADONION | PERM | 5
+INVALID_ONION_KEY = BADONION | PERM | 6
+TEMPORARY_CHANNEL_FAILURE = UPDATE | 7
+PERMANENT_CHANNEL_FAILURE = PERM | 8
+REQUIRED_CHANNEL_FEATURE_MISSING = PERM | 9
+UNKNOWN_NEXT_PEER = PERM | 10
+AMOUNT_BELOW_MINIMUM = UPDATE | 11
+FEE_INSUFFICIENT = UPDATE | 12
+INCORRECT_CLTV_EXPIRY = UPDATE | 13
+EXPIRY_TOO_SOON = UPDATE | 14
+INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS = PERM | 15
+# 16 and 17 were removed from BOLT 4 (folded into code 15), but older peers still send
+# them and lnd still knows them, so results stored years ago can carry them.
+INCORRECT_PAYMENT_AMOUNT = PERM | 16
+FINAL_EXPIRY_TOO_SOON = 17
+FINAL_INCORRECT_CLTV_EXPIRY = 18
+FINAL_INCORRECT_HTLC_AMOUNT = 19
+CHANNEL_DISABLED = UPDATE | 20
+EXPIRY_TOO_FAR = 21
+INVALID_ONION_PAYLOAD = PERM | 22
+MPP_TIMEOUT = 23
+INVALID_ONION_BLINDING = BADONION | PERM | 24
+
+FAILURE_CODE_NAMES: Mapping[int, str] = MappingProxyType(
+    {
+        INVALID_REALM: "invalid_realm",
+        TEMPORARY_NODE_FAILURE: "temporary_node_failure",
+        PERMANENT_NODE_FAILURE: "permanent_node_failure",
+        REQUIRED_NODE_FEATURE_MISSING: "required_node_feature_missing",
+        INVALID_ONION_VERSION: "invalid_onion_version",
+        INVALID_ONION_HMAC: "invalid_onion_hmac",
+        INVALID_ONION_KEY: "invalid_onion_key",
+        TEMPORARY_CHANNEL_FAILURE: "temporary_channel_failure",
+        PERMANENT_CHANNEL_FAILURE: "permanent_channel_failure",
+        REQUIRED_CHANNEL_FEATURE_MISSING: "required_channel_feature_missing",
+        UNKNOWN_NEXT_PEER: "unknown_next_peer",
+        AMOUNT_BELOW_MINIMUM: "amount_below_minimum",
+        FEE_INSUFFICIENT: "fee_insufficient",
+        INCORRECT_CLTV_EXPIRY: "incorrect_cltv_expiry",
+        EXPIRY_TOO_SOON: "expiry_too_soon",
+        INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS: "incorrect_or_unknown_payment_details",
+        INCORRECT_PAYMENT_AMOUNT: "incorrect_payment_amount",
+        FINAL_EXPIRY_TOO_SOON: "final_expiry_too_soon",
+        FINAL_INCORRECT_CLTV_EXPIRY: "final_incorrect_cltv_expiry",
+        FINAL_INCORRECT_HTLC_AMOUNT: "final_incorrect_htlc_amount",
+        CHANNEL_DISABLED: "channel_disabled",
+        EXPIRY_TOO_FAR: "expiry_too_far",
+        INVALID_ONION_PAYLOAD: "invalid_onion_payload",
+        MPP_TIMEOUT: "mpp_timeout",
+        INVALID_ONION_BLINDING: "invalid_onion_blinding",
+    }
+)
+"""Read-only map from every BOLT 4 failure code (flag bits included) to its BOLT 4 name."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+
+# -- validation helpers ---------------------------------------------------------------------
+# Each __post_init__ runs an inline fast check (exact type and range) and only calls these
+# on the rare slow path, where they either normalise the value or raise the detailed error.
+# That keeps construction cheap for the decoder, which builds many objects per flush.
+
+
+def _show(value: object) -> str:
+    """repr() of a value, shortened so a huge bytes object cannot flood an error message."""
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return text
+
+
+def _check_u64(owner: str, name: str, value: object) -> int:
+    """Return ``value`` as a plain int if it is a u64; raise TypeError/ValueError if not."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"{owner}.{name} must be an int, got {type(value).__name__} {_show(value)}"
+        )
+    if not 0 <= value <= U64_MAX:
+        raise ValueError(
+            f"{owner}.{name} must be a u64 (0 <= x < 2**64), got {_show(value)}"
+        )
+    # An int subclass (say an IntEnum) is accepted but stored as a plain int, so equality,
+    # hashing and repr do not depend on what the caller happened to pass.
+    return int(value)
+
+
+def _check_bytes(owner: str, name: str, value: object) -> bytes:
+    """Return ``value`` as plain bytes; accept bytes, bytearray and memoryview only."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(
+        f"{owner}.{name} must be bytes, got {type(value).__name__} {_show(value)}"
+    )
+
+
+def _check_pubkey(owner: str, name: str, value: object) -> bytes:
+    """Return ``value`` as 33 plain bytes; raise TypeError/ValueError otherwise."""
+    data = _check_bytes(owner, name, value)
+    if len(data) != PUBKEY_LEN:
+        raise ValueError(
+            f"{owner}.{name} must be exactly {PUBKEY_LEN} bytes, "
+            f"got {len(data)} bytes {_show(data)}"
+        )
+    return data
+
+
+def _check_bool(owner: str, name: str, value: object) -> None:
+    """Raise TypeError unless ``value`` is a bool (0/1 ints are refused to catch mix-ups)."""
+    if type(value) is not bool:
+        raise TypeError(
+            f"{owner}.{name} must be a bool, got {type(value).__name__} {_show(value)}"
+        )
+
+
+# -- the model ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One hop of a route, reduced to what mission control keeps.
+
+    Raises TypeError for a field of the wrong type and ValueError for a value out of range:
+    ``channel_id`` and ``amount_to_forward_msat`` are u64, ``pubkey`` is exactly 33 bytes
+    (bytearray/memoryview are converted to bytes), the two flags are bools.
+    """
+
+    channel_id: int
+    pubkey: bytes
+    amount_to_forward_msat: int
+    has_blinding_point: bool = False
+    has_custom_records: bool = False
+
+    def __post_init__(self) -> None:
+        v = self.channel_id
+        if type(v) is not int or not 0 <= v <= U64_MAX:
+            object.__setattr__(self, "channel_id", _check_u64("Hop", "channel_id", v))
+        p = self.pubkey
+        if type(p) is not bytes or len(p) != PUBKEY_LEN:
+            object.__setattr__(self, "pubkey", _check_pubkey("Hop", "pubkey", p))
+        v = self.amount_to_forward_msat
+        if type(v) is not int or not 0 <= v <= U64_MAX:
+            object.__setattr__(
+                self,
+                "amount_to_forward_msat",
+                _check_u64("Hop", "amount_to_forward_msat", v),
+            )
+        if type(self.has_blinding_point) is not bool:
+            _check_bool("Hop", "has_blinding_point", self.has_blinding_point)
+        if type(self.has_custom_records) is not bool:
+            _check_bool("Hop", "has_custom_records", self.has_custom_records)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The route a payment attempt took: who sent it, how much, and through which hops.
+
+    ``hops`` may be any sequence of :class:`Hop` (not str/bytes) and is stored as a tuple,
+    so two routes compare equal whatever sequence type built them. Empty hops are allowed.
+    Raises TypeError for a wrong type (including a non-Hop element) and ValueError for a
+    ``source_pubkey`` that is not 33 bytes or a ``total_amount_msat`` that is not a u64.
+    """
+
+    source_pubkey: bytes
+    total_amount_msat: int
+    hops: Sequence[Hop]
+
+    def __post_init__(self) -> None:
+        p = self.source_pubkey
+        if type(p) is not bytes or len(p) != PUBKEY_LEN:
+            object.__setattr__(
+                self, "source_pubkey", _check_pubkey("Route", "source_pubkey", p)
+            )
+        v = self.total_amount_msat
+        if type(v) is not int or not 0 <= v <= U64_MAX:
+            object.__setattr__(
+                self, "total_amount_msat", _check_u64("Route", "total_amount_msat", v)
+            )
+        hops = self.hops
+        if type(hops) is not tuple:
+            # str and bytes are sequences too, but never a sensible list of hops.
+            if isinstance(hops, (str, bytes, bytearray, memoryview)) or not isinstance(
+                hops, Sequence
+            ):
+                raise TypeError(
+                    f"Route.hops must be a sequence of Hop, got {type(hops).__name__} "
+                    f"{_show(hops)}"
+                )
+            hops = tuple(hops)
+            object.__setattr__(self, "hops", hops)
+        for i, hop in enumerate(hops):
+            if type(hop) is not Hop and not isinstance(hop, Hop):
+                raise TypeError(
+                    f"Route.hops[{i}] must be a Hop, got {type(hop).__name__} {_show(hop)}"
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentFailure:
+    """Why a payment attempt failed, as far as lnd could tell.
+
+    ``PaymentFailure()`` means "failed, source unknown". ``source_index`` is the index of the
+    reporting hop (0..255). ``message`` is the raw BOLT 4 failure message (a big-endian u16
+    code, then its payload, so at least 2 bytes); it can only be present together with
+    ``source_index``, because lnd can only decrypt a message whose source it knows.
+    Raises TypeError for a wrong type and ValueError for an index out of range, a message
+    shorter than 2 bytes, or a message without a source index.
+    """
+
+    source_index: int | None = None
+    message: bytes | None = None
+
+    def __post_init__(self) -> None:
+        idx = self.source_index
+        if idx is not None and (type(idx) is not int or not 0 <= idx <= U8_MAX):
+            if isinstance(idx, bool) or not isinstance(idx, int):
+                raise TypeError(
+                    "PaymentFailure.source_index must be an int or None, "
+                    f"got {type(idx).__name__} {_show(idx)}"
+                )
+            if not 0 <= idx <= U8_MAX:
+                raise ValueError(
+                    f"PaymentFailure.source_index must be a u8 (0 <= x < 256), got {_show(idx)}"
+                )
+            object.__setattr__(self, "source_index", int(idx))
+        msg = self.message
+        if msg is None:
+            return
+        if type(msg) is not bytes:
+            msg = _check_bytes("PaymentFailure", "message", msg)
+            object.__setattr__(self, "message", msg)
+        if len(msg) < 2:
+            raise ValueError(
+                "PaymentFailure.message must be at least 2 bytes (a u16 failure code), "
+                f"got {_show(msg)}"
+            )
+        if idx is None:
+            raise ValueError(
+                "PaymentFailure.message requires a source_index (lnd can only decrypt a "
+                f"failure whose source is known), got source_index=None, message={_show(msg)}"
+            )
+
+    @classmethod
+    def from_code(
+        cls, source_index: int, code: int, payload: bytes = b""
+    ) -> PaymentFailure:
+        """Build a failure reported by hop ``source_index`` with BOLT 4 ``code`` and ``payload``.
+
+        Raises TypeError/ValueError like the constructor, and for a ``code`` that is not an
+        int in 0..65535.
+        """
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise TypeError(
+                f"PaymentFailure.from_code code must be an int, "
+                f"got {type(code).__name__} {_show(code)}"
+            )
+        if not 0 <= code <= 0xFFFF:
+            raise ValueError(
+                f"PaymentFailure.from_code code must be a u16 (0 <= x < 65536), got {_show(code)}"
+            )
+        payload = _check_bytes("PaymentFailure", "payload", payload)
+        return cls(source_index, code.to_bytes(2, "big") + payload)
+
+    @property
+    def code(self) -> int | None:
+        """The BOLT 4 failure code (a u16, flag bits included), or None without a message."""
+        msg = self.message
+        if msg is None:
+            return None
+        return (msg[0] << 8) | msg[1]
+
+    @property
+    def code_name(self) -> str | None:
+        """The BOLT 4 name of :attr:`code` (``unknown_failure_0x....`` if BOLT 4 has none).
+
+        None without a message.
+        """
+        code = self.code
+        if code is None:
+            return None
+        return FAILURE_CODE_NAMES.get(code, f"unknown_failure_0x{code:04x}")
+
+
+def _ns_from_datetime(name: str, value: object) -> int:
+    """Whole nanoseconds since the Unix epoch of an aware datetime; exact, no float math."""
+    if not isinstance(value, datetime):
+        raise TypeError(
+            f"PaymentResult.{name} must be a datetime, got {type(value).__name__} {_show(value)}"
+        )
+    if value.utcoffset() is None:
+        raise ValueError(
+            f"PaymentResult.{name} must be timezone-aware, got {_show(value)}"
+        )
+    # timedelta // timedelta is exact integer arithmetic; .timestamp() would go through a
+    # float and lose microseconds for present-day dates.
+    return ((value - _EPOCH) // _ONE_US) * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    """The outcome of one payment attempt, as lnd's mission control stores it.
+
+    ``id`` is the attempt id; ``time_fwd_ns``/``time_reply_ns`` are nanoseconds since the
+    Unix epoch (u64, no ordering between them is enforced, as in lnd). ``failure`` is None
+    for a success. Raises TypeError for a wrong type and ValueError for an integer that is
+    not a u64.
+    """
+
+    id: int
+    time_fwd_ns: int
+    time_reply_ns: int
+    route: Route
+    failure: PaymentFailure | None = None
+    # The 49-byte database key, computed once: the store looks it up on every insert.
+    _key: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if type(v) is not int or not 0 <= v <= U64_MAX:
+            object.__setattr__(self, "id", _check_u64("PaymentResult", "id", v))
+        v = self.time_fwd_ns
+        if type(v) is not int or not 0 <= v <= U64_MAX:
+            object.__setattr__(
+                self, "time_fwd_ns", _check_u64("PaymentResult", "time_fwd_ns", v)
+            )
+        v = self.time_reply_ns
+        if type(v) is not int or not 0 <= v <= U64_MAX:
+            object.__setattr__(
+                self, "time_reply_ns", _check_u64("PaymentResult", "time_reply_ns", v)
+            )
+        route = self.route
+        if type(route) is not Route and not isinstance(route, Route):
+            raise TypeError(
+                f"PaymentResult.route must be a Route, got {type(route).__name__} {_show(route)}"
+            )
+        failure = self.failure
+        if failure is not None and not isinstance(failure, PaymentFailure):
+            raise TypeError(
+                "PaymentResult.failure must be a PaymentFailure or None, "
+                f"got {type(failure).__name__} {_show(failure)}"
+            )
+        key = (
+            self.time_reply_ns.to_bytes(8, "big")
+            + self.id.to_bytes(8, "big")
+            + route.source_pubkey
+        )
+        object.__setattr__(self, "_key", key)
+
+    @classmethod
+    def from_datetimes(
+        cls,
+        id: int,
+        time_fwd: datetime,
+        time_reply: datetime,
+        route: Route,
+        failure: PaymentFailure | None = None,
+    ) -> PaymentResult:
+        """Build a result from timezone-aware datetimes, converted exactly to epoch nanoseconds.
+
+        Raises TypeError for a non-datetime, ValueError for a naive datetime or one before
+        the epoch (or past the u64 nanosecond range, year 2554), and as the constructor.
+        """
+        return cls(
+            id,
+            _ns_from_datetime("time_fwd", time_fwd),
+            _ns_from_datetime("time_reply", time_reply),
+            route,
+            failure,
+        )
+
+    @property
+    def key(self) -> bytes:
+        """lnd's 49-byte key: u64 BE time_reply_ns, u64 BE id, 33-byte source pubkey."""
+        return self._key
+
+    @property
+    def success(self) -> bool:
+        """True when the attempt succeeded, i.e. :attr:`failure` is None."""
+        return self.failure is None
+
+    @property
+    def time_fwd(self) -> datetime:
+        """:attr:`time_fwd_ns` as an aware UTC datetime (truncated to microseconds)."""
+        return _EPOCH + timedelta(microseconds=self.time_fwd_ns // 1000)
+
+    @property
+    def time_reply(self) -> datetime:
+        """:attr:`time_reply_ns` as an aware UTC datetime (truncated to microseconds)."""
+        return _EPOCH + timedelta(microseconds=self.time_reply_ns // 1000)

@@ -1,0 +1,664 @@
+"""The Trio store: accepts results without blocking and makes them durable in batches.
+
+:func:`open_store` is the entry point. It owns a nursery with the store's three background
+tasks, and nothing the store starts outlives its ``async with`` block:
+
+* the **result intake** moves accepted results from the bounded intake channel into the
+  pending batch, and arms the ticker;
+* the **flush ticker** sleeps ``flush_interval`` once armed, then asks for a flush; it is
+  armed only while results are pending, as in lnd, so an idle store does nothing;
+* the **persistence worker** runs each requested flush: one backend transaction.
+
+Invariants (checked by the property tests in ``tests/``):
+
+1. Every accepted result is, at any moment, in exactly one of: the intake channel, the pending
+   batch, a flush in flight, or *settled* (stored, deduplicated, pruned, or discarded by
+   :meth:`MissionControlStore.clear`). After close, whatever is not settled is in
+   :attr:`MissionControlStore.unpersisted`: nothing is dropped silently.
+2. After every successful flush the namespace holds exactly the ``max_records`` distinct
+   results with the greatest keys among all accepted since the last clear (all of them when
+   ``max_records`` is 0).
+3. Flushes, clears and fetches never overlap: one lock serialises them, so each sees and
+   leaves the namespace in a state that some sequential order explains.
+4. ``pending`` never exceeds ``max_pending``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Final
+
+import trio
+
+from .backend import Backend, FlushOutcome
+from .errors import FlushError, StoreBusy, StoreClosed, StoreError
+from .model import PaymentResult
+from .sqlite_backend import SQLiteBackend
+
+__all__ = [
+    "DEFAULT_FLUSH_INTERVAL",
+    "DEFAULT_MAX_PENDING",
+    "DEFAULT_MAX_RECORDS",
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "MAX_RETRY_BACKOFF",
+    "MissionControlStore",
+    "StoreState",
+    "StoreStats",
+    "open_store",
+]
+
+logger = logging.getLogger("mcstore")
+
+DEFAULT_MAX_RECORDS: Final = 1000
+"""lnd's ``MaxMcHistory`` default. 0 means no cap."""
+DEFAULT_FLUSH_INTERVAL: Final = 1.0
+"""lnd's ``McFlushInterval`` default, in seconds."""
+DEFAULT_SHUTDOWN_TIMEOUT: Final = 5.0
+"""How long, in seconds, closing may spend on the final flush."""
+DEFAULT_MAX_PENDING: Final = 100_000
+"""How many accepted results may wait for a flush before :meth:`~MissionControlStore.add_result`
+raises :class:`~mcstore.StoreBusy`."""
+MAX_RETRY_BACKOFF: Final = 30.0
+"""The longest wait, in seconds, before retrying a failed flush."""
+
+STOPPING_MESSAGE: Final = "Stopping mission control store ticker"
+STOPPED_MESSAGE: Final = "Mission control store ticker stopped"
+
+
+class StoreState(enum.Enum):
+    """The life cycle of a store: ``OPEN`` -> ``CLOSING`` -> ``CLOSED``, never backwards."""
+
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """A snapshot of a store's counters, from :meth:`MissionControlStore.stats`."""
+
+    state: StoreState
+    pending: int
+    """Accepted results not yet settled (waiting, or in a flush in flight)."""
+    stored: int
+    """Results in the namespace, as of the last flush, clear or fetch."""
+    accepted: int
+    """Results accepted by ``add_result`` and ``put`` since open."""
+    deduplicated: int
+    """Accepted results not inserted because their key was already stored or in the batch."""
+    pruned: int
+    """Rows deleted to respect ``max_records``, counting accepted results older than all stored."""
+    flushes: int
+    """Successful flush transactions."""
+    flush_failures: int
+    """Flush attempts that failed (their results were kept and retried)."""
+    corrupted_removed: int
+    """Undecodable rows deleted by ``fetch_all``."""
+    last_flush_seconds: float | None
+    """Duration of the last successful flush, or ``None`` before the first."""
+
+
+class MissionControlStore:
+    """A durable, batched store of payment-attempt results for one namespace.
+
+    Get one from :func:`open_store`; it is valid inside that ``async with`` block only.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        namespace: str,
+        max_records: int,
+        flush_interval: float,
+        shutdown_timeout: float,
+        max_pending: int,
+        stored: int,
+    ) -> None:
+        self._backend = backend
+        self.namespace: Final = namespace
+        self.max_records: Final = max_records
+        self.flush_interval: Final = flush_interval
+        self.shutdown_timeout: Final = shutdown_timeout
+        self.max_pending: Final = max_pending
+        self._state = StoreState.OPEN
+        self._send, self._receive = trio.open_memory_channel[PaymentResult](max_pending)
+        # Results moved out of the intake channel and not yet in a flush, oldest first.
+        self._batch: list[PaymentResult] = []
+        self._intake_ready = trio.Event()
+        self._flush_lock = trio.Lock()
+        self._room = trio.Event()  # set (and replaced) whenever pending drops or state changes
+        self._wake_ticker = trio.Event()
+        self._ticker_armed = False
+        self._flush_due = trio.Event()
+        self._consecutive_failures = 0
+        self._ticker_scope = trio.CancelScope()
+        self._worker_scope = trio.CancelScope()
+        self._tasks_running = 0
+        self._tasks_stopped = trio.Event()
+        self._closed_event = trio.Event()
+        self._unpersisted: tuple[PaymentResult, ...] = ()
+        # Counters.
+        self._pending = 0
+        self._stored = stored
+        self._accepted = 0
+        self._deduplicated = 0
+        self._pruned = 0
+        self._flushes = 0
+        self._flush_failures = 0
+        self._corrupted_removed = 0
+        self._last_flush_seconds: float | None = None
+
+    # -- public API --------------------------------------------------------------------
+
+    @property
+    def state(self) -> StoreState:
+        """Where the store is in its life cycle."""
+        return self._state
+
+    @property
+    def closed(self) -> bool:
+        """True once the store is fully closed."""
+        return self._state is StoreState.CLOSED
+
+    @property
+    def unpersisted(self) -> tuple[PaymentResult, ...]:
+        """Accepted results that could not be made durable, oldest first.
+
+        Empty while the store is open, and after a healthy close. After a close whose final
+        flush failed or ran out of ``shutdown_timeout``, it holds every accepted result that
+        is not in the database, so that the caller can retry them elsewhere.
+        """
+        return self._unpersisted
+
+    def add_result(self, result: PaymentResult) -> None:
+        """Accept ``result`` for the next flush. O(1); never blocks, never does I/O.
+
+        Raises :class:`TypeError` if ``result`` is not a :class:`~mcstore.PaymentResult`,
+        :class:`~mcstore.StoreClosed` once closing has begun, and :class:`~mcstore.StoreBusy`
+        when ``max_pending`` results are waiting. When it raises, the result was not accepted.
+        """
+        if not isinstance(result, PaymentResult):
+            raise TypeError(f"add_result() expects a PaymentResult, got {type(result).__name__}: {result!r}")
+        if self._state is not StoreState.OPEN:
+            raise StoreClosed(f"mission control store is {self._state.value}; result {result.id} not accepted")
+        if self._pending >= self.max_pending:
+            raise StoreBusy(
+                f"{self._pending} results are waiting to be flushed (max_pending={self.max_pending}); "
+                f"result {result.id} not accepted"
+            )
+        self._accept(result)
+
+    async def put(self, result: PaymentResult) -> None:
+        """Like :meth:`add_result`, but wait for room instead of raising :class:`~mcstore.StoreBusy`.
+
+        If cancelled, the result was not accepted. Raises :class:`~mcstore.StoreClosed` if the
+        store is closing or closes while waiting.
+        """
+        if not isinstance(result, PaymentResult):
+            raise TypeError(f"put() expects a PaymentResult, got {type(result).__name__}: {result!r}")
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            if self._state is not StoreState.OPEN:
+                raise StoreClosed(f"mission control store is {self._state.value}; result {result.id} not accepted")
+            if self._pending < self.max_pending:
+                self._accept(result)
+                break
+            await self._room.wait()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def flush(self) -> None:
+        """Return once every result accepted before this call is durable (or settled).
+
+        Flushes at once, without waiting for the ticker; returns at once if there is nothing
+        to flush. Raises :class:`~mcstore.FlushError` if the flush fails (the results stay
+        pending and are retried), and :class:`~mcstore.StoreClosed` if the store is closed.
+        If cancelled, the results stay pending, or were flushed; none is lost.
+        """
+        self._check_open("flush")
+        target = self._accepted
+        async with self._flush_lock:
+            if self._settled_count() >= target:
+                return
+            if self._state is not StoreState.OPEN:
+                raise FlushError("mission control store closed before the results could be flushed")
+            await self._flush_locked()
+
+    async def fetch_all(self) -> list[PaymentResult]:
+        """Return the namespace's durable results, oldest first (key order).
+
+        These are what a restart would see: pending results are not included. Rows that fail
+        to decode are logged at WARNING, deleted, counted in ``corrupted_removed``, and skipped.
+        Raises :class:`~mcstore.StoreClosed` if the store is closing or closed.
+        """
+        self._check_open("fetch_all")
+        async with self._flush_lock:
+            self._check_open("fetch_all")
+            outcome = await self._backend.fetch_all()
+        self._corrupted_removed += outcome.corrupted_removed
+        self._stored = outcome.stored
+        return outcome.results
+
+    async def clear(self) -> None:
+        """Delete every result of the namespace, pending ones included, in one transaction.
+
+        Atomic with respect to flushes: results accepted before the call are gone, results
+        accepted after it are kept. If it fails or is cancelled, nothing is deleted and the
+        pending results stay pending. Raises :class:`~mcstore.StoreClosed` once closing has
+        begun. (lnd's ``clear()`` left its in-memory key index stale; there is none here.)
+        """
+        self._check_open("clear")
+        async with self._flush_lock:
+            self._check_open("clear")
+            self._drain_intake()
+            dropped, self._batch = self._batch, []
+            try:
+                await self._backend.clear()
+            except BaseException:
+                self._batch = dropped + self._batch
+                raise
+            self._settle(len(dropped))
+            self._stored = 0
+        logger.info("Cleared mission control store namespace %r", self.namespace)
+
+    def stats(self) -> StoreStats:
+        """Return a snapshot of the store's counters. Never blocks; works in every state."""
+        return StoreStats(
+            state=self._state,
+            pending=self._pending,
+            stored=self._stored,
+            accepted=self._accepted,
+            deduplicated=self._deduplicated,
+            pruned=self._pruned,
+            flushes=self._flushes,
+            flush_failures=self._flush_failures,
+            corrupted_removed=self._corrupted_removed,
+            last_flush_seconds=self._last_flush_seconds,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<MissionControlStore namespace={self.namespace!r} state={self._state.value} "
+            f"pending={self._pending} stored={self._stored}>"
+        )
+
+    # -- bookkeeping -------------------------------------------------------------------
+
+    def _check_open(self, what: str) -> None:
+        if self._state is not StoreState.OPEN:
+            raise StoreClosed(f"{what}() on a {self._state.value} mission control store")
+
+    def _accept(self, result: PaymentResult) -> None:
+        # The channel holds at most max_pending and pending counts everything in it, so this
+        # cannot raise WouldBlock.
+        self._send.send_nowait(result)
+        self._intake_ready.set()
+        self._pending += 1
+        self._accepted += 1
+
+    def _settled_count(self) -> int:
+        return self._accepted - self._pending
+
+    def _settle(self, count: int) -> None:
+        if count:
+            self._pending -= count
+            self._notify_room()
+
+    def _notify_room(self) -> None:
+        self._room.set()
+        self._room = trio.Event()
+
+    def _drain_intake(self) -> None:
+        """Move every result waiting in the intake channel to the batch. Never blocks."""
+        while True:
+            try:
+                self._batch.append(self._receive.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return
+
+    def _arm_ticker(self) -> None:
+        # A no-op while armed: the coming tick's flush takes everything pending by then.
+        if not self._ticker_armed and self._state is StoreState.OPEN:
+            self._ticker_armed = True
+            self._wake_ticker.set()
+
+    def _retry_delay(self) -> float:
+        if not self._consecutive_failures:
+            return self.flush_interval
+        backoff = self.flush_interval * 2.0 ** min(self._consecutive_failures, 64)
+        return max(self.flush_interval, min(backoff, MAX_RETRY_BACKOFF))
+
+    # -- flushing ----------------------------------------------------------------------
+
+    async def _flush_locked(self) -> None:
+        """Flush everything pending in one backend transaction. Call with the flush lock held.
+
+        On failure the batch goes back to the front of the queue, in order, and
+        :class:`FlushError` is raised; on cancellation the same, and ``Cancelled`` propagates.
+        """
+        self._drain_intake()
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, []
+        started = trio.current_time()
+        try:
+            outcome = await self._backend.store_results(batch, self.max_records)
+        except BaseException as exc:
+            self._batch = batch + self._batch
+            if not isinstance(exc, Exception) or trio.current_effective_deadline() == -math.inf:
+                # Cancelled (our scope or the backend's interrupted statement): not a failure
+                # of the backend, and the caller's cancellation must propagate.
+                await trio.lowlevel.checkpoint_if_cancelled()
+                raise
+            self._flush_failures += 1
+            self._consecutive_failures += 1
+            logger.error(
+                "Mission control store flush failed (attempt %d): %d results kept for retry in %.3g s: %s",
+                self._consecutive_failures, len(self._batch), self._retry_delay(), exc,
+            )
+            raise FlushError(f"flush of {len(batch)} results failed: {exc}") from exc
+        self._record_flush(outcome, len(batch), trio.current_time() - started)
+
+    def _record_flush(self, outcome: FlushOutcome, count: int, seconds: float) -> None:
+        self._consecutive_failures = 0
+        self._flushes += 1
+        self._deduplicated += outcome.deduplicated
+        self._pruned += outcome.pruned
+        self._stored = outcome.stored
+        self._last_flush_seconds = seconds
+        self._settle(count)
+        logger.debug(
+            "Stored mission control results: %d added, %d deleted", outcome.added, outcome.pruned
+        )
+
+    # -- background tasks ----------------------------------------------------------------
+
+    async def _start(self, nursery: trio.Nursery) -> None:
+        # Ordered start-up: each task is running before the next starts, and before the
+        # caller gets the store.
+        for task in (self._run_intake, self._run_worker, self._run_ticker):
+            await nursery.start(self._supervised, task, name=f"mcstore.{task.__name__}")
+
+    async def _supervised(
+        self,
+        task: Callable[[], Awaitable[None]],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run one background task, counting it, so that closing can wait for all of them."""
+        self._tasks_running += 1
+        task_status.started()
+        try:
+            await task()
+        finally:
+            self._tasks_running -= 1
+            if not self._tasks_running:
+                self._tasks_stopped.set()
+
+    async def _run_intake(self) -> None:
+        """Result intake: move accepted results into the batch and arm the ticker.
+
+        It never takes a result out of the channel with a blocking ``receive()``: a result
+        handed straight to a waiting receiver is in no buffer until that task runs, so a flush
+        could miss it. Results stay in the channel until ``_drain_intake`` moves them. Ends
+        once closing has begun and the channel is drained.
+        """
+        while True:
+            await self._intake_ready.wait()
+            self._intake_ready = trio.Event()
+            self._drain_intake()
+            if self._batch:
+                self._arm_ticker()
+            if self._state is not StoreState.OPEN:
+                return
+
+    async def _run_ticker(self) -> None:
+        """Flush ticker: once armed, wait one interval (or the retry backoff), then ask for a flush.
+
+        Trio's events cannot lose a wake-up (lnd #8912 lost a ``sync.Cond`` signal sent before
+        the ``Wait``): ``_arm_ticker`` sets a flag and an event, and the ticker checks both.
+        Stopped by cancelling its own scope, which ends any sleep at once.
+        """
+        with self._ticker_scope:
+            while True:
+                await self._wake_ticker.wait()
+                self._wake_ticker = trio.Event()
+                await trio.sleep(self._retry_delay())
+                self._ticker_armed = False
+                self._flush_due.set()
+
+    async def _run_worker(self) -> None:
+        """Persistence worker: runs each flush the ticker asks for, then re-arms if needed.
+
+        Stopped by cancelling its own scope; a flush in flight is then interrupted and rolls
+        back, and its results stay pending (see :class:`~mcstore.backend.Backend`).
+        """
+        with self._worker_scope:
+            while True:
+                await self._flush_due.wait()
+                self._flush_due = trio.Event()
+                async with self._flush_lock:
+                    try:
+                        await self._flush_locked()
+                    except FlushError:
+                        pass  # counted and logged; the batch is kept and retried after the backoff
+                if self._batch:  # arrived during the flush, or kept after a failure
+                    self._arm_ticker()
+
+    # -- closing -------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the store now, as leaving the ``async with`` block does.
+
+        Refuses new results, drains the intake, runs the final flush (shielded, bounded by
+        ``shutdown_timeout``), stops the background tasks and closes the backend. Raises
+        :class:`~mcstore.FlushError` if some accepted results could not be persisted; they are
+        in :attr:`unpersisted`. Harmless if the store is already closing or closed: it then
+        waits for that close to finish, and returns.
+        """
+        if not await self._close():
+            await self._closed_event.wait()
+            return
+        if self._unpersisted:
+            raise FlushError(
+                f"{len(self._unpersisted)} accepted results could not be persisted before closing; "
+                "they are in store.unpersisted"
+            )
+
+    async def _close(self) -> bool:
+        """Run the shutdown sequence; return False if closing had already begun.
+
+        The sequence: refuse new results; drain the intake; stop the ticker; run the final
+        flush, shielded and bounded by ``shutdown_timeout`` (a statement still running at the
+        deadline is interrupted, and rolls back); stop the worker; wait until every task has
+        ended; close the backend; log that the ticker stopped. Runs in full even when the
+        caller is cancelled.
+        """
+        if self._state is not StoreState.OPEN:
+            return False
+        logger.debug(STOPPING_MESSAGE)
+        self._state = StoreState.CLOSING
+        self._send.close()
+        self._intake_ready.set()  # the intake drains what is buffered and ends
+        self._notify_room()  # put() waiters see CLOSING and raise StoreClosed
+        with trio.move_on_after(self.shutdown_timeout, shield=True) as scope:
+            self._ticker_scope.cancel()
+            async with self._flush_lock:
+                await self._final_flush()
+        if scope.cancelled_caught:
+            logger.error(
+                "Mission control store final flush did not finish within shutdown_timeout=%s s",
+                self.shutdown_timeout,
+            )
+        self._ticker_scope.cancel()
+        self._worker_scope.cancel()
+        with trio.CancelScope(shield=True):
+            # No deadline needed: every task is cancelled or returning, and a backend call
+            # ends promptly on cancellation (the Backend contract).
+            if self._tasks_running:
+                await self._tasks_stopped.wait()
+            await self._backend.aclose()
+        self._finish()
+        return True
+
+    async def _final_flush(self) -> None:
+        # Retry a failing final flush with the usual backoff until the deadline: a transient
+        # error at close must not cost the caller its results (lnd drops them all on stop).
+        while True:
+            try:
+                await self._flush_locked()
+                return
+            except FlushError:
+                await trio.sleep(self._retry_delay())
+
+    def _finish(self) -> None:
+        """Mark the store closed, collect what could not be persisted, log the stop."""
+        if self._state is StoreState.CLOSED:
+            return
+        self._state = StoreState.CLOSED
+        self._send.close()
+        self._drain_intake()
+        self._unpersisted = tuple(self._batch)
+        self._batch = []
+        self._receive.close()
+        self._notify_room()
+        if self._unpersisted:
+            logger.error(
+                "Mission control store closed with %d accepted results not persisted",
+                len(self._unpersisted),
+            )
+        logger.debug(STOPPED_MESSAGE)
+        self._closed_event.set()
+
+
+def _is_backend(obj: object) -> bool:
+    return isinstance(obj, Backend) and not isinstance(obj, (str, bytes, os.PathLike))
+
+
+def _check_arguments(
+    namespace: str, max_records: int, flush_interval: float, shutdown_timeout: float, max_pending: int
+) -> None:
+    if not isinstance(namespace, str) or not namespace:
+        raise ValueError(f"namespace must be a non-empty str, got {namespace!r}")
+    for name, value in (("max_records", max_records), ("max_pending", max_pending)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+    if max_records < 0:
+        raise ValueError(f"max_records must be >= 0 (0 means no cap), got {max_records!r}")
+    if max_pending < 1:
+        raise ValueError(f"max_pending must be >= 1, got {max_pending!r}")
+    for name, seconds in (("flush_interval", flush_interval), ("shutdown_timeout", shutdown_timeout)):
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+            raise TypeError(f"{name} must be a number of seconds, got {seconds!r}")
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError(f"{name} must be a finite number of seconds > 0, got {seconds!r}")
+
+
+def _leaf_cancelled(group: BaseExceptionGroup[trio.Cancelled]) -> trio.Cancelled:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    assert isinstance(exc, trio.Cancelled)
+    return exc
+
+
+@asynccontextmanager
+async def open_store(
+    path: str | os.PathLike[str] | Backend,
+    *,
+    namespace: str = "default",
+    max_records: int = DEFAULT_MAX_RECORDS,
+    flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    max_pending: int = DEFAULT_MAX_PENDING,
+    synchronous: str = "FULL",
+) -> AsyncIterator[MissionControlStore]:
+    """Open the mission control store of ``namespace`` in the SQLite file ``path``.
+
+    ``async with open_store(path) as store:`` yields a :class:`MissionControlStore` that owns a
+    nursery with the store's background tasks. ``path`` may also be a
+    :class:`~mcstore.backend.Backend` (for example :class:`~mcstore.testing.MemoryBackend`); then
+    ``synchronous`` is ignored.
+
+    Opening raises :class:`~mcstore.StoreLocked` at once if the namespace is open in another
+    store (in any process), and :class:`~mcstore.StoreError` for a file that is not SQLite
+    (left untouched) or has a newer schema. Bad arguments raise ``ValueError``/``TypeError``.
+
+    Leaving the block, in any way, closes the store: it refuses new results, drains the
+    intake, and runs a final flush of everything accepted, shielded from cancellation and
+    bounded by ``shutdown_timeout``. Then every task and SQLite call of the store has ended,
+    and the namespace is unlocked. An exception from the block propagates as itself (never
+    wrapped in an ``ExceptionGroup``); if results could not be persisted it is logged at ERROR.
+    On a normal exit, results that could not be persisted make it raise
+    :class:`~mcstore.FlushError`; either way they are in :attr:`~MissionControlStore.unpersisted`.
+    A failure of the store's own tasks surfaces as :class:`~mcstore.StoreError`.
+    """
+    _check_arguments(namespace, max_records, flush_interval, shutdown_timeout, max_pending)
+    backend: Backend
+    if _is_backend(path):
+        backend = path  # type: ignore[assignment]
+    elif isinstance(path, (str, os.PathLike)):
+        backend = SQLiteBackend(path, synchronous=synchronous)
+    else:
+        raise TypeError(f"path must be a file path or a Backend, got {path!r}")
+    try:
+        stored = await backend.open(namespace, max_records)
+    except BaseException:
+        await backend.aclose()
+        raise
+    store = MissionControlStore(
+        backend,
+        namespace=namespace,
+        max_records=max_records,
+        flush_interval=flush_interval,
+        shutdown_timeout=shutdown_timeout,
+        max_pending=max_pending,
+        stored=stored,
+    )
+    logger.info(
+        "Opened mission control store: namespace=%r stored=%d max_records=%d flush_interval=%s",
+        namespace, stored, max_records, flush_interval,
+    )
+    body_exc: BaseException | None = None
+    internal: BaseException | None = None
+    closed_here = False
+    try:
+        async with trio.open_nursery() as nursery:
+            await store._start(nursery)
+            try:
+                yield store
+            except BaseException as exc:
+                # Kept aside and re-raised below, outside the nursery, so that it comes out
+                # as itself rather than inside an ExceptionGroup.
+                body_exc = exc
+            closed_here = await store._close()
+            nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        _, internal = group.split(trio.Cancelled)
+        if internal is None and body_exc is None:
+            # Only cancellation, from outside, while closing: let it through unwrapped.
+            raise _leaf_cancelled(group) from None
+    finally:
+        if not store.closed:
+            # Start-up failed, or a task crashed before the close could run.
+            with trio.CancelScope(shield=True):
+                await backend.aclose()
+            store._finish()
+    if internal is not None:
+        if body_exc is not None and not isinstance(body_exc, trio.Cancelled):
+            logger.error("Mission control store task failed", exc_info=internal)
+            raise body_exc
+        raise StoreError("mission control store background task failed") from internal
+    if body_exc is not None:
+        raise body_exc
+    if closed_here and store.unpersisted:
+        raise FlushError(
+            f"{len(store.unpersisted)} accepted results could not be persisted before closing; "
+            "they are in store.unpersisted"
+        )

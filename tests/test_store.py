@@ -1,0 +1,500 @@
+"""The Trio store's semantics, in virtual time, through the in-Trio MemoryBackend.
+
+Each rule of the store is one test. Time-based behaviour runs under pytest-trio's
+``autojump_clock`` (a ``MockClock(autojump_threshold=0)``), so it is exact and fast; the
+MemoryBackend has no threads, so autojump is safe (trio issue #456).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import trio
+import trio.testing
+
+import mcstore
+from mcstore import FlushError, StoreBusy, StoreClosed, StoreError, StoreLocked, StoreState, open_store
+from mcstore.store import STOPPED_MESSAGE, STOPPING_MESSAGE
+from mcstore.testing import MemoryBackend, MemoryDatabase
+
+from factories import failed, result
+
+INTERVAL = 1.0
+BUDGET = 60.0  # virtual seconds: a hang fails the test instead of stalling CI
+
+
+def store_tasks() -> list[trio.lowlevel.Task]:
+    """Every live task that the store started, found by walking the whole task tree."""
+    found: list[trio.lowlevel.Task] = []
+
+    def walk(task: trio.lowlevel.Task) -> None:
+        if task.name.startswith("mcstore."):
+            found.append(task)
+        for nursery in task.child_nurseries:
+            for child in nursery.child_tasks:
+                walk(child)
+
+    walk(trio.lowlevel.current_root_task())
+    return found
+
+
+def open_memory(db: MemoryDatabase | None = None, **kwargs: object) -> tuple[MemoryBackend, object]:
+    backend = MemoryBackend(db)
+    kwargs.setdefault("flush_interval", INTERVAL)
+    return backend, open_store(backend, **kwargs)  # type: ignore[arg-type]
+
+
+# -- accepting results ----------------------------------------------------------------------
+
+
+async def test_add_result_rejects_other_types(autojump_clock: trio.testing.MockClock) -> None:
+    backend, cm = open_memory()
+    async with cm as store:  # type: ignore[attr-defined]
+        with pytest.raises(TypeError, match="got dict"):
+            store.add_result({"id": 1})
+        with pytest.raises(TypeError, match="got int"):
+            await store.put(7)
+        assert store.stats().accepted == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "text"),
+    [
+        ({"max_records": -1}, ValueError, "max_records must be >= 0.*-1"),
+        ({"max_records": 1.5}, TypeError, "max_records must be an int.*1.5"),
+        ({"max_pending": 0}, ValueError, "max_pending must be >= 1.*0"),
+        ({"flush_interval": 0}, ValueError, "flush_interval.*> 0.*0"),
+        ({"flush_interval": float("nan")}, ValueError, "flush_interval.*nan"),
+        ({"shutdown_timeout": -2.0}, ValueError, "shutdown_timeout.*-2.0"),
+        ({"namespace": ""}, ValueError, "namespace must be a non-empty str"),
+        ({"synchronous": "SOMETIMES"}, ValueError, "synchronous must be one of.*SOMETIMES"),
+    ],
+)
+async def test_open_store_rejects_bad_arguments(
+    tmp_path: object, kwargs: dict[str, object], error: type[Exception], text: str
+) -> None:
+    with pytest.raises(error, match=text):
+        async with open_store(f"{tmp_path}/mc.sqlite", **kwargs):  # type: ignore[arg-type]
+            pass
+
+
+async def test_add_result_is_not_io_and_put_waits_for_room(autojump_clock: trio.testing.MockClock) -> None:
+    backend, cm = open_memory(max_pending=2)
+    async with cm as store:  # type: ignore[attr-defined]
+        store.add_result(result(1))
+        store.add_result(result(2))
+        assert backend.flush_calls == 0
+        with pytest.raises(StoreBusy, match=r"max_pending=2.*result 3 not accepted"):
+            store.add_result(result(3))
+        assert store.stats().pending == 2
+
+        put_done = trio.Event()
+
+        async def putter() -> None:
+            await store.put(result(3))
+            put_done.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(putter)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not put_done.is_set()  # waiting for room, not dropped, not raised
+            await store.flush()
+            await put_done.wait()
+        assert store.stats().accepted == 3
+        assert store.stats().pending <= 2
+
+
+async def test_cancelled_put_accepts_nothing(autojump_clock: trio.testing.MockClock) -> None:
+    backend, cm = open_memory(max_pending=1)
+    async with cm as store:  # type: ignore[attr-defined]
+        store.add_result(result(1))
+        with trio.move_on_after(5 * INTERVAL / 10):
+            await store.put(result(2))
+        assert store.stats().accepted == 1
+    assert [r.id for r in backend.database.results()] == [1]
+
+
+async def test_put_raises_store_closed_when_the_store_closes(autojump_clock: trio.testing.MockClock) -> None:
+    backend, cm = open_memory(max_pending=1)
+    backend.hang = True  # keep the one pending result pending
+    errors: list[BaseException] = []
+    with trio.fail_after(BUDGET):
+        async with cm as store:  # type: ignore[attr-defined]
+            store.add_result(result(1))
+
+            async def putter() -> None:
+                try:
+                    await store.put(result(2))
+                except StoreClosed as exc:
+                    errors.append(exc)
+
+            async def closer() -> None:
+                with pytest.raises(FlushError):  # the hung flush never persisted result 1
+                    await store.aclose()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(putter)
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.start_soon(closer)
+    assert len(errors) == 1
+    assert store.unpersisted == (result(1),)
+
+
+# -- the flush ticker -----------------------------------------------------------------------
+
+
+async def test_idle_store_does_no_work(autojump_clock: trio.testing.MockClock) -> None:
+    db = MemoryDatabase()
+    backend, cm = open_memory(db)
+    async with cm:
+        await trio.sleep(1000 * INTERVAL)
+    assert db.transactions == 0
+    assert backend.flush_calls == 0
+
+
+async def test_first_result_after_idle_is_flushed_one_interval_later_with_the_rest(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    db = MemoryDatabase()
+    backend, cm = open_memory(db)
+    async with cm as store:  # type: ignore[attr-defined]
+        await trio.sleep(10 * INTERVAL)  # idle
+        start = trio.current_time()
+        store.add_result(result(1))
+        await trio.sleep(INTERVAL / 2)
+        store.add_result(result(2))  # arrives meanwhile: same flush, timer not reset
+        await trio.sleep(INTERVAL / 2 - 1e-9)
+        assert db.transactions == 0
+        await trio.sleep(2e-9)
+        assert db.transactions == 1
+        assert store.stats().last_flush_seconds == 0
+        assert [r.id for r in db.results()] == [1, 2]
+        assert trio.current_time() - start == pytest.approx(INTERVAL + 1e-9)
+        # And then the ticker is disarmed again.
+        await trio.sleep(100 * INTERVAL)
+        assert db.transactions == 1
+
+
+async def test_one_nanosecond_interval_flushes_everything(autojump_clock: trio.testing.MockClock) -> None:
+    db = MemoryDatabase()
+    backend, cm = open_memory(db, flush_interval=1e-9, max_records=0)
+    async with cm as store:  # type: ignore[attr-defined]
+        for i in range(50):
+            store.add_result(result(i))
+            if i % 7 == 0:
+                await trio.sleep(1e-9)
+        await trio.sleep(1e-6)
+        assert store.stats().pending == 0
+    assert len(db.results()) == 50
+
+
+async def test_flush_is_one_transaction_and_returns_when_durable(autojump_clock: trio.testing.MockClock) -> None:
+    db = MemoryDatabase()
+    backend, cm = open_memory(db, max_records=0)
+    async with cm as store:  # type: ignore[attr-defined]
+        for i in range(500):
+            store.add_result(result(i))
+        await store.flush()
+        assert db.transactions == 1
+        assert len(db.rows()) == 500
+        assert store.stats().pending == 0
+        await store.flush()  # nothing pending: no transaction
+        assert db.transactions == 1
+
+
+# -- dedup and the cap ----------------------------------------------------------------------
+
+
+async def test_dedup_within_the_batch_and_against_stored(autojump_clock: trio.testing.MockClock) -> None:
+    db = MemoryDatabase()
+    backend, cm = open_memory(db, max_records=0)
+    async with cm as store:  # type: ignore[attr-defined]
+        # lnd's storeResults stops deduplicating after the first duplicate in a batch:
+        # three duplicates in one batch must all go.
+        for r in (result(1), result(1), result(2), result(1), result(2), result(3)):
+            store.add_result(r)
+        await store.flush()
+        assert store.stats().deduplicated == 3
+        # And lnd never added stored keys to its dedup map: a later duplicate must go too.
+        store.add_result(result(2))
+        store.add_result(result(4))
+        await store.flush()
+        stats = store.stats()
+    assert [r.id for r in db.results()] == [1, 2, 3, 4]
+    assert stats.deduplicated == 4
+    assert stats.stored == 4
+    assert stats.accepted == 8
+
+
+async def test_cap_keeps_the_newest_and_counts_older_arrivals_as_pruned(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    db = MemoryDatabase()
+    backend, cm = open_memory(db, max_records=3)
+    async with cm as store:  # type: ignore[attr-defined]
+        for i in (5, 1, 4, 2, 3):
+            store.add_result(result(i))
+        await store.flush()
+        assert [r.id for r in await store.fetch_all()] == [3, 4, 5]
+        assert store.stats().pruned == 2
+        store.add_result(result(0))  # older than everything stored, at the cap
+        await store.flush()
+        assert [r.id for r in await store.fetch_all()] == [3, 4, 5]
+        stats = store.stats()
+    assert stats.pruned == 3
+    assert stats.stored == 3
+
+
+async def test_reopen_with_a_smaller_cap_prunes_at_open(autojump_clock: trio.testing.MockClock) -> None:
+    db = MemoryDatabase()
+    backend, cm = open_memory(db, max_records=0)
+    async with cm as store:  # type: ignore[attr-defined]
+        for i in range(10):
+            store.add_result(result(i))
+    backend, cm = open_memory(db, max_records=4)
+    async with cm as store:  # type: ignore[attr-defined]
+        assert store.stats().stored == 4
+        assert [r.id for r in await store.fetch_all()] == [6, 7, 8, 9]
+
+
+# -- clear and fetch_all --------------------------------------------------------------------
+
+
+async def test_clear_drops_stored_and_pending_but_keeps_later_results(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    db = MemoryDatabase()
+    backend, cm = open_memory(db, max_records=0)
+    async with cm as store:  # type: ignore[attr-defined]
+        store.add_result(result(1))
+        await store.flush()
+        store.add_result(result(2))  # pending
+        await store.clear()
+        assert store.stats().pending == 0
+        assert store.stats().stored == 0
+        assert await store.fetch_all() == []
+        store.add_result(result(1))  # accepted after the clear: kept, not deduplicated
+        await store.flush()
+        assert [r.id for r in await store.fetch_all()] == [1]
+    assert store.unpersisted == ()
+
+
+async def test_fetch_all_removes_corrupted_rows(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = MemoryDatabase()
+    good = mcstore.encode_result(result(2))
+    db.rows()[good[0]] = good[1]
+    db.rows()[bytes(49)] = b"\xff\xff"  # not a TLV stream
+    backend, cm = open_memory(db)
+    with caplog.at_level(logging.WARNING, logger="mcstore"):
+        async with cm as store:  # type: ignore[attr-defined]
+            assert await store.fetch_all() == [result(2)]
+            assert store.stats().corrupted_removed == 1
+            assert store.stats().stored == 1
+    assert "Removing undecodable mission control result" in caplog.text
+    assert bytes(49) not in db.rows()
+
+
+# -- failures -------------------------------------------------------------------------------
+
+
+async def test_failed_flush_keeps_its_batch_and_retries_with_backoff(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = MemoryDatabase()
+    backend, cm = open_memory(db)
+    backend.fail_next = 2
+    with caplog.at_level(logging.ERROR, logger="mcstore"):
+        async with cm as store:  # type: ignore[attr-defined]
+            store.add_result(result(1))
+            start = trio.current_time()
+            while store.stats().flushes == 0:
+                await trio.sleep(INTERVAL / 4)
+            elapsed = trio.current_time() - start
+            stats = store.stats()
+    # tick at 1 (fails), retry after 2 (fails), retry after 4: succeeds at t=7.
+    assert elapsed == pytest.approx(7 * INTERVAL, abs=INTERVAL / 4)
+    assert stats.flush_failures == 2
+    assert stats.pending == 0
+    assert [r.id for r in db.results()] == [1]
+    assert caplog.text.count("Mission control store flush failed") == 2
+
+
+async def test_flush_raises_flush_error_and_keeps_results(autojump_clock: trio.testing.MockClock) -> None:
+    db = MemoryDatabase()
+    backend, cm = open_memory(db)
+    backend.fail_next = 1
+    async with cm as store:  # type: ignore[attr-defined]
+        store.add_result(result(1))
+        with pytest.raises(FlushError, match="injected"):
+            await store.flush()
+        assert store.stats().pending == 1
+        await store.flush()
+        assert store.stats().pending == 0
+    assert [r.id for r in db.results()] == [1]
+
+
+# -- states and closing ---------------------------------------------------------------------
+
+
+async def test_normal_close_flushes_everything_and_logs_lnds_lines(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = MemoryDatabase()
+    backend, cm = open_memory(db)
+    with caplog.at_level(logging.DEBUG, logger="mcstore"):
+        async with cm as store:  # type: ignore[attr-defined]
+            assert store.state is StoreState.OPEN
+            store.add_result(result(1))
+            store.add_result(failed(2))
+            tasks = store_tasks()
+            assert len(tasks) == 3
+        assert store.state is StoreState.CLOSED
+        assert store_tasks() == []
+    assert [r.id for r in db.results()] == [1, 2]
+    assert store.unpersisted == ()
+    messages = [r.getMessage() for r in caplog.records]
+    stopping, stopped = messages.index(STOPPING_MESSAGE), messages.index(STOPPED_MESSAGE)
+    assert stopping < messages.index("Stored mission control results: 2 added, 0 deleted") < stopped
+    assert db.locked == set()
+
+
+async def test_closed_store_refuses_work_and_closing_twice_is_harmless(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    backend, cm = open_memory()
+    async with cm as store:  # type: ignore[attr-defined]
+        store.add_result(result(1))
+        await store.aclose()
+        await store.aclose()
+        assert store.closed
+        with pytest.raises(StoreClosed, match="closed"):
+            store.add_result(result(2))
+        with pytest.raises(StoreClosed):
+            await store.put(result(2))
+        for method in (store.flush, store.fetch_all, store.clear):
+            with pytest.raises(StoreClosed):
+                await method()
+    assert [r.id for r in backend.database.results()] == [1]
+    assert store.stats().state is StoreState.CLOSED
+
+
+async def test_an_exception_from_the_block_propagates_unwrapped_after_the_final_flush(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    class Boom(Exception):
+        pass
+
+    db = MemoryDatabase()
+    backend, cm = open_memory(db)
+    with pytest.raises(Boom) as info:
+        async with cm as store:  # type: ignore[attr-defined]
+            store.add_result(result(1))
+            raise Boom("mine")
+    assert type(info.value) is Boom
+    assert [r.id for r in db.results()] == [1]
+    assert store_tasks() == []
+
+
+async def test_outer_cancellation_still_runs_the_final_flush(autojump_clock: trio.testing.MockClock) -> None:
+    db = MemoryDatabase()
+    backend, cm = open_memory(db, max_records=0)
+    with trio.move_on_after(INTERVAL / 2) as scope:
+        async with cm as store:  # type: ignore[attr-defined]
+            for i in range(100):
+                store.add_result(result(i))
+            await trio.sleep_forever()
+    assert scope.cancelled_caught
+    assert len(db.results()) == 100
+    assert store.unpersisted == ()
+    assert store_tasks() == []
+
+
+async def test_cancellation_during_an_inflight_flush_loses_nothing(autojump_clock: trio.testing.MockClock) -> None:
+    db = MemoryDatabase()
+    backend, cm = open_memory(db, max_records=0)
+    backend.flush_delay = 3 * INTERVAL
+    with trio.move_on_after(INTERVAL * 2) as scope:  # the tick's flush is then in flight
+        async with cm as store:  # type: ignore[attr-defined]
+            for i in range(10):
+                store.add_result(result(i))
+            await trio.sleep_forever()
+    assert scope.cancelled_caught
+    # The in-flight flush was cancelled (all out); the final flush (shielded) stored it all.
+    assert len(db.results()) == 10
+    assert store.unpersisted == ()
+
+
+async def test_hanging_backend_close_returns_at_the_deadline_with_results_handed_back(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = MemoryDatabase()
+    backend, cm = open_memory(db, shutdown_timeout=2.0)
+    backend.hang = True
+    with caplog.at_level(logging.ERROR, logger="mcstore"):
+        with pytest.raises(FlushError, match="2 accepted results could not be persisted"):
+            async with cm as store:  # type: ignore[attr-defined]
+                store.add_result(result(1))
+                store.add_result(result(2))
+                start = trio.current_time()
+    assert trio.current_time() - start == pytest.approx(2.0)
+    assert store.unpersisted == (result(1), result(2))
+    assert db.results() == []
+    assert backend.calls_in_flight == 0
+    assert store_tasks() == []
+    assert "did not finish within shutdown_timeout" in caplog.text
+
+
+async def test_failing_backend_on_exceptional_exit_logs_and_raises_the_callers_error(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = MemoryDatabase()
+    backend, cm = open_memory(db, shutdown_timeout=3.0)
+    backend.fail_always = True
+    with caplog.at_level(logging.ERROR, logger="mcstore"):
+        with pytest.raises(KeyError):
+            async with cm as store:  # type: ignore[attr-defined]
+                store.add_result(result(1))
+                raise KeyError("mine")
+    assert store.unpersisted == (result(1),)
+    assert "1 accepted results not persisted" in caplog.text
+
+
+async def test_transient_failure_of_the_final_flush_is_retried(autojump_clock: trio.testing.MockClock) -> None:
+    db = MemoryDatabase()
+    backend, cm = open_memory(db)
+    backend.fail_next = 1
+    async with cm as store:  # type: ignore[attr-defined]
+        store.add_result(result(1))
+    assert [r.id for r in db.results()] == [1]
+    assert store.unpersisted == ()
+
+
+async def test_namespace_is_locked_while_open(autojump_clock: trio.testing.MockClock) -> None:
+    db = MemoryDatabase()
+    _, first = open_memory(db)
+    async with first:
+        with pytest.raises(StoreLocked):
+            async with open_memory(db)[1]:
+                pass
+        async with open_memory(db, namespace="other")[1]:
+            pass
+    async with open_memory(db)[1]:
+        pass
+
+
+async def test_a_crashing_store_task_surfaces_as_store_error(autojump_clock: trio.testing.MockClock) -> None:
+    class Broken(MemoryBackend):
+        async def store_results(self, results: object, max_records: int) -> mcstore.FlushOutcome:
+            raise BaseException("not an Exception: a bug")
+
+    db = MemoryDatabase()
+    with pytest.raises(StoreError, match="background task failed") as info:
+        async with open_store(Broken(db), flush_interval=INTERVAL) as store:
+            store.add_result(result(1))
+            await trio.sleep_forever()
+    assert isinstance(info.value.__cause__, BaseExceptionGroup)
+    assert store.closed
+    assert store_tasks() == []
