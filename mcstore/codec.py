@@ -34,8 +34,16 @@ _TIMES_TL = (0x0008, 0x0108)
 # A hop's records 0 and 1: type 0, len 8, channel id; type 1, len 33, pubkey.
 _HOP_HEAD = struct.Struct(">HQH33s")
 _HOP_TL = (0x0008, 0x0121)
+# The smallest canonical hop: that head plus type 2, length 1, a one-byte amount.
+_HOP_MIN = _HOP_HEAD.size + 3
+# Every valid tail of a canonical hop after its amount: the optional empty flag records.
+_HOP_FLAGS = {
+    b"": (False, False),
+    b"\x03\x00": (True, False),
+    b"\x04\x00": (False, True),
+    b"\x03\x00\x04\x00": (True, True),
+}
 
-_U8_MAX = 0xFF
 _U16_MAX = 0xFFFF
 _U32_MAX = 0xFFFF_FFFF
 _U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
@@ -182,9 +190,7 @@ def encode_result(result: PaymentResult) -> tuple[bytes, bytes]:
     """
     route = _encode_route(result.route)
     parts = [
-        _TIMES.pack(
-            _TIMES_TL[0], result.time_fwd_ns, _TIMES_TL[1], result.time_reply_ns
-        ),
+        _TIMES.pack(_TIMES_TL[0], result.time_fwd_ns, _TIMES_TL[1], result.time_reply_ns),
         b"\x02",
         _bigsize(len(route)),
         route,
@@ -230,14 +236,11 @@ def _scan(buf: bytes, off: int, end: int, known: int) -> list[_Slot]:
             typ, off = _bigsize_slow(buf, off, end)
         if typ <= last:
             raise DecodeError(
-                f"record type {typ} at offset {at} follows type {last} "
-                "(types must be strictly increasing)"
+                f"record type {typ} at offset {at} follows type {last} (types must be strictly increasing)"
             )
         last = typ
         if off >= end:
-            raise DecodeError(
-                f"record type {typ} at offset {at} is truncated: no length"
-            )
+            raise DecodeError(f"record type {typ} at offset {at} is truncated: no length")
         length = buf[off]
         if length < 0xFD:
             off += 1
@@ -251,9 +254,7 @@ def _scan(buf: bytes, off: int, end: int, known: int) -> list[_Slot]:
         if typ < known:
             slots[typ] = (off, off + length)
         elif not typ & 1:
-            raise DecodeError(
-                f"unknown even (required) record type {typ} at offset {at}"
-            )
+            raise DecodeError(f"unknown even (required) record type {typ} at offset {at}")
         off += length
     return slots
 
@@ -264,9 +265,7 @@ def _fixed(slot: _Slot, size: int, what: str) -> int:
         raise DecodeError(f"missing required record {what}")
     start, stop = slot
     if stop - start != size:
-        raise DecodeError(
-            f"record {what} at offset {start} has length {stop - start}, expected {size}"
-        )
+        raise DecodeError(f"record {what} at offset {start} has length {stop - start}, expected {size}")
     return start
 
 
@@ -276,18 +275,14 @@ def _exact_bigsize(buf: bytes, slot: _Slot, what: str) -> int:
         raise DecodeError(f"missing required record {what}")
     start, stop = slot
     if start >= stop:
-        raise DecodeError(
-            f"record {what} at offset {start} is empty, expected a BigSize"
-        )
+        raise DecodeError(f"record {what} at offset {start} is empty, expected a BigSize")
     n = buf[start]
     if n < 0xFD:
         after = start + 1
     else:
         n, after = _bigsize_slow(buf, start, stop)
     if after != stop:
-        raise DecodeError(
-            f"record {what} at offset {start} has {stop - after} bytes after its BigSize"
-        )
+        raise DecodeError(f"record {what} at offset {start} has {stop - after} bytes after its BigSize")
     return n
 
 
@@ -297,13 +292,40 @@ def _flag(slot: _Slot, what: str) -> bool:
         return False
     start, stop = slot
     if start != stop:
-        raise DecodeError(
-            f"record {what} at offset {start} has length {stop - start}, expected 0"
-        )
+        raise DecodeError(f"record {what} at offset {start} has length {stop - start}, expected 0")
     return True
 
 
 def _decode_hop(buf: bytes, off: int, end: int) -> Hop:
+    """Decode the hop stream ``buf[off:end]``.
+
+    Tries the exact layout every encoder writes first (fixed 45-byte head, amount, then
+    flags), which skips the generic scanner; anything else, including every malformed
+    hop, goes through the generic path, which also produces the error messages.
+    """
+    if end - off >= _HOP_MIN:
+        tl0, cid, tl1, pk = _HOP_HEAD.unpack_from(buf, off)
+        at = off + _HOP_HEAD.size
+        if tl0 == _HOP_TL[0] and tl1 == _HOP_TL[1] and buf[at] == 2:
+            start = at + 2
+            stop = start + buf[at + 1]
+            if start < stop <= end:
+                flags = _HOP_FLAGS.get(buf[stop:end])
+                if flags is not None:
+                    amt = buf[start]
+                    if amt < 0xFD:
+                        after = start + 1
+                    else:
+                        try:
+                            amt, after = _bigsize_slow(buf, start, stop)
+                        except DecodeError:
+                            after = -1
+                    if after == stop:
+                        return Hop(cid, pk, amt, flags[0], flags[1])
+    return _decode_hop_generic(buf, off, end)
+
+
+def _decode_hop_generic(buf: bytes, off: int, end: int) -> Hop:
     s = _scan(buf, off, end, 5)
     cid = _fixed(s[0], 8, "0 (channel_id)")
     pk = _fixed(s[1], PUBKEY_LEN, "1 (pubkey)")
@@ -343,8 +365,7 @@ def _decode_hops(buf: bytes, off: int, end: int) -> tuple[Hop, ...]:
                 _reraise(f"hop {i}", e)
         if n > end - off:
             raise DecodeError(
-                f"hop {i} at offset {at}: length {n} runs past the end "
-                f"({end - off} bytes left)"
+                f"hop {i} at offset {at}: length {n} runs past the end ({end - off} bytes left)"
             )
         try:
             hops.append(_decode_hop(buf, off, off + n))
@@ -352,9 +373,7 @@ def _decode_hops(buf: bytes, off: int, end: int) -> tuple[Hop, ...]:
             _reraise(f"hop {i}", e)
         off += n
     if off != end:
-        raise DecodeError(
-            f"{end - off} trailing bytes after the last hop, at offset {off}"
-        )
+        raise DecodeError(f"{end - off} trailing bytes after the last hop, at offset {off}")
     return tuple(hops)
 
 
@@ -429,13 +448,10 @@ def _decode(key: bytes, value: bytes) -> PaymentResult:
     # The key repeats two fields of the value; disagreement means the row is corrupt and
     # neither copy can be trusted.
     if key_reply != time_reply:
-        raise DecodeError(
-            f"key/value mismatch: key time_reply_ns {key_reply}, value {time_reply}"
-        )
+        raise DecodeError(f"key/value mismatch: key time_reply_ns {key_reply}, value {time_reply}")
     if key[16:] != route.source_pubkey:
         raise DecodeError(
-            f"key/value mismatch: key source pubkey {key[16:].hex()}, "
-            f"route {route.source_pubkey.hex()}"
+            f"key/value mismatch: key source pubkey {key[16:].hex()}, route {route.source_pubkey.hex()}"
         )
     return PaymentResult(result_id, time_fwd, time_reply, route, failure)
 

@@ -148,7 +148,7 @@ _ONE_US = timedelta(microseconds=1)
 # -- validation helpers ---------------------------------------------------------------------
 # Each __post_init__ runs an inline fast check (exact type and range) and only calls these
 # on the rare slow path, where they either normalise the value or raise the detailed error.
-# That keeps construction cheap for the decoder, which builds many objects per flush.
+# That keeps construction cheap for the decoder, which builds several objects per row.
 
 
 def _show(value: object) -> str:
@@ -162,13 +162,9 @@ def _show(value: object) -> str:
 def _check_u64(owner: str, name: str, value: object) -> int:
     """Return ``value`` as a plain int if it is a u64; raise TypeError/ValueError if not."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f"{owner}.{name} must be an int, got {type(value).__name__} {_show(value)}"
-        )
+        raise TypeError(f"{owner}.{name} must be an int, got {type(value).__name__} {_show(value)}")
     if not 0 <= value <= U64_MAX:
-        raise ValueError(
-            f"{owner}.{name} must be a u64 (0 <= x < 2**64), got {_show(value)}"
-        )
+        raise ValueError(f"{owner}.{name} must be a u64 (0 <= x < 2**64), got {_show(value)}")
     # An int subclass (say an IntEnum) is accepted but stored as a plain int, so equality,
     # hashing and repr do not depend on what the caller happened to pass.
     return int(value)
@@ -178,9 +174,7 @@ def _check_bytes(owner: str, name: str, value: object) -> bytes:
     """Return ``value`` as plain bytes; accept bytes, bytearray and memoryview only."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
-    raise TypeError(
-        f"{owner}.{name} must be bytes, got {type(value).__name__} {_show(value)}"
-    )
+    raise TypeError(f"{owner}.{name} must be bytes, got {type(value).__name__} {_show(value)}")
 
 
 def _check_pubkey(owner: str, name: str, value: object) -> bytes:
@@ -188,8 +182,7 @@ def _check_pubkey(owner: str, name: str, value: object) -> bytes:
     data = _check_bytes(owner, name, value)
     if len(data) != PUBKEY_LEN:
         raise ValueError(
-            f"{owner}.{name} must be exactly {PUBKEY_LEN} bytes, "
-            f"got {len(data)} bytes {_show(data)}"
+            f"{owner}.{name} must be exactly {PUBKEY_LEN} bytes, got {len(data)} bytes {_show(data)}"
         )
     return data
 
@@ -197,9 +190,7 @@ def _check_pubkey(owner: str, name: str, value: object) -> bytes:
 def _check_bool(owner: str, name: str, value: object) -> None:
     """Raise TypeError unless ``value`` is a bool (0/1 ints are refused to catch mix-ups)."""
     if type(value) is not bool:
-        raise TypeError(
-            f"{owner}.{name} must be a bool, got {type(value).__name__} {_show(value)}"
-        )
+        raise TypeError(f"{owner}.{name} must be a bool, got {type(value).__name__} {_show(value)}")
 
 
 # -- the model ------------------------------------------------------------------------------
@@ -257,31 +248,22 @@ class Route:
     def __post_init__(self) -> None:
         p = self.source_pubkey
         if type(p) is not bytes or len(p) != PUBKEY_LEN:
-            object.__setattr__(
-                self, "source_pubkey", _check_pubkey("Route", "source_pubkey", p)
-            )
+            object.__setattr__(self, "source_pubkey", _check_pubkey("Route", "source_pubkey", p))
         v = self.total_amount_msat
         if type(v) is not int or not 0 <= v <= U64_MAX:
-            object.__setattr__(
-                self, "total_amount_msat", _check_u64("Route", "total_amount_msat", v)
-            )
+            object.__setattr__(self, "total_amount_msat", _check_u64("Route", "total_amount_msat", v))
         hops = self.hops
         if type(hops) is not tuple:
             # str and bytes are sequences too, but never a sensible list of hops.
-            if isinstance(hops, (str, bytes, bytearray, memoryview)) or not isinstance(
-                hops, Sequence
-            ):
+            if isinstance(hops, (str, bytes, bytearray, memoryview)) or not isinstance(hops, Sequence):
                 raise TypeError(
-                    f"Route.hops must be a sequence of Hop, got {type(hops).__name__} "
-                    f"{_show(hops)}"
+                    f"Route.hops must be a sequence of Hop, got {type(hops).__name__} {_show(hops)}"
                 )
             hops = tuple(hops)
             object.__setattr__(self, "hops", hops)
         for i, hop in enumerate(hops):
             if type(hop) is not Hop and not isinstance(hop, Hop):
-                raise TypeError(
-                    f"Route.hops[{i}] must be a Hop, got {type(hop).__name__} {_show(hop)}"
-                )
+                raise TypeError(f"Route.hops[{i}] must be a Hop, got {type(hop).__name__} {_show(hop)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,9 +290,7 @@ class PaymentFailure:
                     f"got {type(idx).__name__} {_show(idx)}"
                 )
             if not 0 <= idx <= U8_MAX:
-                raise ValueError(
-                    f"PaymentFailure.source_index must be a u8 (0 <= x < 256), got {_show(idx)}"
-                )
+                raise ValueError(f"PaymentFailure.source_index must be a u8 (0 <= x < 256), got {_show(idx)}")
             object.__setattr__(self, "source_index", int(idx))
         msg = self.message
         if msg is None:
@@ -320,8 +300,7 @@ class PaymentFailure:
             object.__setattr__(self, "message", msg)
         if len(msg) < 2:
             raise ValueError(
-                "PaymentFailure.message must be at least 2 bytes (a u16 failure code), "
-                f"got {_show(msg)}"
+                f"PaymentFailure.message must be at least 2 bytes (a u16 failure code), got {_show(msg)}"
             )
         if idx is None:
             raise ValueError(
@@ -330,9 +309,7 @@ class PaymentFailure:
             )
 
     @classmethod
-    def from_code(
-        cls, source_index: int, code: int, payload: bytes = b""
-    ) -> PaymentFailure:
+    def from_code(cls, source_index: int, code: int, payload: bytes = b"") -> PaymentFailure:
         """Build a failure reported by hop ``source_index`` with BOLT 4 ``code`` and ``payload``.
 
         Raises TypeError/ValueError like the constructor, and for a ``code`` that is not an
@@ -340,8 +317,7 @@ class PaymentFailure:
         """
         if isinstance(code, bool) or not isinstance(code, int):
             raise TypeError(
-                f"PaymentFailure.from_code code must be an int, "
-                f"got {type(code).__name__} {_show(code)}"
+                f"PaymentFailure.from_code code must be an int, got {type(code).__name__} {_show(code)}"
             )
         if not 0 <= code <= 0xFFFF:
             raise ValueError(
@@ -373,13 +349,9 @@ class PaymentFailure:
 def _ns_from_datetime(name: str, value: object) -> int:
     """Whole nanoseconds since the Unix epoch of an aware datetime; exact, no float math."""
     if not isinstance(value, datetime):
-        raise TypeError(
-            f"PaymentResult.{name} must be a datetime, got {type(value).__name__} {_show(value)}"
-        )
+        raise TypeError(f"PaymentResult.{name} must be a datetime, got {type(value).__name__} {_show(value)}")
     if value.utcoffset() is None:
-        raise ValueError(
-            f"PaymentResult.{name} must be timezone-aware, got {_show(value)}"
-        )
+        raise ValueError(f"PaymentResult.{name} must be timezone-aware, got {_show(value)}")
     # timedelta // timedelta is exact integer arithmetic; .timestamp() would go through a
     # float and lose microseconds for present-day dates.
     return ((value - _EPOCH) // _ONE_US) * 1000
@@ -409,30 +381,20 @@ class PaymentResult:
             object.__setattr__(self, "id", _check_u64("PaymentResult", "id", v))
         v = self.time_fwd_ns
         if type(v) is not int or not 0 <= v <= U64_MAX:
-            object.__setattr__(
-                self, "time_fwd_ns", _check_u64("PaymentResult", "time_fwd_ns", v)
-            )
+            object.__setattr__(self, "time_fwd_ns", _check_u64("PaymentResult", "time_fwd_ns", v))
         v = self.time_reply_ns
         if type(v) is not int or not 0 <= v <= U64_MAX:
-            object.__setattr__(
-                self, "time_reply_ns", _check_u64("PaymentResult", "time_reply_ns", v)
-            )
+            object.__setattr__(self, "time_reply_ns", _check_u64("PaymentResult", "time_reply_ns", v))
         route = self.route
         if type(route) is not Route and not isinstance(route, Route):
-            raise TypeError(
-                f"PaymentResult.route must be a Route, got {type(route).__name__} {_show(route)}"
-            )
+            raise TypeError(f"PaymentResult.route must be a Route, got {type(route).__name__} {_show(route)}")
         failure = self.failure
         if failure is not None and not isinstance(failure, PaymentFailure):
             raise TypeError(
                 "PaymentResult.failure must be a PaymentFailure or None, "
                 f"got {type(failure).__name__} {_show(failure)}"
             )
-        key = (
-            self.time_reply_ns.to_bytes(8, "big")
-            + self.id.to_bytes(8, "big")
-            + route.source_pubkey
-        )
+        key = self.time_reply_ns.to_bytes(8, "big") + self.id.to_bytes(8, "big") + route.source_pubkey
         object.__setattr__(self, "_key", key)
 
     @classmethod

@@ -109,6 +109,11 @@ class SQLiteBackend:
         self._lock: NamespaceLock | None = None
         self._stored = 0
         self._serial = trio.Lock()
+        # Set when the awaiting task is cancelled; read by SQLite's progress handler. A flag
+        # rather than only Connection.interrupt(), which is a no-op when it arrives before the
+        # statement starts: the request would be lost, and the flush would run to the end.
+        self._cancel_requested = False
+        self._rolling_back = False
         self._closed = False
         self.calls_in_flight = 0
         """SQLite calls running in a worker thread now: 0 whenever no call is awaited."""
@@ -133,12 +138,14 @@ class SQLiteBackend:
                 token.run_sync_soon(trio.lowlevel.reschedule, task, result)
 
             def abort(_: object) -> trio.lowlevel.Abort:
+                self._cancel_requested = True
                 conn = self._conn
                 if conn is not None:
                     conn.interrupt()
                 # FAILED: keep waiting for the thread, so that nothing outlives this call.
                 return trio.lowlevel.Abort.FAILED
 
+            self._cancel_requested = False
             self.calls_in_flight += 1
             try:
                 trio.lowlevel.start_thread_soon(fn, deliver)
@@ -146,6 +153,10 @@ class SQLiteBackend:
                 return value
             finally:
                 self.calls_in_flight -= 1
+
+    def _progress(self) -> int:
+        """SQLite's progress handler: a non-zero answer interrupts the running statement."""
+        return self._cancel_requested and not self._rolling_back
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -158,13 +169,19 @@ class SQLiteBackend:
         conn.execute("BEGIN IMMEDIATE")
         try:
             value = work(conn)
+            if self._cancel_requested:
+                # Cancelled between statements, where nothing interrupts: do not commit.
+                raise sqlite3.OperationalError("interrupted")
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
+                self._rolling_back = True
                 try:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:  # pragma: no cover - SQLite rolls back on its own then
                     pass
+                finally:
+                    self._rolling_back = False
             raise
         return value
 
@@ -199,6 +216,7 @@ class SQLiteBackend:
             # one at a time (see _run).
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._conn = conn
+            conn.set_progress_handler(self._progress, 1000)
             conn.execute("PRAGMA busy_timeout = 5000")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")

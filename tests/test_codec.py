@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import payment_results
+from strategies import hops, payment_results
 
+from mcstore import codec
 from mcstore.codec import decode_bigsize, decode_result, encode_bigsize, encode_result
 from mcstore.errors import DecodeError
 from mcstore.model import Hop, PaymentFailure, PaymentResult, Route
@@ -132,9 +133,7 @@ def test_failure_shapes_encoding() -> None:
     unknown = PaymentResult(42, SUCCESS.time_fwd_ns, SUCCESS.time_reply_ns, ROUTE, PaymentFailure())
     # An empty nested stream means "failed, source unknown".
     assert encode_result(unknown)[1] == base + b"\x03\x00"
-    index_only = PaymentResult(
-        42, SUCCESS.time_fwd_ns, SUCCESS.time_reply_ns, ROUTE, PaymentFailure(7)
-    )
+    index_only = PaymentResult(42, SUCCESS.time_fwd_ns, SUCCESS.time_reply_ns, ROUTE, PaymentFailure(7))
     assert encode_result(index_only)[1] == base + bytes.fromhex("03 03 00 01 07")
     for result in (unknown, index_only):
         assert decode_result(*encode_result(result)) == result
@@ -145,7 +144,7 @@ def test_long_message_gets_a_three_byte_length() -> None:
     result = PaymentResult(1, 2, 3, Route(PK_SRC, 0, []), PaymentFailure(255, message))
     value = encode_result(result)[1]
     # failure record: 302 message bytes + 3 (index) + 1 (type) + 3 (BigSize 302) = 309
-    assert bytes.fromhex("03 fd 0135 00 01 ff 01 fd 012e") + message == value[value.index(b"\x03\xfd"):]
+    assert bytes.fromhex("03 fd 0135 00 01 ff 01 fd 012e") + message == value[value.index(b"\x03\xfd") :]
     assert decode_result(*encode_result(result)) == result
 
 
@@ -222,7 +221,10 @@ def test_bigsize_offset_past_end() -> None:
         decode_bigsize(b"\x00", -1)
 
 
-@pytest.mark.parametrize(("value", "error"), [(-1, ValueError), (2**64, ValueError), (True, TypeError), (1.0, TypeError), ("1", TypeError)])
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(-1, ValueError), (2**64, ValueError), (True, TypeError), (1.0, TypeError), ("1", TypeError)],
+)
 def test_encode_bigsize_rejects(value: Any, error: type[Exception]) -> None:
     with pytest.raises(error):
         encode_bigsize(value)
@@ -269,9 +271,7 @@ def route_records(hops: tuple[list[bytes], ...] = (HOP0, HOP1)) -> list[bytes]:
     return [rec(0, PK_SRC), rec(1, bytes.fromhex("fe000186a0")), rec(2, hops_payload(*hops))]
 
 
-def top_records(
-    route: list[bytes] | None = None, failure: list[bytes] | None = None
-) -> list[bytes]:
+def top_records(route: list[bytes] | None = None, failure: list[bytes] | None = None) -> list[bytes]:
     records = [
         rec(0, bytes.fromhex("17979cfe362a0000")),
         rec(1, bytes.fromhex("17979cfe4510b280")),
@@ -287,9 +287,7 @@ def value_of(records: list[bytes]) -> bytes:
 
 
 def with_failure(failure: PaymentFailure) -> PaymentResult:
-    return PaymentResult(
-        SUCCESS.id, SUCCESS.time_fwd_ns, SUCCESS.time_reply_ns, SUCCESS.route, failure
-    )
+    return PaymentResult(SUCCESS.id, SUCCESS.time_fwd_ns, SUCCESS.time_reply_ns, SUCCESS.route, failure)
 
 
 def test_builders_match_golden() -> None:
@@ -469,7 +467,11 @@ def test_hop_count_mismatch_rejected() -> None:
 
 @pytest.mark.parametrize(
     ("missing", "match"),
-    [(0, "missing required record 0 .time_fwd_ns"), (1, "missing required record 1"), (2, "missing required record 2 .route")],
+    [
+        (0, "missing required record 0 .time_fwd_ns"),
+        (1, "missing required record 1"),
+        (2, "missing required record 2 .route"),
+    ],
 )
 def test_missing_top_level_records(missing: int, match: str) -> None:
     records = top_records()
@@ -481,7 +483,10 @@ def test_missing_top_level_records(missing: int, match: str) -> None:
 def test_missing_hop_records(missing: int) -> None:
     hop0 = list(HOP0)
     del hop0[missing]
-    reject(value_of(top_records(route=route_records(hops=(hop0, HOP1)))), f"hop 0: missing required record {missing}")
+    reject(
+        value_of(top_records(route=route_records(hops=(hop0, HOP1)))),
+        f"hop 0: missing required record {missing}",
+    )
 
 
 def test_empty_value_rejected() -> None:
@@ -574,3 +579,91 @@ def test_fuzz_mutations(result: PaymentResult, data: st.DataObject) -> None:
         decodes_or_rejects(key, bytes(raw))
     else:
         decodes_or_rejects(bytes(raw), value)
+
+
+@pytest.mark.parametrize(
+    ("amount", "match"),
+    [
+        ("fd00fc", "non-canonical"),
+        ("fe0000ffff", "non-canonical"),
+        ("ff00000000ffffffff", "non-canonical"),
+        ("fd01", "truncated"),
+        ("fc00", "1 bytes after its BigSize"),
+        ("fd012c00", "1 bytes after its BigSize"),
+    ],
+)
+def test_bad_hop_amounts_rejected(amount: str, match: str) -> None:
+    # Covers both the canonical-layout fast path and its fallback to the generic decoder.
+    for flags in ([], [rec(3, b"")], [rec(3, b""), rec(4, b"")]):
+        hop0 = [HOP0[0], HOP0[1], rec(2, bytes.fromhex(amount)), *flags]
+        reject(value_of(top_records(route=route_records(hops=(hop0, HOP1)))), f"hop 0: .*{match}")
+
+
+@pytest.mark.parametrize("amount", [0, 0xFC, 0xFD, 0xFFFF, 0x10000, 2**32 - 1, 2**32, 2**64 - 1])
+@pytest.mark.parametrize(("blinding", "custom"), [(False, False), (True, False), (False, True), (True, True)])
+def test_hop_amounts_and_flags_round_trip(amount: int, blinding: bool, custom: bool) -> None:
+    hop = Hop(2**64 - 1, PK_HOP0, amount, blinding, custom)
+    result = PaymentResult(0, 0, 0, Route(PK_SRC, amount, [hop, hop]))
+    assert decode_result(*encode_result(result)) == result
+
+
+def test_hop_lengths_as_multi_byte_bigsize() -> None:
+    def big_rec(typ: int, payload: bytes) -> bytes:
+        # Like rec(), but the length may need a multi-byte BigSize (vectors tested above).
+        return bytes((typ,)) + encode_bigsize(len(payload)) + payload
+
+    def with_hops(payload: bytes) -> bytes:
+        pk, total, _ = route_records()
+        return value_of([*top_records()[:2], big_rec(2, pk + total + big_rec(2, payload))])
+
+    # A hop padded by a 300-byte unknown odd record needs a 3-byte length; it is skipped.
+    hop0 = b"".join(HOP0)
+    hop1 = b"".join(HOP1) + bytes.fromhex("07 fd012c") + bytes(300)
+    assert len(hop1) == 354
+    payload = b"\x02" + bytes((len(hop0),)) + hop0 + bytes.fromhex("fd 0162") + hop1
+    assert decode_result(SUCCESS_KEY, with_hops(payload)) == SUCCESS
+    reject(with_hops(b"\x01\xfd\x00\x10" + bytes(16)), "hop 0: non-canonical")
+    reject(with_hops(b"\x01\xfd\x01"), "hop 0: truncated")
+
+
+def test_hop_count_beyond_input_rejected() -> None:
+    pk, total, _ = route_records()
+    value = value_of(top_records(route=[pk, total, rec(2, b"\x05\x00")]))
+    reject(value, "hop count 5 exceeds the 1 bytes left")
+    value = value_of(top_records(route=[pk, total, rec(2, b"\xfe\xff\xff\xff\xff")]))
+    reject(value, "hop count 4294967295 exceeds")
+
+
+def test_decode_bigsize_rejects_non_bytes() -> None:
+    with pytest.raises(TypeError):
+        decode_bigsize("00", 0)  # type: ignore[arg-type]
+
+
+@given(hops(), st.data())
+def test_hop_fast_path_agrees_with_generic_decoder(hop: Hop, data: st.DataObject) -> None:
+    # The canonical-layout fast path must accept exactly what the generic decoder accepts,
+    # with the same result; mutated hops exercise its fallbacks.
+    raw = bytearray(encode_result(PaymentResult(0, 0, 0, Route(PK_SRC, 0, [hop])))[1][-hop_len(hop) :])
+    if data.draw(st.booleans()):
+        at = data.draw(st.integers(0, len(raw) - 1))
+        raw[at] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        del raw[data.draw(st.integers(0, len(raw))) :]
+    buf = bytes(raw)
+    outcomes: list[Hop | None] = []
+    for decode in (codec._decode_hop, codec._decode_hop_generic):
+        try:
+            outcomes.append(decode(buf, 0, len(buf)))
+        except DecodeError:
+            outcomes.append(None)
+    assert outcomes[0] == outcomes[1]
+
+
+def hop_len(hop: Hop) -> int:
+    """Length of the encoded hop stream (the last bytes of a one-hop success value)."""
+    return (
+        45
+        + 2
+        + len(encode_bigsize(hop.amount_to_forward_msat))
+        + 2 * (hop.has_blinding_point + hop.has_custom_records)
+    )

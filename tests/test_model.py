@@ -327,7 +327,9 @@ def test_from_code() -> None:
     assert PaymentFailure.from_code(0, model.MPP_TIMEOUT).message == b"\x00\x17"
 
 
-@pytest.mark.parametrize(("code", "error"), [(-1, ValueError), (0x10000, ValueError), (True, TypeError), ("1", TypeError)])
+@pytest.mark.parametrize(
+    ("code", "error"), [(-1, ValueError), (0x10000, ValueError), (True, TypeError), ("1", TypeError)]
+)
 def test_from_code_rejects_bad_code(code: Any, error: type[Exception]) -> None:
     with pytest.raises(error, match="code"):
         PaymentFailure.from_code(0, code)
@@ -393,9 +395,7 @@ def test_no_ordering_check_between_times() -> None:
 @given(payment_results())
 def test_strategy_results_have_consistent_keys(result: PaymentResult) -> None:
     assert result.key == (
-        result.time_reply_ns.to_bytes(8, "big")
-        + result.id.to_bytes(8, "big")
-        + result.route.source_pubkey
+        result.time_reply_ns.to_bytes(8, "big") + result.id.to_bytes(8, "big") + result.route.source_pubkey
     )
 
 
@@ -454,3 +454,12 @@ def test_time_properties_truncate_to_microseconds() -> None:
     result = make_result(time_fwd_ns=1_999, time_reply_ns=U64_MAX)
     assert result.time_fwd == datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
     assert result.time_reply.year == 2554
+
+
+def test_source_index_int_subclass_stored_as_int() -> None:
+    class Index(int):
+        pass
+
+    failure = PaymentFailure(Index(3), b"\x10\x07")
+    assert type(failure.source_index) is int
+    assert failure == PaymentFailure(3, b"\x10\x07")

@@ -1,0 +1,169 @@
+"""``python -m benchmarks [--quick] [--out DIR] [--repeat N] [--only CASES]``, from the project root.
+
+Prints the results table and writes ``<name>.json``, ``<name>.md`` and the flush-cost plot
+into ``--out``: ``latest.*`` and ``flush_cost.png`` for a full run of every case,
+``quick.*`` and ``flush_cost_quick.png`` for ``--quick``, ``partial.*`` otherwise, so a smoke
+or partial run never overwrites the published results.
+
+Exit status: 0 after a run, whatever the figures (targets are reported, not asserted);
+1 if a case crashed or produced a wrong result; 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import cases_add, cases_close, cases_codec, cases_flush, cases_scale, report
+from .common import CheckFailed, Config, Figure, machine
+
+CASE_NAMES = {"flush": 1, "throughput": 2, "add": 3, "codec": 4, "close": 5, "scale": 6}
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+
+def _parse_cases(text: str) -> set[int]:
+    cases: set[int] = set()
+    for item in text.replace(" ", "").split(","):
+        if not item:
+            continue
+        if item.isdigit() and 1 <= int(item) <= 6:
+            cases.add(int(item))
+        elif item in CASE_NAMES:
+            cases.add(CASE_NAMES[item])
+        else:
+            names = ", ".join(f"{v}={k}" for k, v in CASE_NAMES.items())
+            raise argparse.ArgumentTypeError(f"unknown case {item!r}; use numbers or names ({names})")
+    if not cases:
+        raise argparse.ArgumentTypeError("no case given")
+    return cases
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Measure mcstore against same-run baselines: a table, JSON, markdown and a plot.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run for CI, under 60 s (smaller sizes, 3 repetitions)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help="directory for the JSON, markdown and PNG (default: benchmarks/results)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        metavar="N",
+        help="repetitions per measurement (default 9, or 3 with --quick); sample counts scale with it",
+    )
+    parser.add_argument(
+        "--only",
+        type=_parse_cases,
+        default=None,
+        metavar="CASES",
+        help="comma-separated cases to run, by number or name: "
+        + ", ".join(f"{v}={k}" for k, v in CASE_NAMES.items()),
+    )
+    return parser
+
+
+def _plan(cfg: Config, cases: set[int]) -> list[tuple[int, Callable[[], Any]]]:
+    """The work to do, in order, with the number of progress steps each part takes."""
+    plan: list[tuple[int, Callable[[], Any]]] = []
+    flush_cases = cases & {1, 2}
+    if flush_cases:
+        plan.append((cases_flush.steps(cfg, flush_cases), lambda: cases_flush.run(cfg, flush_cases)))
+    for number, module in ((3, cases_add), (4, cases_codec), (5, cases_close), (6, cases_scale)):
+        if number in cases:
+            plan.append((module.steps(cfg), functools.partial(module.run, cfg)))
+    return plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    repeat = args.repeat if args.repeat is not None else (3 if args.quick else 9)
+    if repeat < 1:
+        _parser().error("--repeat must be at least 1")
+    cases = args.only or set(range(1, 7))
+    name = "quick" if args.quick else ("latest" if cases == set(range(1, 7)) else "partial")
+    command = " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])])
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    meta: dict[str, Any] = {
+        "command": command.strip(),
+        "mode": "quick" if args.quick else "full",
+        "repeat": repeat,
+        "cases": sorted(cases),
+        "machine": machine(),
+    }
+    started = time.perf_counter()
+    tmpdir = Path(tempfile.mkdtemp(prefix="mcstore-bench-"))
+    figures: list[Figure] = []
+    plot_points: dict[str, Any] = {}
+    try:
+        progress = Progress(
+            TextColumn("{task.description:<34}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+            disable=args.quick,
+        )
+        cfg = Config(quick=args.quick, repeat=repeat, tmpdir=tmpdir)
+        plan = _plan(cfg, cases)
+        with progress:
+            task = progress.add_task("starting", total=sum(n for n, _ in plan))
+
+            def advance(label: str) -> None:
+                progress.update(task, advance=1, description=label)
+                if args.quick:
+                    console.print(f"  {label}  ({time.perf_counter() - started:.1f} s)", highlight=False)
+
+            cfg.advance = advance
+            for _, part in plan:
+                result = part()
+                if isinstance(result, tuple):
+                    part_figures, plot_points = result
+                else:
+                    part_figures = result
+                figures += part_figures
+    except CheckFailed as exc:
+        console.print(f"[bold red]WRONG RESULT:[/] {exc}")
+        return 1
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    figures.sort(key=lambda f: f.case)
+    meta["wall_time_s"] = time.perf_counter() - started
+    meta["plot"] = plot_points
+    report.print_table(console, figures, meta)
+    written = report.write_outputs(args.out, name, figures, meta)
+    png = args.out / ("flush_cost.png" if name == "latest" else f"flush_cost_{name}.png")
+    if plot_points and report.plot(png, meta):
+        written.append(png)
+    elif plot_points:
+        console.print("matplotlib is not installed (pip install -e '.[bench]'): no plot written")
+    misses = [f for f in figures if f.passed is False]
+    console.print(
+        f"Wrote {', '.join(str(p) for p in written)}. "
+        f"Targets: {sum(f.passed is True for f in figures)} PASS, {len(misses)} MISS "
+        "(reported, not asserted)."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""Cases 1 and 2: what a flush costs, against raw ``sqlite3`` doing the same writes.
+
+1. lnd's ``BenchmarkMissionControlStoreFlushing`` shape: ``max_records=1000`` and 1000
+   results stored; each iteration adds N new results and flushes (N = 0, 1, 10, 100, 250,
+   500), timed from the first ``add_result`` to the end of ``flush()``, as lnd times
+   ``AddResult`` + ``storeResults``. Baseline: one raw transaction inserting the same
+   pre-encoded rows and pruning the same number of oldest rows; for N = 0, an empty write
+   transaction, which is what lnd paid before PR #8549 made an empty flush skip it.
+2. Accepted -> durable throughput: add n results and ``flush()`` (so they are durable with
+   ``synchronous=FULL``), against raw ``executemany`` of the same pre-encoded rows into the
+   same table, with the same pragmas and batch size.
+
+Store and raw blocks alternate within each repetition, and which goes first alternates too,
+so drift in the machine's load hits both sides alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import trio
+
+import mcstore
+from mcstore import PaymentResult, SQLiteBackend
+
+from .common import (
+    Config,
+    CountingBackend,
+    Figure,
+    RawDB,
+    Stats,
+    check,
+    collect_garbage,
+    create_store_file,
+    encode_rows,
+    io_counters,
+    lnd_bench_results,
+    make_results,
+    now_ns,
+)
+
+LND_NS: Final = (0, 1, 10, 100, 250, 500)
+LND_MAX_RECORDS: Final = 1000
+# lnd PR #8549, on bbolt, on its author's machine (microseconds per flush).
+LND_QUOTED_US: Final = {0: 0.0, 1: 44.0}
+
+BATCHES_FULL: Final = (1, 10, 100, 1000, 10_000)
+BATCHES_QUICK: Final = (10, 1000)
+THROUGHPUT_TARGET: Final = 0.7
+
+
+# -- case 1 ------------------------------------------------------------------------------------
+
+
+async def _lnd_shape(cfg: Config, n: int) -> tuple[Figure, dict[str, Any]]:
+    reps = cfg.repeat
+    iters = 200 if n == 0 else (cfg.scaled(40, 10) if n <= 100 else cfg.scaled(20, 5))
+    store_path, raw_path = cfg.path(f"lnd-{n}-store.sqlite"), cfg.path(f"lnd-{n}-raw.sqlite")
+    await create_store_file(raw_path)
+    raw = RawDB(raw_path)
+    prefill = lnd_bench_results(1, LND_MAX_RECORDS)
+    raw.insert(encode_rows(prefill), LND_MAX_RECORDS)
+    next_id = LND_MAX_RECORDS + 1
+    backend = CountingBackend(SQLiteBackend(store_path, synchronous="FULL"))
+    store_samples: list[float] = []
+    raw_samples: list[float] = []
+    io_note = ""
+    async with mcstore.open_store(backend, max_records=LND_MAX_RECORDS, flush_interval=3600) as store:
+        for r in prefill:
+            store.add_result(r)
+        await store.flush()
+        check(store.stats().stored == LND_MAX_RECORDS, f"lnd shape: prefill stored {store.stats().stored}")
+        add = store.add_result
+        for rep in range(reps):
+            batches = [lnd_bench_results(next_id + k * n, n) for k in range(iters)]
+            next_id += iters * n
+            rows = [encode_rows(b) for b in batches]
+
+            async def store_block(batches: list[list[PaymentResult]] = batches) -> None:
+                collect_garbage()
+                calls, (io_before, io_overhead) = backend.calls, _io_probe()
+                total = 0
+                for batch in batches:
+                    t0 = now_ns()
+                    for r in batch:
+                        add(r)
+                    await store.flush()
+                    total += now_ns() - t0
+                    s = store.stats()
+                    check(
+                        s.pending == 0 and s.stored == LND_MAX_RECORDS,
+                        f"lnd shape N={n}: after a flush pending={s.pending} stored={s.stored}",
+                    )
+                store_samples.append(total / 1e9 / iters)
+                if n == 0:
+                    nonlocal io_note
+                    io_note = _check_no_io(backend.calls - calls, io_before, io_overhead, iters)
+
+            def raw_block(rows: list[list[tuple[str, bytes, bytes]]] = rows) -> None:
+                collect_garbage()
+                total = 0
+                for batch_rows in rows:
+                    t0 = now_ns()
+                    if batch_rows:
+                        raw.insert(batch_rows, LND_MAX_RECORDS)
+                    else:
+                        raw.empty_transaction()
+                    total += now_ns() - t0
+                raw_samples.append(total / 1e9 / iters)
+                check(raw.count() == LND_MAX_RECORDS, f"lnd shape N={n}: raw count {raw.count()}")
+
+            if rep % 2 == 0:
+                await store_block()
+                raw_block()
+            else:
+                raw_block()
+                await store_block()
+        fetched = await store.fetch_all()
+        check(
+            len(fetched) == LND_MAX_RECORDS and fetched[-1].id == next_id - 1,
+            f"lnd shape N={n}: fetch_all gave {len(fetched)} results, last id "
+            f"{fetched[-1].id if fetched else None}, expected {LND_MAX_RECORDS} ending at {next_id - 1}",
+        )
+    raw.close()
+    quoted = LND_QUOTED_US.get(n)
+    note = f"lnd #8549 quotes ~{quoted:g} us on bbolt" if quoted is not None else ""
+    baseline_label = "raw: empty write txn" if n == 0 else "raw sqlite3: insert + prune, 1 txn"
+    fig = Figure(
+        case=1,
+        label=f"flush, N={n}",
+        kind="time",
+        value=Stats.of(store_samples),
+        baseline_label=baseline_label,
+        baseline=Stats.of(raw_samples),
+        note=note,
+        extra={"iterations_per_repetition": iters},
+    )
+    if n == 0:
+        fig.target = "no I/O"
+        fig.passed = io_note.startswith("no I/O")
+        fig.note = "; ".join(x for x in (io_note, note) if x)
+    return fig, {"n": n, "store": fig.value, "raw": fig.baseline}
+
+
+def _io_probe() -> tuple[dict[str, int] | None, tuple[int, int]]:
+    """Read the I/O counters, and what one read of them costs in syscalls (they count themselves)."""
+    first = io_counters()
+    second = io_counters()
+    if first is None or second is None:
+        return None, (0, 0)
+    return second, (second["syscr"] - first["syscr"], second["syscw"] - first["syscw"])
+
+
+def _check_no_io(calls: int, before: dict[str, int] | None, overhead: tuple[int, int], flushes: int) -> str:
+    """Describe the I/O done by ``flushes`` empty flushes; start with "no I/O" if there was none."""
+    after = io_counters()
+    text = f"{calls} backend calls"
+    clean = calls == 0
+    if before is not None and after is not None:
+        # Between the two snapshots lies exactly one read of /proc/self/io.
+        reads = after["syscr"] - before["syscr"] - overhead[0]
+        writes = after["syscw"] - before["syscw"] - overhead[1]
+        written = after["wchar"] - before["wchar"]
+        text += f", {reads} read / {writes} write syscalls, {written} B written"
+        clean = clean and reads == 0 and writes == 0 and written == 0
+    return f"{'no I/O' if clean else 'I/O DONE'} in {flushes} flushes: {text}"
+
+
+# -- case 2 ------------------------------------------------------------------------------------
+
+
+async def _throughput(cfg: Config, n: int) -> tuple[Figure, dict[str, Any]]:
+    reps = cfg.repeat
+    iters = min(100, max(1, 5000 // n))
+    store_path, raw_path = cfg.path(f"tput-{n}-store.sqlite"), cfg.path(f"tput-{n}-raw.sqlite")
+    await create_store_file(raw_path)
+    raw = RawDB(raw_path)
+    store_rates: list[float] = []
+    raw_rates: list[float] = []
+    store_flush: list[float] = []
+    raw_flush: list[float] = []
+    encode_flush: list[float] = []
+    next_id = 0
+    async with mcstore.open_store(store_path, max_records=0, flush_interval=3600) as store:
+        add = store.add_result
+        for rep in range(reps):
+            batches = [make_results(next_id + k * n, n) for k in range(iters)]
+            next_id += iters * n
+            # Encoding the raw side's rows is timed too: it is the work that the store must
+            # do and the raw baseline is spared, so it bounds the ratio any store can reach.
+            collect_garbage()
+            t0 = now_ns()
+            rows = [encode_rows(b) for b in batches]
+            encode_flush.append((now_ns() - t0) / 1e9 / iters)
+
+            async def store_block(
+                batches: list[list[PaymentResult]] = batches, expected: int = next_id
+            ) -> None:
+                collect_garbage()
+                t0 = now_ns()
+                for batch in batches:
+                    for r in batch:
+                        add(r)
+                    await store.flush()
+                elapsed = (now_ns() - t0) / 1e9
+                store_rates.append(iters * n / elapsed)
+                store_flush.append(elapsed / iters)
+                s = store.stats()
+                check(
+                    s.pending == 0 and s.stored == expected,
+                    f"throughput n={n}: pending={s.pending} stored={s.stored}, expected {expected}",
+                )
+
+            def raw_block(rows: list[list[tuple[str, bytes, bytes]]] = rows, expected: int = next_id) -> None:
+                collect_garbage()
+                t0 = now_ns()
+                for batch_rows in rows:
+                    raw.insert(batch_rows)
+                elapsed = (now_ns() - t0) / 1e9
+                raw_rates.append(iters * n / elapsed)
+                raw_flush.append(elapsed / iters)
+                check(
+                    raw.stored == expected, f"throughput n={n}: raw stored {raw.stored}, expected {expected}"
+                )
+
+            if rep % 2 == 0:
+                await store_block()
+                raw_block()
+            else:
+                raw_block()
+                await store_block()
+    check(raw.count() == next_id, f"throughput n={n}: raw table holds {raw.count()}, expected {next_id}")
+    raw.close()
+    fig = Figure(
+        case=2,
+        label=f"accepted->durable, batch {n}",
+        kind="rate",
+        value=Stats.of(store_rates),
+        baseline_label="raw sqlite3 executemany, 1 txn",
+        baseline=Stats.of(raw_rates),
+        target=f">= {THROUGHPUT_TARGET}x raw",
+        extra={"iterations_per_repetition": iters},
+    )
+    ratio = fig.ratio
+    fig.passed = ratio is not None and ratio >= THROUGHPUT_TARGET
+    ceiling = _ceiling(raw_flush, encode_flush)
+    fig.extra["encode_per_result_s"] = Stats.of(encode_flush).median / n
+    fig.extra["ceiling_ratio"] = ceiling
+    fig.note = (
+        f"encoding alone {fmt_us(Stats.of(encode_flush).median / n)}/result vs raw "
+        f"{fmt_us(Stats.of(raw_flush).median / n)}/row: ceiling raw/(raw+encode) = {ceiling:.2f}x"
+        + (" < target: out of reach while the flush encodes" if ceiling < THROUGHPUT_TARGET else "")
+    )
+    return fig, {"n": n, "store": Stats.of(store_flush), "raw": Stats.of(raw_flush)}
+
+
+def batches(cfg: Config) -> tuple[int, ...]:
+    return BATCHES_QUICK if cfg.quick else BATCHES_FULL
+
+
+def _ceiling(raw: list[float], encode: list[float]) -> float:
+    """The best throughput ratio store/raw for a store whose only extra work is encoding."""
+    return Stats.of(r / (r + e) for r, e in zip(raw, encode, strict=True)).median
+
+
+def fmt_us(seconds: float) -> str:
+    return f"{seconds * 1e6:.2f} us"
+
+
+async def _run(cfg: Config, cases: set[int]) -> tuple[list[Figure], dict[str, Any]]:
+    figures: list[Figure] = []
+    plot: dict[str, Any] = {"lnd": [], "throughput": []}
+    for n in LND_NS if 1 in cases else ():
+        fig, point = await _lnd_shape(cfg, n)
+        figures.append(fig)
+        plot["lnd"].append(point)
+        cfg.advance(f"case 1: flush N={n}")
+    for n in batches(cfg) if 2 in cases else ():
+        fig, point = await _throughput(cfg, n)
+        figures.append(fig)
+        plot["throughput"].append(point)
+        cfg.advance(f"case 2: batch {n}")
+    return figures, plot
+
+
+def steps(cfg: Config, cases: set[int]) -> int:
+    return (len(LND_NS) if 1 in cases else 0) + (len(batches(cfg)) if 2 in cases else 0)
+
+
+def run(cfg: Config, cases: set[int]) -> tuple[list[Figure], dict[str, Any]]:
+    """Cases 1 and/or 2; returns their figures and the flush-cost points for the plot."""
+    return trio.run(_run, cfg, cases)

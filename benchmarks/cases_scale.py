@@ -1,0 +1,288 @@
+"""Case 6: open time, ``fetch_all`` time and RSS for stores of 1k, 100k and 1M records.
+
+The files are built fast, with raw ``executemany``, in the store's own schema (an empty
+store creates the file first, so the DDL is the store's). 1,000 distinct encoded values are
+shared by many keys that differ only in the id, which lnd's key carries and its value does
+not, so every row decodes and its key agrees with its value.
+
+Each measurement runs in a fresh subprocess (``python -m benchmarks.cases_scale``), so RSS
+is that of a process that did only this. Opening uses ``max_records=0``, so nothing is
+pruned. Baselines, also each in a fresh process: raw ``sqlite3`` connect + the same pragmas
++ reading the stored count (open); ``SELECT key, value ... ORDER BY key`` into a list of
+bytes pairs (``fetch_all``, without decoding).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import trio
+
+import mcstore
+
+from .common import (
+    NAMESPACE,
+    Config,
+    Figure,
+    Stats,
+    check,
+    create_store_file,
+    make_results,
+    now_ns,
+    rss_bytes,
+)
+
+SIZES_FULL: Final = (1_000, 100_000, 1_000_000)
+SIZES_QUICK: Final = (1_000, 10_000, 100_000)
+DISTINCT_VALUES: Final = 1000
+OPEN_RATIO_TARGET: Final = 1.5
+RSS_DELTA_TARGET: Final = 2 * 1024 * 1024
+MiB: Final = 1024 * 1024
+
+
+def _sizes(cfg: Config) -> tuple[int, ...]:
+    return SIZES_QUICK if cfg.quick else SIZES_FULL
+
+
+def steps(cfg: Config) -> int:
+    return len(_sizes(cfg)) * (1 + cfg.scaled(5, 2))
+
+
+def _label(size: int) -> str:
+    return f"{size // 1_000_000}M" if size >= 1_000_000 else f"{size // 1000}k"
+
+
+# -- building a file --------------------------------------------------------------------------
+
+
+def build(path: str, size: int) -> None:
+    """Write ``size`` decodable results to a new store file at ``path``, in key order."""
+    trio.run(create_store_file, path)
+    values = [mcstore.encode_result(r) for r in make_results(0, min(size, DISTINCT_VALUES))]
+    per_value = size // len(values)
+    check(per_value * len(values) == size, f"scale: {size} is not a multiple of {len(values)}")
+
+    def rows() -> Iterator[tuple[str, bytes, bytes]]:
+        next_id = 0
+        for key, value in values:
+            reply, source = key[:8], key[16:]
+            for result_id in range(next_id, next_id + per_value):
+                yield NAMESPACE, reply + result_id.to_bytes(8, "big") + source, value
+            next_id += per_value
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = OFF")  # setup, not a measurement
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO mc_results(namespace, key, value) VALUES (?, ?, ?)", rows())
+        # The store keeps each namespace's row count here, and trusts it at open.
+        conn.execute(
+            "INSERT INTO mc_namespaces(namespace, stored) VALUES (?, ?) "
+            "ON CONFLICT(namespace) DO UPDATE SET stored = excluded.stored",
+            (NAMESPACE, size),
+        )
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
+# -- the probes, each in a fresh process -------------------------------------------------------
+
+
+async def _probe_store(path: str) -> dict[str, Any]:
+    gc.collect()
+    floor = rss_bytes()
+    t0 = now_ns()
+    async with mcstore.open_store(path, max_records=0, flush_interval=3600) as store:
+        opened = now_ns()
+        rss_open = rss_bytes()
+        t1 = now_ns()
+        results = await store.fetch_all()
+        fetched = now_ns()
+        rss_fetch = rss_bytes()
+        count = len(results)
+        last_id = results[-1].id if results else None
+        del results
+    return {
+        "rss_floor": floor,
+        "open_s": (opened - t0) / 1e9,
+        "rss_open": rss_open,
+        "fetch_s": (fetched - t1) / 1e9,
+        "rss_fetch": rss_fetch,
+        "count": count,
+        "last_id": last_id,
+    }
+
+
+def _probe_raw(path: str) -> dict[str, Any]:
+    gc.collect()
+    floor = rss_bytes()
+    t0 = now_ns()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("SELECT stored FROM mc_namespaces WHERE namespace = ?", (NAMESPACE,)).fetchone()
+    opened = now_ns()
+    rss_open = rss_bytes()
+    t1 = now_ns()
+    rows = conn.execute(
+        "SELECT key, value FROM mc_results WHERE namespace = ? ORDER BY key", (NAMESPACE,)
+    ).fetchall()
+    fetched = now_ns()
+    rss_fetch = rss_bytes()
+    conn.close()
+    return {
+        "rss_floor": floor,
+        "open_s": (opened - t0) / 1e9,
+        "rss_open": rss_open,
+        "fetch_s": (fetched - t1) / 1e9,
+        "rss_fetch": rss_fetch,
+        "count": len(rows),
+    }
+
+
+def _spawn(kind: str, path: str) -> dict[str, Any]:
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cases_scale", kind, path],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"scale probe {kind} {path} failed ({proc.returncode}):\n{proc.stderr}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+# -- the case ---------------------------------------------------------------------------------
+
+
+def run(cfg: Config) -> list[Figure]:
+    reps = cfg.scaled(5, 2)
+    figures: list[Figure] = []
+    opens: dict[int, tuple[Stats, Stats]] = {}
+    rss: dict[int, tuple[Stats, Stats]] = {}
+    for size in _sizes(cfg):
+        label = _label(size)
+        path = cfg.path(f"scale-{label}.sqlite")
+        t0 = now_ns()
+        build(path, size)
+        build_s = (now_ns() - t0) / 1e9
+        cfg.advance(f"case 6: built {label}")
+        store_runs: list[dict[str, Any]] = []
+        raw_runs: list[dict[str, Any]] = []
+        for rep in range(reps):
+            # Alternate which goes first, so the page cache favours neither.
+            order = ("store", "raw") if rep % 2 == 0 else ("raw", "store")
+            for kind in order:
+                probe = _spawn(kind, path)
+                check(
+                    probe["count"] == size,
+                    f"scale {label}: {kind} read {probe['count']} rows, expected {size}",
+                )
+                if kind == "store":
+                    check(probe["last_id"] == size - 1, f"scale {label}: last id {probe['last_id']}")
+                    store_runs.append(probe)
+                else:
+                    raw_runs.append(probe)
+            cfg.advance(f"case 6: {label}, repetition {rep + 1}")
+        for suffix in ("", "-wal", "-shm", ".default.lock"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+
+        def stats(runs: list[dict[str, Any]], key: str) -> Stats:
+            return Stats.of(float(r[key]) for r in runs)
+
+        floor = stats(store_runs, "rss_floor")
+        note = f"file built in {build_s:.1f} s"
+        open_pair = (stats(store_runs, "open_s"), stats(raw_runs, "open_s"))
+        rss_pair = (stats(store_runs, "rss_open"), stats(raw_runs, "rss_open"))
+        opens[size], rss[size] = open_pair, rss_pair
+        figures += [
+            Figure(
+                case=6,
+                label=f"open, {label} records",
+                kind="time",
+                value=open_pair[0],
+                baseline_label="raw: connect + pragmas + count",
+                baseline=open_pair[1],
+                note=note,
+            ),
+            Figure(
+                case=6,
+                label=f"RSS after open, {label}",
+                kind="bytes",
+                value=rss_pair[0],
+                baseline_label="raw: RSS after connect",
+                baseline=rss_pair[1],
+                note=f"process floor before open {floor.median / MiB:.1f} MiB",
+            ),
+            Figure(
+                case=6,
+                label=f"fetch_all, {label}",
+                kind="time",
+                value=stats(store_runs, "fetch_s"),
+                baseline_label="raw: SELECT all rows, no decode",
+                baseline=stats(raw_runs, "fetch_s"),
+            ),
+            Figure(
+                case=6,
+                label=f"RSS after fetch_all, {label}",
+                kind="bytes",
+                value=stats(store_runs, "rss_fetch"),
+                baseline_label="raw: RSS after SELECT",
+                baseline=stats(raw_runs, "rss_fetch"),
+                note="grows with history by design: fetch_all returns every result",
+            ),
+        ]
+    small, large = min(opens), max(opens)
+    open_fig = Figure(
+        case=6,
+        label=f"open time, {_label(large)} vs {_label(small)}",
+        kind="time",
+        value=opens[large][0],
+        baseline_label=f"store open, {_label(small)} records",
+        baseline=opens[small][0],
+        target=f"<= {OPEN_RATIO_TARGET}x (flat)",
+    )
+    ratio = open_fig.ratio
+    open_fig.passed = ratio is not None and ratio <= OPEN_RATIO_TARGET
+    delta = rss[large][0].median - rss[small][0].median
+    rss_fig = Figure(
+        case=6,
+        label=f"RSS after open, {_label(large)} vs {_label(small)}",
+        kind="bytes",
+        value=rss[large][0],
+        baseline_label=f"RSS after open, {_label(small)} records",
+        baseline=rss[small][0],
+        target=f"delta <= {RSS_DELTA_TARGET // MiB} MiB (flat)",
+        note=f"delta {delta / MiB:+.2f} MiB for {large // small}x the history",
+    )
+    rss_fig.passed = delta <= RSS_DELTA_TARGET
+    figures += [open_fig, rss_fig]
+    return figures
+
+
+def _main(argv: list[str]) -> None:
+    kind, path = argv
+    result = trio.run(_probe_store, path) if kind == "store" else _probe_raw(path)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

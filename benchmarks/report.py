@@ -1,0 +1,248 @@
+"""Presenting a run: the printed table, ``<name>.json``, ``<name>.md`` and the flush-cost plot."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .common import Figure, Stats
+
+CASE_TITLES = {
+    1: "lnd flush shape (max_records=1000, 1000 stored, +N per flush)",
+    2: "accepted -> durable throughput",
+    3: "add_result",
+    4: "codec, per result",
+    5: "close latency",
+    6: "scale",
+}
+COLUMNS = ("#", "Measure", "mcstore", "spread", "Baseline (same run)", "baseline", "ratio", "Target", "")
+
+
+# -- numbers ---------------------------------------------------------------------------------
+
+
+def fmt(kind: str, x: float) -> str:
+    """One figure with its unit, to three significant digits."""
+    if math.isnan(x):
+        return "-"
+    if kind == "time":
+        for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
+            if abs(x) >= scale or unit == "ns":
+                return f"{_sig(x / scale)} {unit}"
+    if kind == "bytes":
+        return f"{x / 2**20:.1f} MiB"
+    if kind == "rate":
+        if x >= 1e6:
+            return f"{_sig(x / 1e6)}M/s"
+        if x >= 1e3:
+            return f"{_sig(x / 1e3)}k/s"
+        return f"{_sig(x)}/s"
+    return _sig(x)
+
+
+def _sig(x: float) -> str:
+    if x == 0:
+        return "0"
+    digits = max(0, 2 - math.floor(math.log10(abs(x))))
+    return f"{x:.{digits}f}"
+
+
+def _spread(fig: Figure) -> str:
+    if fig.stat != "median":
+        return f"n={fig.value.n}"
+    v = fig.value
+    return f"{fmt(fig.kind, v.p25)}-{fmt(fig.kind, v.p75)}"
+
+
+def _status(fig: Figure) -> str:
+    if fig.passed is None:
+        return ""
+    return "PASS" if fig.passed else "MISS"
+
+
+def row(fig: Figure) -> tuple[str, ...]:
+    ratio = fig.ratio
+    return (
+        str(fig.case),
+        fig.label,
+        fmt(fig.kind, fig.value.get(fig.stat)),
+        _spread(fig),
+        fig.baseline_label,
+        fmt(fig.kind, fig.baseline.get(fig.stat)) if fig.baseline else "-",
+        f"{ratio:.2f}x" if ratio is not None else "-",
+        fig.target,
+        _status(fig),
+    )
+
+
+def machine_line(meta: dict[str, Any]) -> str:
+    m = meta["machine"]
+    return (
+        f"{m['date']} | {m['cpu_count']} CPUs ({m['cpus_usable']} usable), {m['cpu_model']} | "
+        f"{m['python']} | SQLite {m['sqlite']} | trio {m['trio']} | mcstore {m['mcstore']} | "
+        f"{m['platform']} | load {'/'.join(str(x) for x in m['loadavg_at_start'])}"
+    )
+
+
+def run_line(meta: dict[str, Any]) -> str:
+    return (
+        f"`{meta['command']}`: {meta['mode']} run, repeat {meta['repeat']}, "
+        f"wall time {meta['wall_time_s']:.0f} s; medians, spread = interquartile range over the "
+        "repetitions; ratio = mcstore / baseline"
+    )
+
+
+# -- the printed table -----------------------------------------------------------------------
+
+
+def print_table(console: Console, figures: list[Figure], meta: dict[str, Any]) -> None:
+    table = Table(title=f"mcstore benchmarks - {machine_line(meta)}", title_justify="left", show_lines=False)
+    for name in COLUMNS:
+        table.add_column(name, justify="right" if name in ("mcstore", "baseline", "ratio") else "left")
+    last_case = None
+    for fig in figures:
+        if fig.case != last_case and last_case is not None:
+            table.add_section()
+        last_case = fig.case
+        cells = list(row(fig))
+        status = cells[-1]
+        if status:
+            cells[-1] = f"[green]{status}[/]" if status == "PASS" else f"[bold red]{status}[/]"
+        table.add_row(*cells)
+    console.print(table)
+    console.print(run_line(meta))
+    notes = [f"  [{f.case}] {f.label}: {f.note}" for f in figures if f.note]
+    if notes:
+        console.print("Notes:")
+        for line in _dedup(notes):
+            console.print(line, highlight=False, markup=False)
+
+
+def _dedup(lines: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for line in lines:
+        tail = line.split(": ", 1)[1]
+        if tail not in seen:
+            seen.add(tail)
+            out.append(line)
+    return out
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def _write(path: Path, text: str | bytes) -> None:
+    """Write through a ``.tmp`` file and rename, so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    if isinstance(text, bytes):
+        tmp.write_bytes(text)
+    else:
+        tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def markdown(figures: list[Figure], meta: dict[str, Any]) -> str:
+    lines = [
+        f"Machine: {machine_line(meta)}",
+        "",
+        run_line(meta) + ".",
+        "",
+        "| " + " | ".join(COLUMNS[:-1] + ("status",)) + " |",
+        "|" + "|".join("---:" if c in ("mcstore", "baseline", "ratio") else "---" for c in COLUMNS) + "|",
+    ]
+    for fig in figures:
+        cells = [c.replace("|", "\\|") for c in row(fig)]
+        if cells[-1] == "MISS":
+            cells[-1] = "**MISS**"
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [f"- [{f.case}] {f.label}: {f.note}" for f in figures if f.note]
+    if notes:
+        lines += ["", "Notes:", "", *_dedup(notes)]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(out: Path, name: str, figures: list[Figure], meta: dict[str, Any]) -> list[Path]:
+    """Write ``<name>.json`` and ``<name>.md`` into ``out``; return the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    data = dict(meta, figures=[f.to_json() for f in figures])
+    data["plot"] = {
+        key: [{"n": p["n"], "store": _plain(p["store"]), "raw": _plain(p["raw"])} for p in points]
+        for key, points in meta.get("plot", {}).items()
+    }
+    json_path, md_path = out / f"{name}.json", out / f"{name}.md"
+    _write(json_path, json.dumps(data, indent=2, default=str) + "\n")
+    _write(md_path, markdown(figures, meta))
+    return [json_path, md_path]
+
+
+def _plain(stats: Stats) -> dict[str, float]:
+    return {k: getattr(stats, k) for k in ("n", "median", "p25", "p75", "p5", "p95")}
+
+
+def plot(path: Path, meta: dict[str, Any]) -> bool:
+    """Draw the flush cost against batch size; False (and no file) without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    points = meta.get("plot", {})
+    lnd, tput = points.get("lnd", []), points.get("throughput", [])
+    panels = [p for p in (lnd, tput) if p]
+    if not panels:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.6), squeeze=False)
+    ax_iter = iter(axes[0])
+
+    def series(ax: Any, data: list[dict[str, Any]], scale: float) -> None:
+        xs = [p["n"] for p in data]
+        for key, label, style in (
+            ("store", "mcstore: add + flush()", "o-"),
+            ("raw", "raw sqlite3, same rows", "s--"),
+        ):
+            med = [p[key].median * scale for p in data]
+            lo = [max(0.0, (p[key].median - p[key].p25) * scale) for p in data]
+            hi = [max(0.0, (p[key].p75 - p[key].median) * scale) for p in data]
+            ax.errorbar(xs, med, yerr=[lo, hi], fmt=style, capsize=3, label=label)
+
+    if lnd:
+        ax = next(ax_iter)
+        series(ax, lnd, 1e6)
+        ax.plot([0, 1], [0.0, 44.0], "k^", label="lnd PR #8549, bbolt (author's machine)")
+        ax.set_yscale("symlog", linthresh=10)
+        ax.set_xlabel("N new results per flush (1000 stored, max_records=1000)")
+        ax.set_ylabel("time per flush (us)")
+        ax.set_title("lnd's BenchmarkMissionControlStoreFlushing shape")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    if tput:
+        ax = next(ax_iter)
+        series(ax, tput, 1e3)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size (results per flush)")
+        ax.set_ylabel("time per flush (ms), synchronous=FULL")
+        ax.set_title("accepted -> durable, by batch size")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    m = meta["machine"]
+    fig.suptitle(
+        f"mcstore flush cost, medians with IQR - {m['date'][:10]}, {m['cpu_count']} CPUs, "
+        f"{m['python']}, SQLite {m['sqlite']}, trio {m['trio']}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return True

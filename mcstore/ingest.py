@@ -1,0 +1,319 @@
+"""The writing side of the ``mcstore`` command: every write goes through :func:`~mcstore.open_store`.
+
+So the namespace lock, deduplication and the ``max_records`` cap apply to the command line
+exactly as to a program. Three jobs:
+
+* :func:`run_demo` records a simulated node's payment attempts (:mod:`mcstore.demo`) as they
+  come, through :meth:`~mcstore.MissionControlStore.put`, and stops gracefully on Ctrl-C;
+* :func:`store_all` writes already-validated results in one transaction: all or nothing;
+* :func:`clear_namespace` deletes a namespace's results.
+
+Each is a Trio function; the command line runs it with ``trio.run``. Progress is reported
+through a callback, so this module knows nothing of how it is shown.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractContextManager, closing, nullcontext
+from dataclasses import dataclass
+from typing import Final
+
+import trio
+
+from .backend import Backend
+from .demo import SyntheticNetwork, demo_network, simulate
+from .errors import FlushError
+from .model import PaymentResult
+from .readonly import connect_readonly, namespace_keys
+from .store import MissionControlStore, StoreStats, open_store
+
+__all__ = [
+    "DEMO_FLUSH_INTERVAL",
+    "DemoOutcome",
+    "DemoProgress",
+    "Proof",
+    "clear_namespace",
+    "run_demo",
+    "store_all",
+    "verify_demo",
+]
+
+DEMO_FLUSH_INTERVAL: Final = 0.05
+"""The demo flushes often, so that progress is visible in the database as it runs."""
+_BULK_FLUSH_INTERVAL: Final = 24 * 3600.0
+"""For bulk writes the ticker must never fire: one explicit flush writes everything at once."""
+_NS: Final = 1_000_000_000
+_MEAN_PAYMENT_GAP_NS: Final = 3 * _NS // 2
+
+
+@dataclass(frozen=True, slots=True)
+class DemoProgress:
+    """What :func:`run_demo` reports to its progress callback."""
+
+    payments_started: int
+    results_sent: int
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOutcome:
+    """What a demo run did, for its summary."""
+
+    seed: int
+    payments: int
+    """Payments asked for."""
+    payments_started: int
+    results_sent: int
+    """Results handed to the store, duplicates included (each one was accepted)."""
+    duplicates_sent: int
+    successes: int
+    failures: int
+    interrupted: bool
+    """Stopped early by Ctrl-C (SIGINT)."""
+    stats: StoreStats
+    """The store's counters after it closed."""
+    close_seconds: float
+    """Time spent leaving the store's ``async with``: the final flush and the shutdown."""
+    elapsed_seconds: float
+    unpersisted: int
+    """Accepted results that the store could not make durable (0 after a healthy close)."""
+    model_keys: frozenset[bytes]
+    """Every key the namespace should know: those stored at open plus those accepted since."""
+
+
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """The database checked against the demo's model, after the store closed."""
+
+    expected: int
+    """``min(max_records, distinct keys)``, or all distinct keys without a cap."""
+    actual: int
+    """Rows in the namespace."""
+    missing: int
+    """Keys the model expects that the database lacks."""
+    unexpected: int
+    """Keys in the database that the model does not expect."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the database holds exactly the keys the model expects."""
+        return self.missing == 0 and self.unexpected == 0
+
+
+def _read_keys(path: str, namespace: str) -> set[bytes]:
+    with closing(connect_readonly(path)) as conn:
+        return namespace_keys(conn, namespace)
+
+
+def _sigint_receiver() -> AbstractContextManager[AsyncIterator[int] | None]:
+    # Signal handlers can only be installed from the main thread (an embedding program may
+    # run the command elsewhere; it then keeps its own Ctrl-C handling).
+    if threading.current_thread() is threading.main_thread():
+        return trio.open_signal_receiver(signal.SIGINT)
+    return nullcontext(None)
+
+
+@dataclass(slots=True)
+class _DemoTally:
+    payments_started: int = 0
+    sent: int = 0
+    duplicates: int = 0
+    successes: int = 0
+    failures: int = 0
+    interrupted: bool = False
+    close_seconds: float = 0.0
+
+
+async def _record_demo(
+    path: str,
+    tally: _DemoTally,
+    produce: trio.CancelScope,
+    *,
+    payments: int,
+    seed: int,
+    namespace: str,
+    max_records: int,
+    flush_interval: float,
+    network: SyntheticNetwork,
+    on_progress: Callable[[DemoProgress], None] | None,
+) -> tuple[MissionControlStore, set[bytes]]:
+    model: set[bytes] = set()
+    close_started: float | None = None
+    try:
+        async with open_store(
+            path, namespace=namespace, max_records=max_records, flush_interval=flush_interval
+        ) as store:
+            try:
+                # Read once the store holds the namespace lock, so that no one else writes it.
+                model = await trio.to_thread.run_sync(_read_keys, path, namespace)
+                newest_ns = max((int.from_bytes(k[:8], "big") for k in model), default=0)
+                largest_id = max((int.from_bytes(k[8:16], "big") for k in model), default=0)
+                start_ns = max(time.time_ns() - payments * _MEAN_PAYMENT_GAP_NS, newest_ns + _NS)
+                with produce:
+                    for item in simulate(
+                        payments, seed=seed, start_ns=start_ns, first_id=largest_id + 1, network=network
+                    ):
+                        await store.put(item.result)
+                        model.add(item.result.key)
+                        tally.sent += 1
+                        tally.payments_started = item.payments_started
+                        if item.duplicate:
+                            tally.duplicates += 1
+                        elif item.result.success:
+                            tally.successes += 1
+                        else:
+                            tally.failures += 1
+                        if on_progress is not None:
+                            on_progress(DemoProgress(tally.payments_started, tally.sent))
+            finally:
+                close_started = time.perf_counter()
+    except FlushError:
+        # Some accepted results could not be persisted before shutdown_timeout. They are in
+        # store.unpersisted; the summary reports them and the proof shows what is missing.
+        pass
+    finally:
+        if close_started is not None:
+            tally.close_seconds = time.perf_counter() - close_started
+    return store, model
+
+
+async def run_demo(
+    path: str,
+    *,
+    payments: int,
+    seed: int,
+    namespace: str = "default",
+    max_records: int = 1000,
+    flush_interval: float = DEMO_FLUSH_INTERVAL,
+    network: SyntheticNetwork | None = None,
+    on_progress: Callable[[DemoProgress], None] | None = None,
+) -> DemoOutcome:
+    """Record ``payments`` simulated payments into ``namespace`` of the database ``path``.
+
+    The history continues what is stored: attempt ids follow the largest stored id, and the
+    simulated clock starts after the newest stored reply (or ``payments`` * 1.5 s before
+    now, whichever is later). Each result goes through ``store.put()``, so a full intake
+    waits rather than fails.
+
+    Ctrl-C (SIGINT) stops the payments; the store then closes as usual, with its final flush,
+    and the outcome says ``interrupted``. Raises what :func:`~mcstore.open_store` raises
+    (``StoreLocked``, ``StoreError``); a final flush that fails is not raised but reported in
+    :attr:`DemoOutcome.unpersisted`.
+    """
+    tally = _DemoTally()
+    produce = trio.CancelScope()
+    started_at = time.perf_counter()
+
+    async def watch_sigint(signals: AsyncIterator[int]) -> None:
+        async for _ in signals:
+            # The first Ctrl-C stops the payments; later ones are absorbed, as the close is
+            # already bounded by the store's shutdown_timeout.
+            tally.interrupted = True
+            produce.cancel()
+
+    error: Exception | None = None
+    with _sigint_receiver() as signals:
+        async with trio.open_nursery() as guard:
+            if signals is not None:
+                guard.start_soon(watch_sigint, signals)
+            try:
+                store, model = await _record_demo(
+                    path,
+                    tally,
+                    produce,
+                    payments=payments,
+                    seed=seed,
+                    namespace=namespace,
+                    max_records=max_records,
+                    flush_interval=flush_interval,
+                    network=network if network is not None else demo_network(),
+                    on_progress=on_progress,
+                )
+            except Exception as exc:
+                # Raised below, outside the nursery, so that it is not wrapped in a group.
+                error = exc
+            guard.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return DemoOutcome(
+        seed=seed,
+        payments=payments,
+        payments_started=tally.payments_started,
+        results_sent=tally.sent,
+        duplicates_sent=tally.duplicates,
+        successes=tally.successes,
+        failures=tally.failures,
+        interrupted=tally.interrupted,
+        stats=store.stats(),
+        close_seconds=tally.close_seconds,
+        elapsed_seconds=time.perf_counter() - started_at,
+        unpersisted=len(store.unpersisted),
+        model_keys=frozenset(model),
+    )
+
+
+def verify_demo(path: str, namespace: str, model_keys: frozenset[bytes], max_records: int) -> Proof:
+    """Compare the namespace's keys with what the model says must be there.
+
+    The store keeps the ``max_records`` greatest keys of all it accepted (all of them with no
+    cap), so that is exactly the set expected. Reads the file read-only.
+    """
+    expected = sorted(model_keys)
+    if max_records:
+        expected = expected[-max_records:]
+    actual = _read_keys(path, namespace)
+    wanted = set(expected)
+    return Proof(
+        expected=len(wanted),
+        actual=len(actual),
+        missing=len(wanted - actual),
+        unexpected=len(actual - wanted),
+    )
+
+
+async def store_all(
+    path: str | Backend,
+    results: Sequence[PaymentResult],
+    *,
+    namespace: str = "default",
+    max_records: int = 1000,
+) -> StoreStats:
+    """Write ``results`` into ``namespace`` of ``path`` through a store, in one transaction.
+
+    All the results are accepted first, then one flush writes them: so the write is all or
+    nothing, with deduplication and the ``max_records`` cap applied as by any flush. If that
+    flush fails, the store's close retries it once at once (and until its shutdown timeout);
+    only if that fails too is :class:`~mcstore.FlushError` raised, and then nothing was
+    written. ``path`` may also be a :class:`~mcstore.Backend`. Returns the store's counters
+    after close. Raises what :func:`~mcstore.open_store` raises.
+    """
+    store: MissionControlStore | None = None
+    try:
+        async with open_store(
+            path,
+            namespace=namespace,
+            max_records=max_records,
+            flush_interval=_BULK_FLUSH_INTERVAL,
+            max_pending=max(1, len(results)),
+        ) as store:
+            for result in results:
+                store.add_result(result)
+            await store.flush()
+    except FlushError:
+        # The close's final flush may have written them all after all: then it is a success.
+        if store is None or store.unpersisted:
+            raise
+    assert store is not None
+    return store.stats()
+
+
+async def clear_namespace(path: str, namespace: str = "default") -> int:
+    """Delete every result of ``namespace`` in ``path`` through a store; return how many."""
+    # max_records=0: opening must not prune what is about to be cleared anyway.
+    async with open_store(path, namespace=namespace, max_records=0) as store:
+        stored = store.stats().stored
+        await store.clear()
+    return stored

@@ -1,0 +1,122 @@
+"""Checks shared by the shutdown, fault, crash and multi-process tests.
+
+Each helper states one shutdown guarantee as an assertion, so that a test reads as the list of
+guarantees it proves. They use only public API: the store's methods, the Backend seam, the
+``mcstore`` logger, and the documented SQLite schema.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+import trio
+import trio.testing
+
+import mcstore
+from mcstore.codec import decode_result
+from mcstore.model import PaymentResult, Route
+from mcstore.store import STOPPED_MESSAGE, STOPPING_MESSAGE
+from mcstore.testing import live_store_tasks
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(mcstore.__file__)))
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+PUBKEY = b"\x02" + b"\x11" * 32
+
+
+def make_result(
+    id: int, time_reply_ns: int | None = None, *, pubkey: bytes = PUBKEY, time_fwd_ns: int = 1
+) -> PaymentResult:
+    """A small valid result whose key is (``time_reply_ns``, ``id``, ``pubkey``)."""
+    return PaymentResult(
+        id=id,
+        time_fwd_ns=time_fwd_ns,
+        time_reply_ns=id * 1000 if time_reply_ns is None else time_reply_ns,
+        route=Route(source_pubkey=pubkey, total_amount_msat=1000 + id, hops=()),
+    )
+
+
+class _InFlight(Protocol):
+    @property
+    def calls_in_flight(self) -> int: ...
+
+
+def assert_nothing_running(backend: _InFlight) -> None:
+    """No task started by a store is alive, no worker thread runs, no backend call is open.
+
+    The task check walks the whole task tree (``live_store_tasks``). SQLiteBackend runs its
+    calls with ``trio.lowlevel.start_thread_soon``, which ``active_thread_count()`` does not
+    count, so the backend's own ``calls_in_flight`` is checked as well.
+    """
+    alive = live_store_tasks()
+    assert alive == [], f"store tasks still alive after close: {[t.name for t in alive]}"
+    assert trio.testing.active_thread_count() == 0, "a worker thread outlived the store"
+    assert backend.calls_in_flight == 0, f"{backend.calls_in_flight} backend calls still in flight"
+
+
+class LogRecorder(logging.Handler):
+    """Collects the ``mcstore`` logger's records, DEBUG and up."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def messages(self) -> list[str]:
+        return [record.getMessage() for record in self.records]
+
+    def assert_ticker_stopped(self, stores: int = 1) -> None:
+        """Both lnd shutdown lines were logged, once per closed store, in order."""
+        lines = [m for m in self.messages() if m in (STOPPING_MESSAGE, STOPPED_MESSAGE)]
+        assert lines == [STOPPING_MESSAGE, STOPPED_MESSAGE] * stores, lines
+
+
+@contextmanager
+def record_store_log() -> Iterator[LogRecorder]:
+    """Record the ``mcstore`` logger (at DEBUG) for the duration of the block."""
+    logger = logging.getLogger("mcstore")
+    recorder = LogRecorder()
+    previous = logger.level
+    logger.addHandler(recorder)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield recorder
+    finally:
+        logger.removeHandler(recorder)
+        logger.setLevel(previous)
+
+
+def sqlite_results(path: str | os.PathLike[str], namespace: str = "default") -> list[PaymentResult]:
+    """The committed results of ``namespace``, in key order, read over a separate connection."""
+    conn = sqlite3.connect(os.fspath(path))
+    try:
+        rows = conn.execute(
+            "SELECT key, value FROM mc_results WHERE namespace = ? ORDER BY key", (namespace,)
+        ).fetchall()
+    finally:
+        conn.close()
+    return [decode_result(key, value) for key, value in rows]
+
+
+def sqlite_integrity(path: str | os.PathLike[str]) -> str:
+    """``PRAGMA integrity_check`` of the file: ``"ok"`` when it is sound."""
+    conn = sqlite3.connect(os.fspath(path))
+    try:
+        return "\n".join(str(row[0]) for row in conn.execute("PRAGMA integrity_check").fetchall())
+    finally:
+        conn.close()
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a helper process: this checkout importable, output unbuffered."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

@@ -1,0 +1,248 @@
+"""The store on real SQLite, on the real clock: lnd's store test scenarios, the file format,
+locking, corrupted rows, and interrupting a statement that would run past the deadline."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import trio
+from factories import failed, result
+
+import mcstore
+from mcstore import FlushError, FlushOutcome, PaymentResult, SQLiteBackend, StoreError, StoreLocked, open_store
+from mcstore.sqlite_backend import SCHEMA_VERSION
+
+BUDGET = 30.0  # real seconds; a hang fails the test instead of stalling CI
+
+
+class ObservedBackend(SQLiteBackend):
+    """An SQLiteBackend that reports, through events, when a flush starts and when one ends."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.flush_started = trio.Event()
+        self.flushed = trio.Event()
+
+    async def store_results(self, results: Sequence[PaymentResult], max_records: int) -> FlushOutcome:
+        self.flush_started.set()
+        try:
+            return await super().store_results(results, max_records)
+        finally:
+            self.flushed.set()
+            self.flushed = trio.Event()
+
+
+def rows(path: Path, namespace: str = "default") -> list[tuple[bytes, bytes]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(
+            "SELECT key, value FROM mc_results WHERE namespace = ? ORDER BY key", (namespace,)
+        ).fetchall()
+
+
+def add_slow_trigger(path: Path) -> None:
+    """Make every insert into mc_results run a query of over a second (64M rows) unless interrupted.
+
+    Bounded on purpose: if interrupting ever broke, the tests below fail on their elapsed
+    time instead of hanging CI on a thread that cannot be abandoned."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS filler(x INTEGER)")
+        conn.executemany("INSERT INTO filler VALUES (?)", [(i,) for i in range(400)])
+        conn.execute(
+            "CREATE TRIGGER slow AFTER INSERT ON mc_results BEGIN "
+            "SELECT count(*) FROM filler a, filler b, filler c; END"
+        )
+
+
+async def test_schema_and_bytes_on_disk(tmp_path: Path) -> None:
+    path = tmp_path / "mc.sqlite"
+    with trio.fail_after(BUDGET):
+        async with open_store(path) as store:
+            store.add_result(failed(2))
+            store.add_result(result(1))
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'mc_results'").fetchone()[0]
+    assert "PRIMARY KEY(namespace, key)) WITHOUT ROWID" in sql
+    # lnd's key and value bytes, in key (chronological) order.
+    assert rows(path) == [mcstore.encode_result(result(1)), mcstore.encode_result(failed(2))]
+
+
+async def test_lnd_scenario_ordering_idempotent_add_and_pruning_across_reopen(tmp_path: Path) -> None:
+    # lnd's TestMissionControlStore, rewritten: results come back in reply-time order, adding
+    # the same result twice stores it once, and the cap holds across a restart.
+    path = tmp_path / "mc.sqlite"
+    with trio.fail_after(BUDGET):
+        async with open_store(path, max_records=3, flush_interval=0.01) as store:
+            assert await store.fetch_all() == []
+            store.add_result(failed(2, reply=2_000))
+            store.add_result(result(1, reply=1_000))  # replied earlier, added later
+            store.add_result(result(1, reply=1_000))  # idempotent add
+            await store.flush()
+            assert [r.id for r in await store.fetch_all()] == [1, 2]
+            assert store.stats().deduplicated == 1
+        async with open_store(path, max_records=3) as store:
+            assert [r.id for r in await store.fetch_all()] == [1, 2]
+            store.add_result(result(3, reply=3_000))
+            store.add_result(result(4, reply=4_000))
+        async with open_store(path, max_records=3) as store:
+            assert [r.id for r in await store.fetch_all()] == [2, 3, 4]
+            assert store.stats().stored == 3
+        async with open_store(path, max_records=2) as store:  # a smaller cap prunes at open
+            assert [r.id for r in await store.fetch_all()] == [3, 4]
+
+
+async def test_periodic_flushing(tmp_path: Path) -> None:
+    path = tmp_path / "mc.sqlite"
+    backend = ObservedBackend(path)
+    with trio.fail_after(BUDGET):
+        async with open_store(backend, flush_interval=0.02) as store:
+            store.add_result(result(1))
+            await backend.flushed.wait()  # the ticker, not flush(), made it durable
+            assert [k for k, _ in rows(path)] == [result(1).key]
+            store.add_result(result(2))
+            await backend.flushed.wait()
+            assert len(rows(path)) == 2
+            assert store.stats().flushes == 2
+
+
+async def test_a_flush_is_one_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "mc.sqlite"
+    backend = SQLiteBackend(path)
+    statements: list[str] = []
+    async with open_store(backend, max_records=100) as store:
+        assert backend._conn is not None
+        backend._conn.set_trace_callback(statements.append)
+        for i in range(500):
+            store.add_result(result(i))
+        await store.flush()
+        backend._conn.set_trace_callback(None)
+    assert statements.count("BEGIN IMMEDIATE") == 1
+    assert statements.count("COMMIT") == 1
+    assert store.stats().pruned == 400
+    assert len(rows(path)) == 100
+
+
+async def test_corrupted_rows_are_logged_deleted_and_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "mc.sqlite"
+    async with open_store(path) as store:
+        store.add_result(result(1))
+        store.add_result(result(3))
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "UPDATE mc_results SET value = x'0008' WHERE key = ?", (result(3).key,)
+        )  # truncated TLV
+        conn.execute("INSERT INTO mc_results VALUES ('default', ?, x'ff')", (b"\x00" * 49,))
+    with caplog.at_level(logging.WARNING, logger="mcstore"):
+        async with open_store(path) as store:  # a corrupted row never makes open fail
+            assert await store.fetch_all() == [result(1)]
+            assert store.stats().corrupted_removed == 2
+            assert store.stats().stored == 1
+            assert await store.fetch_all() == [result(1)]
+            assert store.stats().corrupted_removed == 2
+    assert caplog.text.count("Removing undecodable mission control result") == 2
+    assert result(3).key.hex() in caplog.text
+    assert [k for k, _ in rows(path)] == [result(1).key]
+
+
+async def test_a_file_that_is_not_sqlite_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"these are not the droids\n" * 40)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(StoreError, match="is not an SQLite database"):
+        async with open_store(path):
+            pass
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    assert not (tmp_path / "notes.txt-wal").exists()
+
+
+async def test_a_newer_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "mc.sqlite"
+    async with open_store(path):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}.*upgrade mcstore"):
+        async with open_store(path):
+            pass
+
+
+async def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        async with open_store(tmp_path / "nope" / "mc.sqlite"):
+            pass
+
+
+async def test_namespace_lock_same_process(tmp_path: Path) -> None:
+    path = tmp_path / "mc.sqlite"
+    async with open_store(path) as first:
+        with pytest.raises(StoreLocked, match="already open"):
+            async with open_store(path):
+                pass
+        async with open_store(path, namespace="other") as other:
+            other.add_result(result(7))
+        first.add_result(result(1))
+    assert [k for k, _ in rows(path)] == [result(1).key]
+    assert [k for k, _ in rows(path, "other")] == [result(7).key]
+    async with open_store(path):  # released on exit
+        pass
+    with pytest.raises(ZeroDivisionError):
+        async with open_store(path):
+            1 / 0  # noqa: B018
+    async with open_store(path):  # and on an exceptional exit
+        pass
+
+
+async def test_hanging_commit_is_interrupted_at_the_deadline(tmp_path: Path) -> None:
+    path = tmp_path / "mc.sqlite"
+    async with open_store(path):
+        pass
+    add_slow_trigger(path)
+    backend = SQLiteBackend(path)
+    with trio.fail_after(BUDGET):
+        start = trio.current_time()
+        with pytest.raises(FlushError, match="2 accepted results"):
+            async with open_store(backend, shutdown_timeout=0.3) as store:
+                store.add_result(result(1))
+                store.add_result(result(2))
+        elapsed = trio.current_time() - start
+    assert elapsed < 0.3 + 2.0  # the interrupted statement stops at once, not minutes later
+    assert store.unpersisted == (result(1), result(2))
+    assert backend.calls_in_flight == 0
+    assert rows(path) == []  # the transaction rolled back
+    async with open_store(path) as store:  # the lock was released; the file is healthy
+        assert await store.fetch_all() == []
+
+
+async def test_outer_cancel_during_a_long_flush_interrupts_it_and_hands_results_back(tmp_path: Path) -> None:
+    path = tmp_path / "mc.sqlite"
+    async with open_store(path):
+        pass
+    add_slow_trigger(path)
+    backend = ObservedBackend(path)
+    with trio.fail_after(BUDGET):
+        with trio.move_on_after(5) as outer:
+            async with open_store(backend, flush_interval=0.001, shutdown_timeout=0.3) as store:
+                store.add_result(result(1))
+                await backend.flush_started.wait()
+                start = trio.current_time()
+                outer.cancel()
+                await trio.sleep_forever()
+    assert trio.current_time() - start < 0.3 + 1.0  # not the 1.4 s the statement would take
+    # The cancellation came out as itself (caught by its scope), not as a FlushError.
+    assert outer.cancelled_caught
+    assert store.unpersisted == (result(1),)
+    assert rows(path) == []
+    assert backend.calls_in_flight == 0
+
+
+async def test_synchronous_mode_is_applied(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "mc.sqlite", synchronous="normal")
+    async with open_store(backend):
+        assert backend._conn is not None
+        assert backend._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
