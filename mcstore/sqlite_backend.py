@@ -149,7 +149,13 @@ class SQLiteBackend:
             self.calls_in_flight += 1
             try:
                 trio.lowlevel.start_thread_soon(fn, deliver)
-                value: T = await trio.lowlevel.wait_task_rescheduled(abort)
+                try:
+                    value: T = await trio.lowlevel.wait_task_rescheduled(abort)
+                except Exception:
+                    if self._cancel_requested:
+                        # The failure comes from our own interrupt: report the cancellation.
+                        await trio.lowlevel.checkpoint()
+                    raise
                 return value
             finally:
                 self.calls_in_flight -= 1

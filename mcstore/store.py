@@ -93,7 +93,8 @@ class StoreStats:
     deduplicated: int
     """Accepted results not inserted because their key was already stored or in the batch."""
     pruned: int
-    """Rows deleted to respect ``max_records``, counting accepted results older than all stored."""
+    """Rows deleted by flushes to respect ``max_records``, counting accepted results older than all
+    stored. (Rows pruned at open, after a reopen with a smaller cap, are logged at INFO instead.)"""
     flushes: int
     """Successful flush transactions."""
     flush_failures: int

@@ -45,7 +45,6 @@ from mcstore.cli import cli
 from mcstore.demo import MAX_HOPS, SyntheticNetwork, demo_network, simulate
 from mcstore.export import CSV_COLUMNS, format_time_ns, result_to_record
 from mcstore.ingest import store_all
-from mcstore.testing import MemoryBackend
 from mcstore.model import (
     FEE_INSUFFICIENT,
     INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS,
@@ -54,6 +53,7 @@ from mcstore.model import (
     U64_MAX,
     UNKNOWN_NEXT_PEER,
 )
+from mcstore.testing import MemoryBackend
 
 ROOT = Path(__file__).resolve().parent.parent
 START_NS = 1_700_000_000 * 1_000_000_000
@@ -216,9 +216,7 @@ def test_demo_subprocess_then_a_second_run_continues(tmp_path: Path) -> None:
     assert min(key[:8] for key in new) > first_newest
 
 
-def test_demo_default_database_is_in_the_current_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_demo_default_database_is_in_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = run("demo", "--payments", "20", "--seed", "1")
     assert result.exit_code == 0, result.output
@@ -239,14 +237,10 @@ def test_demo_without_cap_keeps_every_distinct_result(tmp_path: Path) -> None:
     result = run("demo", "--payments", "150", "--db", str(db), "--seed", "3", "--max-records", "0")
     assert result.exit_code == 0, result.output
     summary = dict(
-        line.split()[:2]
-        for line in result.stdout.splitlines()
-        if line[:1].isalpha() and len(line.split()) > 1
+        line.split()[:2] for line in result.stdout.splitlines() if line[:1].isalpha() and len(line.split()) > 1
     )
     assert summary["pruned"] == "0"
-    assert (
-        int(summary["stored"]) == len(mc_rows(db)) == int(summary["accepted"]) - int(summary["deduplicated"])
-    )
+    assert int(summary["stored"]) == len(mc_rows(db)) == int(summary["accepted"]) - int(summary["deduplicated"])
 
 
 def test_demo_on_a_locked_namespace(tmp_path: Path) -> None:
@@ -264,9 +258,7 @@ def test_demo_refuses_a_database_that_is_not_mcstores(tmp_path: Path) -> None:
     lnd = tmp_path / "channel.sqlite"
     build_channel_db(str(lnd), {})
     before = sha256(lnd)
-    assert_one_line_error(
-        run("demo", "--payments", "5", "--db", str(lnd)), 1, str(lnd), "not an mcstore database"
-    )
+    assert_one_line_error(run("demo", "--payments", "5", "--db", str(lnd)), 1, str(lnd), "not an mcstore database")
     assert sha256(lnd) == before
 
 
@@ -330,9 +322,7 @@ def test_simulation_is_deterministic_and_realistic() -> None:
             assert r.failure.source_index == len(r.route.hops)
     codes = Counter(r.failure.code for r in results if r.failure is not None)
     assert codes.most_common(1)[0][0] == TEMPORARY_CHANNEL_FAILURE
-    assert {FEE_INSUFFICIENT, UNKNOWN_NEXT_PEER, MPP_TIMEOUT, INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS} <= set(
-        codes
-    )
+    assert {FEE_INSUFFICIENT, UNKNOWN_NEXT_PEER, MPP_TIMEOUT, INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS} <= set(codes)
     successes = sum(r.success for r in results)
     assert 0.15 < successes / len(results) < 0.5
     duplicates = [item for item in items if item.duplicate]
@@ -375,11 +365,7 @@ def test_stats_of_one_namespace(sample_db: Path) -> None:
     assert "'other'" in result.stdout and "'default'" not in result.stdout
     unknown = run("stats", str(sample_db), "--namespace", "nope")
     assert unknown.exit_code == 0
-    assert (
-        "warning:" in unknown.stderr
-        and "'nope' holds no records" in unknown.stderr
-        and "'other'" in unknown.stderr
-    )
+    assert "warning:" in unknown.stderr and "'nope' holds no records" in unknown.stderr and "'other'" in unknown.stderr
 
 
 def test_stats_reports_and_keeps_undecodable_rows(sample_db: Path) -> None:
@@ -713,9 +699,7 @@ def test_import_lnd_while_lnd_runs(tmp_path: Path, lnd_rows: dict[str, list[tupl
         running.execute("PRAGMA wal_autocheckpoint = 0")
         bucket = running.execute("SELECT id FROM channeldb_kv WHERE key = ?", (b"default",)).fetchone()[0]
         for key, value in lnd_rows["default"][3:6]:
-            running.execute(
-                "INSERT INTO channeldb_kv(key, value, parent_id) VALUES (?, ?, ?)", (key, value, bucket)
-            )
+            running.execute("INSERT INTO channeldb_kv(key, value, parent_id) VALUES (?, ?, ?)", (key, value, bucket))
         running.commit()
         assert (tmp_path / "channel.sqlite-wal").exists()
         digest = sha256(lnd)
