@@ -75,8 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_parse_cases,
         default=None,
         metavar="CASES",
-        help="comma-separated cases to run, by number or name: "
-        + ", ".join(f"{v}={k}" for k, v in CASE_NAMES.items()),
+        help="comma-separated cases to run, by number or name: " + ", ".join(f"{v}={k}" for k, v in CASE_NAMES.items()),
     )
     return parser
 

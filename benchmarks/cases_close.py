@@ -109,9 +109,7 @@ async def _graceful(cfg: Config) -> tuple[list[float], list[float], list[float]]
     return store_s, raw_s, encode_s
 
 
-async def _cancelled(
-    cfg: Config, count: int, expected_flush_s: float
-) -> tuple[list[float], list[float], str]:
+async def _cancelled(cfg: Config, count: int, expected_flush_s: float) -> tuple[list[float], list[float], str]:
     samples = cfg.scaled(10, 3)
     store_s: list[float] = []
     raw_s: list[float] = []
@@ -219,8 +217,7 @@ async def _run(cfg: Config) -> list[Figure]:
         f"raw: write {count // 1000}k rows + close",
         raw_s,
     )
-    for fig in cancelled:
-        fig.note = note
+    cancelled[0].note = note
     figures += cancelled
     cfg.advance("case 5: cancelled close")
     return figures

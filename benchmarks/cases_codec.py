@@ -74,5 +74,5 @@ def run(cfg: Config) -> list[Figure]:
                 baseline=Stats.of(samples["load"]),
             )
         )
-        cfg.advance(f"case 4: codec, {hops} hops")
+        cfg.advance(f"case 4: codec, {hops} hop{'s' if hops > 1 else ''}")
     return figures

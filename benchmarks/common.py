@@ -318,9 +318,7 @@ def lnd_bench_results(start: int, count: int) -> list[PaymentResult]:
     payload = (100).to_bytes(8, "big") + (1000).to_bytes(4, "big")
     failure = PaymentFailure.from_code(1, INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, payload)
     return [
-        PaymentResult(
-            id=i, time_fwd_ns=T0_NS - 60_000_000_000, time_reply_ns=T0_NS, route=route, failure=failure
-        )
+        PaymentResult(id=i, time_fwd_ns=T0_NS - 60_000_000_000, time_reply_ns=T0_NS, route=route, failure=failure)
         for i in range(start, start + count)
     ]
 
@@ -409,9 +407,7 @@ class RawDB:
         self.conn.execute("COMMIT")
 
     def count(self) -> int:
-        row = self.conn.execute(
-            "SELECT count(*) FROM mc_results WHERE namespace = ?", (NAMESPACE,)
-        ).fetchone()
+        row = self.conn.execute("SELECT count(*) FROM mc_results WHERE namespace = ?", (NAMESPACE,)).fetchone()
         return int(row[0])
 
     def close(self) -> None:

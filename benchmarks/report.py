@@ -13,40 +13,40 @@ from rich.table import Table
 
 from .common import Figure, Stats
 
-CASE_TITLES = {
-    1: "lnd flush shape (max_records=1000, 1000 stored, +N per flush)",
-    2: "accepted -> durable throughput",
-    3: "add_result",
-    4: "codec, per result",
-    5: "close latency",
-    6: "scale",
-}
-COLUMNS = ("#", "Measure", "mcstore", "spread", "Baseline (same run)", "baseline", "ratio", "Target", "")
+COLUMNS = ("#", "Measure", "mcstore", "spread (IQR)", "Baseline (same run)", "baseline", "ratio", "Target", "")
 
 
 # -- numbers ---------------------------------------------------------------------------------
 
 
+def _unit(kind: str, x: float) -> tuple[float, str]:
+    """The scale and unit to show ``x`` of this kind in."""
+    if kind == "time":
+        for scale, unit in ((1.0, " s"), (1e-3, " ms"), (1e-6, " us")):
+            if abs(x) >= scale:
+                return scale, unit
+        return 1e-9, " ns"
+    if kind == "bytes":
+        return 2.0**20, " MiB"
+    if kind == "rate":
+        for scale, unit in ((1e6, "M/s"), (1e3, "k/s")):
+            if x >= scale:
+                return scale, unit
+        return 1.0, "/s"
+    return 1.0, ""
+
+
 def fmt(kind: str, x: float) -> str:
-    """One figure with its unit, to three significant digits."""
+    """One figure with its unit, to three significant digits (MiB to one decimal)."""
     if math.isnan(x):
         return "-"
-    if kind == "time":
-        for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
-            if abs(x) >= scale or unit == "ns":
-                return f"{_sig(x / scale)} {unit}"
+    scale, unit = _unit(kind, x)
+    return f"{_num(kind, x / scale)}{unit}"
+
+
+def _num(kind: str, x: float) -> str:
     if kind == "bytes":
-        return f"{x / 2**20:.1f} MiB"
-    if kind == "rate":
-        if x >= 1e6:
-            return f"{_sig(x / 1e6)}M/s"
-        if x >= 1e3:
-            return f"{_sig(x / 1e3)}k/s"
-        return f"{_sig(x)}/s"
-    return _sig(x)
-
-
-def _sig(x: float) -> str:
+        return f"{x:.1f}"
     if x == 0:
         return "0"
     digits = max(0, 2 - math.floor(math.log10(abs(x))))
@@ -54,10 +54,12 @@ def _sig(x: float) -> str:
 
 
 def _spread(fig: Figure) -> str:
-    if fig.stat != "median":
-        return f"n={fig.value.n}"
+    """The interquartile range, in the median's unit, and the number of samples."""
     v = fig.value
-    return f"{fmt(fig.kind, v.p25)}-{fmt(fig.kind, v.p75)}"
+    if fig.stat != "median":
+        return f"n={v.n}"
+    scale, unit = _unit(fig.kind, v.median)
+    return f"{_num(fig.kind, v.p25 / scale)}-{_num(fig.kind, v.p75 / scale)}{unit}, n={v.n}"
 
 
 def _status(fig: Figure) -> str:
@@ -120,19 +122,8 @@ def print_table(console: Console, figures: list[Figure], meta: dict[str, Any]) -
     notes = [f"  [{f.case}] {f.label}: {f.note}" for f in figures if f.note]
     if notes:
         console.print("Notes:")
-        for line in _dedup(notes):
+        for line in notes:
             console.print(line, highlight=False, markup=False)
-
-
-def _dedup(lines: list[str]) -> list[str]:
-    seen: set[str] = set()
-    out = []
-    for line in lines:
-        tail = line.split(": ", 1)[1]
-        if tail not in seen:
-            seen.add(tail)
-            out.append(line)
-    return out
 
 
 # -- files -----------------------------------------------------------------------------------
@@ -164,7 +155,7 @@ def markdown(figures: list[Figure], meta: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"- [{f.case}] {f.label}: {f.note}" for f in figures if f.note]
     if notes:
-        lines += ["", "Notes:", "", *_dedup(notes)]
+        lines += ["", "Notes:", "", *notes]
     return "\n".join(lines) + "\n"
 
 
@@ -186,6 +177,10 @@ def _plain(stats: Stats) -> dict[str, float]:
     return {k: getattr(stats, k) for k in ("n", "median", "p25", "p75", "p5", "p95")}
 
 
+def _xs(points: list[dict[str, Any]]) -> list[int]:
+    return [int(p["n"]) for p in points]
+
+
 def plot(path: Path, meta: dict[str, Any]) -> bool:
     """Draw the flush cost against batch size; False (and no file) without matplotlib."""
     try:
@@ -193,6 +188,7 @@ def plot(path: Path, meta: dict[str, Any]) -> bool:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return False
     points = meta.get("plot", {})
@@ -218,8 +214,11 @@ def plot(path: Path, meta: dict[str, Any]) -> bool:
         ax = next(ax_iter)
         series(ax, lnd, 1e6)
         ax.plot([0, 1], [0.0, 44.0], "k^", label="lnd PR #8549, bbolt (author's machine)")
+        ax.set_xscale("symlog", linthresh=1)
         ax.set_yscale("symlog", linthresh=10)
-        ax.set_xlabel("N new results per flush (1000 stored, max_records=1000)")
+        ax.set_xticks(list(_xs(lnd)))
+        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.set_xlabel("N new results per flush (1000 stored, max_records=1000; raw N=0: empty txn)")
         ax.set_ylabel("time per flush (us)")
         ax.set_title("lnd's BenchmarkMissionControlStoreFlushing shape")
         ax.grid(True, which="both", alpha=0.3)

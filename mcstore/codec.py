@@ -186,8 +186,12 @@ def encode_result(result: PaymentResult) -> tuple[bytes, bytes]:
     """Encode ``result`` as lnd's ``(key, value)`` pair.
 
     Never raises for a valid :class:`~mcstore.model.PaymentResult` (the model has already
-    checked every limit the format imposes).
+    checked every limit the format imposes). The value is computed once per result and
+    cached on it (results are immutable, so the cache cannot go stale).
     """
+    cached = result._value
+    if cached is not None:
+        return result._key, cached
     route = _encode_route(result.route)
     parts = [
         _TIMES.pack(_TIMES_TL[0], result.time_fwd_ns, _TIMES_TL[1], result.time_reply_ns),
@@ -201,7 +205,9 @@ def encode_result(result: PaymentResult) -> tuple[bytes, bytes]:
         parts.append(b"\x03")
         parts.append(_bigsize(len(fail)))
         parts.append(fail)
-    return result.key, b"".join(parts)
+    value = b"".join(parts)
+    object.__setattr__(result, "_value", value)
+    return result._key, value
 
 
 # -- decoding ---------------------------------------------------------------------------

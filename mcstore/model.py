@@ -374,6 +374,9 @@ class PaymentResult:
     failure: PaymentFailure | None = None
     # The 49-byte database key, computed once: the store looks it up on every insert.
     _key: bytes = field(init=False, repr=False, compare=False)
+    # lnd's TLV value, cached by codec.encode_result: the store's intake encodes results as
+    # they arrive, so that a flush (and the final flush at close) only has SQL left to do.
+    _value: bytes | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         v = self.id

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final, TypeVar
 
@@ -47,6 +48,12 @@ SCHEMA_VERSION: Final = 1
 
 SYNCHRONOUS_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
 """Accepted values of ``synchronous`` (SQLite's ``PRAGMA synchronous``)."""
+
+_LOCK_WAIT: Final = 5.0
+"""Seconds a write transaction waits for another connection's write lock before failing."""
+_BUSY_SLICE_MS: Final = 50
+"""SQLite's busy_timeout, in ms: how long one statement waits for a lock before re-checking
+whether the call was cancelled."""
 
 _SQLITE_HEADER: Final = b"SQLite format 3\x00"
 
@@ -172,7 +179,7 @@ class SQLiteBackend:
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction; roll back on any failure."""
         conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin(conn)
         try:
             value = work(conn)
             if self._cancel_requested:
@@ -190,6 +197,23 @@ class SQLiteBackend:
                     self._rolling_back = False
             raise
         return value
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE``, waiting up to ``_LOCK_WAIT`` seconds for another writer.
+
+        SQLite's own busy wait is not interrupted by ``Connection.interrupt()``, so the wait is
+        cut into ``busy_timeout`` slices and the cancellation flag is checked between them: a
+        cancelled flush stops waiting for the lock within one slice.
+        """
+        deadline = time.monotonic() + _LOCK_WAIT
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or self._cancel_requested or time.monotonic() >= deadline:
+                    raise
 
     # -- Backend protocol -----------------------------------------------------------------
 
@@ -223,7 +247,7 @@ class SQLiteBackend:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._conn = conn
             conn.set_progress_handler(self._progress, 1000)
-            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_SLICE_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             self._ensure_schema(conn)

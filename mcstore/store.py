@@ -29,14 +29,15 @@ import enum
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Final
 
 import trio
 
 from .backend import Backend, FlushOutcome
+from .codec import encode_result
 from .errors import FlushError, StoreBusy, StoreClosed, StoreError
 from .model import PaymentResult
 from .sqlite_backend import SQLiteBackend
@@ -66,6 +67,8 @@ DEFAULT_MAX_PENDING: Final = 100_000
 raises :class:`~mcstore.StoreBusy`."""
 MAX_RETRY_BACKOFF: Final = 30.0
 """The longest wait, in seconds, before retrying a failed flush."""
+
+_ENCODE_CHUNK: Final = 256  # about 1 ms of encoding between two checkpoints of the intake
 
 STOPPING_MESSAGE: Final = "Stopping mission control store ticker"
 STOPPED_MESSAGE: Final = "Mission control store ticker stopped"
@@ -144,6 +147,7 @@ class MissionControlStore:
         self._tasks_running = 0
         self._tasks_stopped = trio.Event()
         self._closed_event = trio.Event()
+        self._operations: set[trio.CancelScope] = set()
         self._unpersisted: tuple[PaymentResult, ...] = ()
         # Counters.
         self._pending = 0
@@ -224,12 +228,15 @@ class MissionControlStore:
         """
         self._check_open("flush")
         target = self._accepted
-        async with self._flush_lock:
-            if self._settled_count() >= target:
-                return
-            if self._state is not StoreState.OPEN:
-                raise FlushError("mission control store closed before the results could be flushed")
-            await self._flush_locked()
+        with self._operation() as scope:
+            async with self._flush_lock:
+                if self._settled_count() >= target:
+                    return
+                if self._state is not StoreState.OPEN:
+                    raise FlushError("mission control store closed before the results could be flushed")
+                await self._flush_locked()
+        if scope.cancelled_caught:
+            raise FlushError("mission control store closed during this flush; see store.unpersisted")
 
     async def fetch_all(self) -> list[PaymentResult]:
         """Return the namespace's durable results, oldest first (key order).
@@ -239,9 +246,11 @@ class MissionControlStore:
         Raises :class:`~mcstore.StoreClosed` if the store is closing or closed.
         """
         self._check_open("fetch_all")
-        async with self._flush_lock:
-            self._check_open("fetch_all")
-            outcome = await self._backend.fetch_all()
+        with self._operation():
+            async with self._flush_lock:
+                self._check_open("fetch_all")
+                outcome = await self._backend.fetch_all()
+        self._check_open("fetch_all")  # cancelled by the close
         self._corrupted_removed += outcome.corrupted_removed
         self._stored = outcome.stored
         return outcome.results
@@ -255,17 +264,19 @@ class MissionControlStore:
         begun. (lnd's ``clear()`` left its in-memory key index stale; there is none here.)
         """
         self._check_open("clear")
-        async with self._flush_lock:
-            self._check_open("clear")
-            self._drain_intake()
-            dropped, self._batch = self._batch, []
-            try:
-                await self._backend.clear()
-            except BaseException:
-                self._batch = dropped + self._batch
-                raise
-            self._settle(len(dropped))
-            self._stored = 0
+        with self._operation():
+            async with self._flush_lock:
+                self._check_open("clear")
+                self._drain_intake()
+                dropped, self._batch = self._batch, []
+                try:
+                    await self._backend.clear()
+                except BaseException:
+                    self._batch = dropped + self._batch
+                    raise
+                self._settle(len(dropped))
+                self._stored = 0
+        self._check_open("clear")  # cancelled by the close: nothing was deleted
         logger.info("Cleared mission control store namespace %r", self.namespace)
 
     def stats(self) -> StoreStats:
@@ -291,6 +302,22 @@ class MissionControlStore:
 
     # -- bookkeeping -------------------------------------------------------------------
 
+    @contextmanager
+    def _operation(self) -> Iterator[trio.CancelScope]:
+        """Scope a caller's flush, clear or fetch, so that closing can cancel it.
+
+        A caller's task may live outside the store's block (in an outer nursery): when the
+        store closes, such an operation must not keep using the backend behind the close's
+        back. The close cancels these scopes, then waits for the flush lock.
+        """
+        scope = trio.CancelScope()
+        self._operations.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._operations.discard(scope)
+
     def _check_open(self, what: str) -> None:
         if self._state is not StoreState.OPEN:
             raise StoreClosed(f"{what}() on a {self._state.value} mission control store")
@@ -315,13 +342,16 @@ class MissionControlStore:
         self._room.set()
         self._room = trio.Event()
 
-    def _drain_intake(self) -> None:
-        """Move every result waiting in the intake channel to the batch. Never blocks."""
+    def _drain_intake(self) -> list[PaymentResult]:
+        """Move every result waiting in the intake channel to the batch; return them. Never blocks."""
+        moved: list[PaymentResult] = []
         while True:
             try:
-                self._batch.append(self._receive.receive_nowait())
+                moved.append(self._receive.receive_nowait())
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                return
+                break
+        self._batch.extend(moved)
+        return moved
 
     def _arm_ticker(self) -> None:
         # A no-op while armed: the coming tick's flush takes everything pending by then.
@@ -352,6 +382,9 @@ class MissionControlStore:
             outcome = await self._backend.store_results(batch, self.max_records)
         except BaseException as exc:
             self._batch = batch + self._batch
+            # The kept batch needs a tick even if the intake armed none (it may have drained
+            # nothing new): otherwise it would wait for the next accepted result, or for close.
+            self._arm_ticker()
             if not isinstance(exc, Exception) or trio.current_effective_deadline() == -math.inf:
                 # Cancelled (our scope or the backend's interrupted statement): not a failure
                 # of the backend, and the caller's cancellation must propagate.
@@ -413,11 +446,17 @@ class MissionControlStore:
         while True:
             await self._intake_ready.wait()
             self._intake_ready = trio.Event()
-            self._drain_intake()
+            moved = self._drain_intake()
             if self._batch:
                 self._arm_ticker()
             if self._state is not StoreState.OPEN:
                 return
+            # Encode while the store waits for its tick, so that the flush has only SQL left
+            # to do. In chunks, with a checkpoint between them, to keep the event loop lively.
+            for start in range(0, len(moved), _ENCODE_CHUNK):
+                for result in moved[start : start + _ENCODE_CHUNK]:
+                    encode_result(result)
+                await trio.lowlevel.checkpoint()
 
     async def _run_ticker(self) -> None:
         """Flush ticker: once armed, wait one interval (or the retry backoff), then ask for a flush.
@@ -499,9 +538,15 @@ class MissionControlStore:
             )
         self._ticker_scope.cancel()
         self._worker_scope.cancel()
+        for operation in self._operations:
+            operation.cancel()
         with trio.CancelScope(shield=True):
-            # No deadline needed: every task is cancelled or returning, and a backend call
-            # ends promptly on cancellation (the Backend contract).
+            # No deadline needed: every task and caller's operation is cancelled or returning,
+            # and a backend call ends promptly on cancellation (the Backend contract). Taking
+            # the flush lock waits for the last backend call; operations queued behind it see
+            # CLOSING and touch nothing.
+            async with self._flush_lock:
+                pass
             if self._tasks_running:
                 await self._tasks_stopped.wait()
             await self._backend.aclose()

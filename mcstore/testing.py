@@ -417,16 +417,17 @@ def _runs_store_code(task: trio.lowlevel.Task) -> bool:
     code = getattr(task.coro, "cr_code", None)
     if code is not None and os.path.normcase(os.path.abspath(code.co_filename)) == _STORE_FILE:
         return True
-    return ".MissionControlStore._run_" in task.name
+    # Fallback for wrapped coroutines: Trio names a task after its function.
+    return task.name.startswith("mcstore.") and "._run_" in task.name
 
 
 def live_store_tasks() -> list[trio.lowlevel.Task]:
     """Return every live task of the current run that runs the store's own code.
 
     Walks the whole task tree from ``trio.lowlevel.current_root_task()`` (no list kept by hand),
-    and selects each task whose coroutine was defined in ``mcstore/store.py`` or whose name is
-    one of ``MissionControlStore._run_*``. Once a store's ``async with`` block has exited, this
-    must be empty. Call it from inside ``trio.run``.
+    and selects each task whose coroutine was defined in ``mcstore/store.py`` (or, for a wrapped
+    coroutine, whose name is one of the store's ``mcstore.*._run_*`` tasks). Once a store's
+    ``async with`` block has exited, this must be empty. Call it from inside ``trio.run``.
     """
     found: list[trio.lowlevel.Task] = []
     stack = [trio.lowlevel.current_root_task()]

@@ -97,6 +97,8 @@ def sqlite_results(path: str | os.PathLike[str], namespace: str = "default") -> 
     """The committed results of ``namespace``, in key order, read over a separate connection."""
     conn = sqlite3.connect(os.fspath(path))
     try:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'mc_results'").fetchone():
+            return []  # no store ever finished opening this file
         rows = conn.execute(
             "SELECT key, value FROM mc_results WHERE namespace = ? ORDER BY key", (namespace,)
         ).fetchall()

@@ -524,7 +524,7 @@ def _examples(factor: float) -> int:
     return max(2, int(settings().max_examples * factor))
 
 
-@settings(max_examples=_examples(4))
+@settings(max_examples=_examples(8))
 @given(data=st.data())
 def test_store_machine_virtual_time(data: st.DataObject) -> None:
     """In virtual time, over an in-Trio backend: the store always stops and loses nothing."""
@@ -537,7 +537,7 @@ def test_store_machine_virtual_time(data: st.DataObject) -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=_examples(0.2))
+@settings(max_examples=_examples(1))
 @given(data=st.data())
 def test_store_machine_sqlite(data: st.DataObject) -> None:
     """The same machine on a real SQLite file and the real clock, with fewer examples."""

@@ -1,0 +1,67 @@
+"""A writer process for the crash and multi-process tests: it writes until it is killed.
+
+Usage: ``python crash_writer.py DB_PATH FIRST_ID MAX_RECORDS [NAMESPACE]``
+
+It opens the store with a tiny ``flush_interval`` (so the ticker flushes all the time, as well
+as the explicit flushes), prints ``ready``, then loops: add a few results with consecutive
+ids starting at FIRST_ID, ``await store.flush()``, and print the highest id flushed. Each
+printed id is an acknowledgement: that result, and every one before it, is durable. The
+parent kills this process with SIGKILL at random moments and checks what the file holds.
+
+Results are a pure function of their id (:func:`result_for`), with keys increasing with the id,
+so the parent can rebuild and compare every row.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+
+import trio
+
+from mcstore import open_store
+from mcstore.model import Hop, PaymentFailure, PaymentResult, Route
+
+FLUSH_INTERVAL = 1e-4
+SOURCE = b"\x02" + b"\x5a" * 32
+HOP = b"\x03" + b"\xa5" * 32
+
+
+def result_for(id: int) -> PaymentResult:
+    """The result with attempt id ``id``: its key sorts by ``id``."""
+    return PaymentResult(
+        id=id,
+        time_fwd_ns=1_700_000_000_000_000_000 + id * 1000,
+        time_reply_ns=1_700_000_000_000_000_500 + id * 1000,
+        route=Route(
+            source_pubkey=SOURCE,
+            total_amount_msat=1000 + id,
+            hops=(Hop(channel_id=id, pubkey=HOP, amount_to_forward_msat=1000 + id),),
+        ),
+        failure=None if id % 3 else PaymentFailure(source_index=1, message=b"\x10\x07" + id.to_bytes(8, "big")),
+    )
+
+
+async def write(path: str, first: int, max_records: int, namespace: str) -> None:
+    rng = random.Random(first)
+    next_id = first
+    async with open_store(
+        path, namespace=namespace, max_records=max_records, flush_interval=FLUSH_INTERVAL
+    ) as store:
+        print("ready", flush=True)
+        while True:
+            for _ in range(rng.randint(1, 25)):
+                store.add_result(result_for(next_id))
+                next_id += 1
+            await store.flush()
+            print(next_id - 1, flush=True)
+
+
+def main(argv: list[str]) -> None:
+    path, first, max_records = argv[1], int(argv[2]), int(argv[3])
+    namespace = argv[4] if len(argv) > 4 else "default"
+    trio.run(write, path, first, max_records, namespace)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,88 @@
+"""Concurrency with a second process: one open store per namespace, across processes.
+
+The namespace lock is an ``flock`` on a sidecar file, so it holds between processes as well as
+within one, and the kernel drops it when its holder dies. Opening a namespace that another
+process holds raises :class:`~mcstore.StoreLocked` at once (no waiting on SQLite's busy
+timeout), while another namespace of the same file can be opened and written meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pytest
+import trio
+from open_probe import LOCKED_STATUS, PROBE_RESULT
+from shutdown_checks import TESTS_DIR, child_env, make_result, sqlite_integrity, sqlite_results
+from test_crash import Writer
+
+from mcstore import StoreLocked, open_store
+
+PROBE = os.path.join(TESTS_DIR, "open_probe.py")
+AT_ONCE = 1.0
+"""Seconds within which a refused open must come back: well under SQLite's 5 s busy timeout."""
+
+
+async def run_probe(path: str, namespace: str) -> tuple[int, str]:
+    done = await trio.run_process(
+        [sys.executable, PROBE, path, namespace], capture_stdout=True, check=False, env=child_env()
+    )
+    return done.returncode, done.stdout.decode().strip()
+
+
+@pytest.mark.slow
+async def test_another_process_is_refused_the_namespace_this_one_holds(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "mc.sqlite")
+    mine = [make_result(i) for i in range(1, 6)]
+    with trio.fail_after(60):
+        async with open_store(path, namespace="alpha", flush_interval=60.0) as store:
+            for result in mine[:3]:
+                store.add_result(result)
+            await store.flush()
+            status, output = await run_probe(path, "alpha")
+            assert status == LOCKED_STATUS, output
+            assert float(output.split()[1]) < AT_ONCE, output
+            status, output = await run_probe(path, "beta")
+            assert (status, output) == (0, "opened")
+            # Still ours, and still writable, after the other process used the file.
+            for result in mine[3:]:
+                store.add_result(result)
+            await store.flush()
+        status, output = await run_probe(path, "alpha")  # released on close
+        assert (status, output) == (0, "opened")
+    assert sqlite_results(path, "alpha") == sorted([*mine, PROBE_RESULT], key=lambda r: r.key)
+    assert sqlite_results(path, "beta") == [PROBE_RESULT]
+    assert sqlite_integrity(path) == "ok"
+
+
+@pytest.mark.slow
+async def test_this_process_is_refused_a_namespace_another_process_writes(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "mc.sqlite")
+    mine = [make_result(i) for i in range(1, 21)]
+    with trio.fail_after(60):
+        writer = await Writer.start(path, 1, 0, namespace="alpha")
+        try:
+            await writer.wait_ready()
+            started = time.monotonic()
+            with pytest.raises(StoreLocked):
+                async with open_store(path, namespace="alpha"):
+                    pytest.fail("opened a namespace that another process holds")
+            assert time.monotonic() - started < AT_ONCE
+            # Another namespace of the same file, written while the writer writes "alpha".
+            async with open_store(path, namespace="beta", flush_interval=1e-3) as store:
+                for result in mine:
+                    store.add_result(result)
+                    await trio.sleep(0.005)
+                await store.flush()
+                assert await store.fetch_all() == mine
+        finally:
+            await writer.kill()
+        # The kernel released the dead writer's lock: the namespace opens, its data intact.
+        async with open_store(path, namespace="alpha", max_records=0) as store:
+            ids = [result.id for result in await store.fetch_all()]
+    assert ids == list(range(1, max(ids, default=0) + 1))
+    assert max(ids, default=0) >= writer.acknowledged > 0
+    assert sqlite_results(path, "beta") == mine
+    assert sqlite_integrity(path) == "ok"
