@@ -19,6 +19,7 @@ import os
 from typing import Final
 
 import trio
+import trio.testing
 
 import mcstore
 from mcstore import SQLiteBackend
@@ -30,6 +31,7 @@ from .common import (
     RawDB,
     Stats,
     check,
+    cold_copies,
     collect_garbage,
     create_store_file,
     encode_rows,
@@ -78,16 +80,17 @@ async def _idle(cfg: Config) -> tuple[list[float], list[float]]:
     return store_s, raw_s
 
 
-async def _graceful(cfg: Config) -> tuple[list[float], list[float], list[float]]:
+async def _graceful(cfg: Config, settled: bool) -> tuple[list[float], list[float], list[float]]:
     store_s: list[float] = []
     raw_s: list[float] = []
     encode_s: list[float] = []
     for i in range(cfg.scaled(30, 5)):
         results = make_results(i * GRACEFUL_PENDING, GRACEFUL_PENDING)
         # Timed: the encoding that the store's final flush does and the raw baseline is spared.
+        copies = cold_copies(results)
         collect_garbage()
         t0 = now_ns()
-        rows = encode_rows(results)
+        rows = encode_rows(copies)
         encode_s.append((now_ns() - t0) / 1e9)
         store_path, raw_path = cfg.path(f"close-10k-{i}-store.sqlite"), cfg.path(f"close-10k-{i}-raw.sqlite")
         await create_store_file(raw_path)
@@ -95,6 +98,10 @@ async def _graceful(cfg: Config) -> tuple[list[float], list[float], list[float]]
         async with mcstore.open_store(store_path, max_records=0, flush_interval=3600) as store:
             for r in results:
                 store.add_result(r)
+            if settled:
+                # The results arrived a while before the close, as on a live node: the intake
+                # has taken them in (and encoded them) while the store waited for its tick.
+                await trio.testing.wait_all_tasks_blocked()
             t0 = now_ns()
         store_s.append((now_ns() - t0) / 1e9)
         t0 = now_ns()
@@ -118,7 +125,7 @@ async def _cancelled(cfg: Config, count: int, expected_flush_s: float) -> tuple[
     interrupted = 0
     for i in range(samples):
         results = make_results(i * count, count)
-        rows = encode_rows(results)
+        rows = encode_rows(cold_copies(results))
         store_path, raw_path = (
             cfg.path(f"close-cancel-{i}-store.sqlite"),
             cfg.path(f"close-cancel-{i}-raw.sqlite"),
@@ -192,24 +199,29 @@ async def _run(cfg: Config) -> list[Figure]:
     figures += idle
     cfg.advance("case 5: idle close")
 
-    store_s, raw_s, encode_s = await _graceful(cfg)
-    graceful = _rows("close, 10k pending", store_s, "raw: write 10k rows + close", raw_s)
-    graceful[0].target = f"<= {GRACEFUL_RATIO_TARGET}x raw"
-    ratio = graceful[0].ratio
-    graceful[0].passed = ratio is not None and ratio <= GRACEFUL_RATIO_TARGET
-    # The best any store that encodes at close can do: (raw + encode) / raw, per sample.
-    floor = Stats.of((r + e) / r for r, e in zip(raw_s, encode_s, strict=True)).median
-    graceful[0].extra["floor_ratio"] = floor
-    graceful[0].note = (
-        f"encoding the 10k rows alone takes {Stats.of(encode_s).median * 1e3:.1f} ms: "
-        f"floor (raw+encode)/raw = {floor:.2f}x"
-        + (" > target: out of reach while the final flush encodes" if floor > GRACEFUL_RATIO_TARGET else "")
-    )
-    figures += graceful
+    for settled in (False, True):
+        store_s, raw_s, encode_s = await _graceful(cfg, settled)
+        label = "close, 10k pending" + (", intake caught up" if settled else ", added just before")
+        graceful = _rows(label, store_s, "raw: write 10k rows + close", raw_s)
+        graceful[0].target = f"<= {GRACEFUL_RATIO_TARGET}x raw"
+        ratio = graceful[0].ratio
+        graceful[0].passed = ratio is not None and ratio <= GRACEFUL_RATIO_TARGET
+        if not settled:
+            # The best any store that encodes at close can do: (raw + encode) / raw, per sample.
+            floor = Stats.of((r + e) / r for r, e in zip(raw_s, encode_s, strict=True)).median
+            graceful[0].extra["floor_ratio"] = floor
+            graceful[0].note = (
+                f"the final flush encodes the 10k results, which alone takes "
+                f"{Stats.of(encode_s).median * 1e3:.1f} ms: floor (raw+encode)/raw = {floor:.2f}x"
+                + (" > target: out of reach when the close must encode" if floor > GRACEFUL_RATIO_TARGET else "")
+            )
+        else:
+            graceful[0].note = "the intake encoded the results as they arrived; the final flush is SQL only"
+        figures += graceful
     cfg.advance("case 5: graceful close")
 
     count = 20_000 if cfg.quick else 50_000
-    expected = Stats.of(store_s).median * count / GRACEFUL_PENDING
+    expected = Stats.of(store_s).median * count / GRACEFUL_PENDING  # from the settled case
     store_s, raw_s, note = await _cancelled(cfg, count, expected)
     cancelled = _rows(
         f"close, cancelled in {count // 1000}k flush",

@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -37,6 +37,7 @@ __all__ = [
     "check",
     "collect_garbage",
     "create_store_file",
+    "cold_copies",
     "encode_rows",
     "io_counters",
     "lnd_bench_results",
@@ -324,8 +325,17 @@ def lnd_bench_results(start: int, count: int) -> list[PaymentResult]:
 
 
 def encode_rows(results: Iterable[PaymentResult]) -> list[tuple[str, bytes, bytes]]:
-    """The rows the store would write for ``results``, pre-encoded for the raw baselines."""
+    """The rows the store would write for ``results``, pre-encoded for the raw baselines.
+
+    ``encode_result`` caches the value on the result it encodes: pass :func:`cold_copies`
+    of the store's results, never the objects the store will be handed.
+    """
     return [(NAMESPACE, *mcstore.encode_result(r)) for r in results]
+
+
+def cold_copies(results: Iterable[PaymentResult]) -> list[PaymentResult]:
+    """Equal results with no cached encoding, for the raw baselines (see :func:`encode_rows`)."""
+    return [replace(r) for r in results]
 
 
 # -- raw SQLite: the physical limit -----------------------------------------------------------

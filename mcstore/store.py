@@ -148,6 +148,7 @@ class MissionControlStore:
         self._tasks_stopped = trio.Event()
         self._closed_event = trio.Event()
         self._operations: set[trio.CancelScope] = set()
+        self._flush_generation = 0  # counts batches taken by flushes (see _run_intake)
         self._unpersisted: tuple[PaymentResult, ...] = ()
         # Counters.
         self._pending = 0
@@ -228,6 +229,9 @@ class MissionControlStore:
         """
         self._check_open("flush")
         target = self._accepted
+        if self._settled_count() >= target:  # nothing pending: no lock, no backend call
+            await trio.lowlevel.checkpoint()
+            return
         with self._operation() as scope:
             async with self._flush_lock:
                 if self._settled_count() >= target:
@@ -377,6 +381,7 @@ class MissionControlStore:
         if not self._batch:
             return
         batch, self._batch = self._batch, []
+        self._flush_generation += 1
         started = trio.current_time()
         try:
             outcome = await self._backend.store_results(batch, self.max_records)
@@ -452,8 +457,12 @@ class MissionControlStore:
             if self._state is not StoreState.OPEN:
                 return
             # Encode while the store waits for its tick, so that the flush has only SQL left
-            # to do. In chunks, with a checkpoint between them, to keep the event loop lively.
+            # to do. In chunks, with a checkpoint between them, to keep the event loop lively;
+            # once a flush has taken the batch, its worker thread encodes the rest instead.
+            generation = self._flush_generation
             for start in range(0, len(moved), _ENCODE_CHUNK):
+                if self._flush_generation != generation:
+                    break
                 for result in moved[start : start + _ENCODE_CHUNK]:
                     encode_result(result)
                 await trio.lowlevel.checkpoint()
