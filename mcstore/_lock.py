@@ -23,7 +23,12 @@ _PLAIN_NAMESPACE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def lock_path_for(db_path: str, namespace: str) -> str:
-    """Return the path of the lock file that guards ``namespace`` of the database ``db_path``."""
+    """Return the path of the lock file that guards ``namespace`` of the database ``db_path``.
+
+    The path is resolved first, so that a symlink to the database shares its lock. (Two hard
+    links to one file do not; mcstore assumes a database has one name.)
+    """
+    db_path = os.path.realpath(db_path)
     if _PLAIN_NAMESPACE.fullmatch(namespace):
         suffix = namespace
     else:

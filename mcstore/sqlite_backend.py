@@ -55,6 +55,9 @@ _BUSY_SLICE_MS: Final = 50
 """SQLite's busy_timeout, in ms: how long one statement waits for a lock before re-checking
 whether the call was cancelled."""
 
+_CANCEL_CHECK_ROWS: Final = 1024
+"""How many rows a worker thread encodes or decodes between two looks at the cancel flag."""
+
 _SQLITE_HEADER: Final = b"SQLite format 3\x00"
 
 _SCHEMA: Final = (
@@ -167,6 +170,11 @@ class SQLiteBackend:
             finally:
                 self.calls_in_flight -= 1
 
+    def _raise_if_cancelled(self) -> None:
+        """Stop Python-side work (encoding, decoding) of a call that was cancelled."""
+        if self._cancel_requested:
+            raise sqlite3.OperationalError("interrupted")
+
     def _progress(self) -> int:
         """SQLite's progress handler: a non-zero answer interrupts the running statement."""
         return self._cancel_requested and not self._rolling_back
@@ -182,9 +190,8 @@ class SQLiteBackend:
         self._begin(conn)
         try:
             value = work(conn)
-            if self._cancel_requested:
-                # Cancelled between statements, where nothing interrupts: do not commit.
-                raise sqlite3.OperationalError("interrupted")
+            # Cancelled between statements, where nothing interrupts: do not commit.
+            self._raise_if_cancelled()
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -325,8 +332,12 @@ class SQLiteBackend:
             return FlushOutcome(added, len(rows) - added, pruned, stored)
 
         def work() -> FlushOutcome:
-            # Encode before BEGIN, so that the write lock is held only for SQLite's own work.
-            rows = [(namespace, *encode_result(r)) for r in results]
+            # Encode before BEGIN, so that the write lock is held only for SQLite's own work;
+            # in chunks, so that a cancelled flush stops encoding too.
+            rows: list[tuple[str, bytes, bytes]] = []
+            for start in range(0, len(results), _CANCEL_CHECK_ROWS):
+                self._raise_if_cancelled()
+                rows.extend((namespace, *encode_result(r)) for r in results[start : start + _CANCEL_CHECK_ROWS])
             outcome = self._write(lambda conn: transaction(conn, rows))
             self._stored = outcome.stored
             return outcome
@@ -345,7 +356,9 @@ class SQLiteBackend:
             ).fetchall()
             results: list[PaymentResult] = []
             corrupted: list[tuple[str, bytes]] = []
-            for key, value in rows:
+            for index, (key, value) in enumerate(rows):
+                if index % _CANCEL_CHECK_ROWS == 0:
+                    self._raise_if_cancelled()
                 try:
                     results.append(decode_result(key, value))
                 except DecodeError as exc:

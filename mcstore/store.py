@@ -147,7 +147,9 @@ class MissionControlStore:
         self._tasks_running = 0
         self._tasks_stopped = trio.Event()
         self._closed_event = trio.Event()
-        self._operations: set[trio.CancelScope] = set()
+        # Callers' operations in progress (see _operation), by when closing cancels them.
+        self._closing_cancels: set[trio.CancelScope] = set()
+        self._deadline_cancels: set[trio.CancelScope] = set()
         self._flush_generation = 0  # counts batches taken by flushes (see _run_intake)
         self._unpersisted: tuple[PaymentResult, ...] = ()
         # Counters.
@@ -224,40 +226,48 @@ class MissionControlStore:
 
         Flushes at once, without waiting for the ticker; returns at once if there is nothing
         to flush. Raises :class:`~mcstore.FlushError` if the flush fails (the results stay
-        pending and are retried), and :class:`~mcstore.StoreClosed` if the store is closed.
-        If cancelled, the results stay pending, or were flushed; none is lost.
+        pending and are retried), and :class:`~mcstore.StoreClosed` if the store is already
+        closing. If the store starts closing while this call waits or flushes, it waits for
+        the close: it returns if the final flush made the results durable, and raises
+        :class:`~mcstore.FlushError` if they ended in :attr:`unpersisted`. If cancelled, the
+        results stay pending, or were flushed; none is lost.
         """
         self._check_open("flush")
         target = self._accepted
         if self._settled_count() >= target:  # nothing pending: no lock, no backend call
             await trio.lowlevel.checkpoint()
             return
-        with self._operation() as scope:
+        with self._operation(cancel_when_closing=False):
             async with self._flush_lock:
                 if self._settled_count() >= target:
                     return
-                if self._state is not StoreState.OPEN:
-                    raise FlushError("mission control store closed before the results could be flushed")
-                await self._flush_locked()
-        if scope.cancelled_caught:
-            raise FlushError("mission control store closed during this flush; see store.unpersisted")
+                if self._state is StoreState.OPEN:
+                    await self._flush_locked()
+                    return
+        # The close began first, or cancelled this flush at its deadline: its final flush
+        # decides where the results end.
+        await self._closed_event.wait()
+        if self._settled_count() < target:
+            raise FlushError("mission control store closed before these results were durable; see store.unpersisted")
 
     async def fetch_all(self) -> list[PaymentResult]:
         """Return the namespace's durable results, oldest first (key order).
 
         These are what a restart would see: pending results are not included. Rows that fail
         to decode are logged at WARNING, deleted, counted in ``corrupted_removed``, and skipped.
-        Raises :class:`~mcstore.StoreClosed` if the store is closing or closed.
+        Raises :class:`~mcstore.StoreClosed` if the store is closing or closed, or starts
+        closing during the call (which then stops at once).
         """
         self._check_open("fetch_all")
-        with self._operation():
+        with self._operation(cancel_when_closing=True) as scope:
             async with self._flush_lock:
                 self._check_open("fetch_all")
                 outcome = await self._backend.fetch_all()
-        self._check_open("fetch_all")  # cancelled by the close
-        self._corrupted_removed += outcome.corrupted_removed
-        self._stored = outcome.stored
-        return outcome.results
+                self._corrupted_removed += outcome.corrupted_removed
+                self._stored = outcome.stored
+                return outcome.results
+        assert scope.cancelled_caught
+        raise StoreClosed("fetch_all() stopped: the mission control store is closing")
 
     async def clear(self) -> None:
         """Delete every result of the namespace, pending ones included, in one transaction.
@@ -265,14 +275,20 @@ class MissionControlStore:
         Atomic with respect to flushes: results accepted before the call are gone, results
         accepted after it are kept. If it fails or is cancelled, nothing is deleted and the
         pending results stay pending. Raises :class:`~mcstore.StoreClosed` once closing has
-        begun. (lnd's ``clear()`` left its in-memory key index stale; there is none here.)
+        begun (a clear in progress is then stopped, and deletes nothing). (lnd's ``clear()``
+        left its in-memory key index stale; there is none here.)
         """
         self._check_open("clear")
-        with self._operation():
+        target = self._accepted
+        with self._operation(cancel_when_closing=True) as scope:
             async with self._flush_lock:
                 self._check_open("clear")
                 self._drain_intake()
-                dropped, self._batch = self._batch, []
+                # Settled results are a prefix of the acceptance order, so the results
+                # accepted before this call are the first `cut` of the batch; the ones that
+                # arrived while we waited for the lock stay.
+                cut = max(0, target - self._settled_count())
+                dropped, self._batch = self._batch[:cut], self._batch[cut:]
                 try:
                     await self._backend.clear()
                 except BaseException:
@@ -280,8 +296,10 @@ class MissionControlStore:
                     raise
                 self._settle(len(dropped))
                 self._stored = 0
-        self._check_open("clear")  # cancelled by the close: nothing was deleted
-        logger.info("Cleared mission control store namespace %r", self.namespace)
+                logger.info("Cleared mission control store namespace %r", self.namespace)
+                return
+        assert scope.cancelled_caught
+        raise StoreClosed("clear() stopped: the mission control store is closing; nothing was deleted")
 
     def stats(self) -> StoreStats:
         """Return a snapshot of the store's counters. Never blocks; works in every state."""
@@ -307,20 +325,23 @@ class MissionControlStore:
     # -- bookkeeping -------------------------------------------------------------------
 
     @contextmanager
-    def _operation(self) -> Iterator[trio.CancelScope]:
+    def _operation(self, *, cancel_when_closing: bool) -> Iterator[trio.CancelScope]:
         """Scope a caller's flush, clear or fetch, so that closing can cancel it.
 
         A caller's task may live outside the store's block (in an outer nursery): when the
         store closes, such an operation must not keep using the backend behind the close's
-        back. The close cancels these scopes, then waits for the flush lock.
+        back. Fetches and clears are cancelled as soon as closing begins (their answer no
+        longer matters, and the final flush needs the lock); flushes only when the final
+        flush's deadline passes, since their work counts.
         """
         scope = trio.CancelScope()
-        self._operations.add(scope)
+        operations = self._closing_cancels if cancel_when_closing else self._deadline_cancels
+        operations.add(scope)
         try:
             with scope:
                 yield scope
         finally:
-            self._operations.discard(scope)
+            operations.discard(scope)
 
     def _check_open(self, what: str) -> None:
         if self._state is not StoreState.OPEN:
@@ -536,6 +557,8 @@ class MissionControlStore:
         self._send.close()
         self._intake_ready.set()  # the intake drains what is buffered and ends
         self._notify_room()  # put() waiters see CLOSING and raise StoreClosed
+        for operation in self._closing_cancels:
+            operation.cancel()
         with trio.move_on_after(self.shutdown_timeout, shield=True) as scope:
             self._ticker_scope.cancel()
             async with self._flush_lock:
@@ -547,7 +570,7 @@ class MissionControlStore:
             )
         self._ticker_scope.cancel()
         self._worker_scope.cancel()
-        for operation in self._operations:
+        for operation in self._deadline_cancels:
             operation.cancel()
         with trio.CancelScope(shield=True):
             # No deadline needed: every task and caller's operation is cancelled or returning,
@@ -693,6 +716,11 @@ async def open_store(
                 # as itself rather than inside an ExceptionGroup.
                 body_exc = exc
             closed_here = await store._close()
+            if not closed_here:
+                # Another task's aclose() is closing the store: let it finish its final
+                # flush before the block tears the tasks and the backend down.
+                with trio.CancelScope(shield=True):
+                    await store._closed_event.wait()
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         _, internal = group.split(trio.Cancelled)

@@ -27,6 +27,11 @@ class ObservedBackend(SQLiteBackend):
         super().__init__(path)
         self.flush_started = trio.Event()
         self.flushed = trio.Event()
+        self.fetch_started = trio.Event()
+
+    async def fetch_all(self) -> mcstore.FetchOutcome:
+        self.fetch_started.set()
+        return await super().fetch_all()
 
     async def store_results(self, results: Sequence[PaymentResult], max_records: int) -> FlushOutcome:
         self.flush_started.set()
@@ -246,3 +251,41 @@ async def test_synchronous_mode_is_applied(tmp_path: Path) -> None:
     async with open_store(backend):
         assert backend._conn is not None
         assert backend._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+
+
+async def test_a_symlink_to_the_database_shares_its_lock(tmp_path: Path) -> None:
+    path = tmp_path / "mc.sqlite"
+    link = tmp_path / "link.sqlite"
+    async with open_store(path):
+        link.symlink_to(path)
+        with pytest.raises(StoreLocked):
+            async with open_store(link):
+                pass
+
+
+async def test_close_stops_a_long_fetch_all_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "mc.sqlite"
+    async with open_store(path, max_records=0) as store:
+        for i in range(30_000):
+            store.add_result(result(i))
+    errors: list[BaseException] = []
+    backend = ObservedBackend(path)
+    with trio.fail_after(BUDGET):
+        async with trio.open_nursery() as outer:
+            async with open_store(backend, max_records=0, shutdown_timeout=0.5) as store:
+
+                async def fetch() -> None:
+                    try:
+                        await store.fetch_all()
+                    except StoreError as exc:
+                        errors.append(exc)
+
+                outer.start_soon(fetch)
+                await backend.fetch_started.wait()  # decoding 30k rows takes far longer than 0.5 s
+                store.add_result(result(10**6))
+                start = trio.current_time()
+            elapsed = trio.current_time() - start
+    assert len(errors) == 1 and "closing" in str(errors[0])
+    assert elapsed < 0.5
+    assert store.unpersisted == ()
+    assert result(10**6).key in [k for k, _ in rows(path)]

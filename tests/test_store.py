@@ -17,7 +17,7 @@ from factories import failed, result
 import mcstore
 from mcstore import FlushError, StoreBusy, StoreClosed, StoreError, StoreLocked, StoreState, open_store
 from mcstore.store import STOPPED_MESSAGE, STOPPING_MESSAGE
-from mcstore.testing import MemoryBackend, MemoryDatabase
+from mcstore.testing import FaultyBackend, MemoryBackend, MemoryDatabase
 
 INTERVAL = 1.0
 BUDGET = 60.0  # virtual seconds: a hang fails the test instead of stalling CI
@@ -496,3 +496,80 @@ async def test_a_crashing_store_task_surfaces_as_store_error(autojump_clock: tri
     assert isinstance(info.value.__cause__, BaseExceptionGroup)
     assert store.closed
     assert store_tasks() == []
+
+
+# -- regressions found in review ------------------------------------------------------------
+
+
+async def test_clear_keeps_results_accepted_while_it_waited_for_the_lock(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    memory = MemoryBackend()
+    backend = FaultyBackend(memory)
+    release = trio.Event()
+    entered = trio.Event()
+
+    async def hold(batch: object) -> None:
+        entered.set()
+        await release.wait()
+
+    async with open_store(backend, flush_interval=INTERVAL, max_records=0) as store:
+        store.add_result(result(1))
+        backend.before_flush = hold
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store.flush)  # holds the flush lock
+            await entered.wait()
+            nursery.start_soon(store.clear)  # called now: waits for the lock
+            await trio.testing.wait_all_tasks_blocked()
+            store.add_result(result(2))  # accepted after clear() was called: must survive
+            backend.before_flush = None
+            release.set()
+        await store.flush()
+        assert [r.id for r in await store.fetch_all()] == [2]
+
+
+async def test_block_exit_waits_for_a_concurrent_aclose(autojump_clock: trio.testing.MockClock) -> None:
+    memory = MemoryBackend()
+    backend = FaultyBackend(memory, delay=0.5)
+    outcomes: list[str] = []
+
+    async def closer(store: mcstore.MissionControlStore) -> None:
+        await store.aclose()
+        outcomes.append("closed")
+
+    async with trio.open_nursery() as outer:
+        async with open_store(backend, flush_interval=INTERVAL) as store:
+            for i in range(3):
+                store.add_result(result(i))
+            outer.start_soon(closer, store)
+            await trio.sleep(0.1)  # the other task's final flush is in flight
+        assert store.closed
+        assert backend.calls_in_flight == 0
+    assert outcomes == ["closed"]
+    assert [r.id for r in memory.database.results()] == [0, 1, 2]
+    assert store.unpersisted == ()
+
+
+async def test_flush_queued_ahead_of_the_close_returns_when_the_final_flush_persists(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    memory = MemoryBackend()
+    backend = FaultyBackend(memory)
+    outcomes: list[str] = []
+    async with open_store(backend, flush_interval=INTERVAL) as store:
+        store.add_result(result(1))
+        backend.delay = 0.5
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store.flush)  # holds the lock for 0.5 s
+
+            async def caller_flush() -> None:
+                await store.flush()
+                outcomes.append("flushed")
+
+            await trio.sleep(0.1)
+            store.add_result(result(2))
+            nursery.start_soon(caller_flush)  # queued on the lock
+            await trio.sleep(0.1)
+            nursery.start_soon(store.aclose)  # queued behind it
+    assert outcomes == ["flushed"]
+    assert [r.id for r in memory.database.results()] == [1, 2]
