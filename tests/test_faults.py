@@ -382,23 +382,20 @@ async def test_cancelled_sqlite_commit_is_all_or_nothing(tmp_path: os.PathLike[s
     assert sqlite_integrity(path) == "ok"
 
 
-# -- store bugs found by these tests (xfail until fixed in the store) ----------------------
+# -- store bugs these tests found (fixed in the store; kept as regression tests) -------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store bug: a caller's flush() that fails or is cancelled can leave its results "
-    "pending with the flush ticker unarmed; they are not retried until the next accepted "
-    "result or close, and at max_pending the store is wedged (add_result raises StoreBusy, "
-    "put() never returns) although the backend is healthy",
-)
 @pytest.mark.parametrize("interruption", ["fails", "cancelled"])
 async def test_interrupted_caller_flush_is_retried_by_the_ticker(
     autojump_clock: trio.testing.MockClock, interruption: str
 ) -> None:
-    # Whether the bug shows depends on whether the intake task runs before or during the
-    # caller's flush; Trio picks that order at random, so try it many times (each try that
-    # hits the bad order fails; 30 tries all missing it has probability 2**-30).
+    # Found here (and by the machine, thorough profile): a caller's flush() that failed or
+    # was cancelled put its batch back with the ticker unarmed (when the intake task had run
+    # during that flush and seen an empty batch), so the results waited for the next accepted
+    # result or for close; at max_pending the store was wedged: add_result() raised StoreBusy
+    # and put() never returned. Fixed by re-arming the ticker for a kept batch. Whether the
+    # old bug showed depended on the order in which Trio ran the intake and the caller, so
+    # try many times (30 tries all missing the bad order has probability 2**-30).
     for attempt in range(30):
         database = MemoryDatabase()
         backend = memory_store_backend(database)
@@ -423,15 +420,13 @@ async def test_interrupted_caller_flush_is_retried_by_the_ticker(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="store bug: SQLiteBackend's busy wait (PRAGMA busy_timeout=5000) is not interrupted "
-    "by Connection.interrupt(), so while another connection holds the write lock a close "
-    "overruns shutdown_timeout by up to 5 s",
-)
 async def test_close_is_bounded_while_another_connection_holds_the_write_lock(
     tmp_path: os.PathLike[str],
 ) -> None:
+    # Found here: SQLite's busy wait (then PRAGMA busy_timeout=5000) is not interrupted by
+    # Connection.interrupt(), so while another connection held the write lock a close overran
+    # shutdown_timeout by up to 5 s. Fixed by waiting for the lock in short slices, checking
+    # for cancellation between them.
     path = os.path.join(tmp_path, "mc.sqlite")
     await _create_schema(path, [])
     backend = SQLiteBackend(path)
@@ -453,7 +448,7 @@ async def test_close_is_bounded_while_another_connection_holds_the_write_lock(
 
 
 async def test_store_busy_is_not_a_fault(autojump_clock: trio.testing.MockClock) -> None:
-    """Control for the xfail above: a healthy store at max_pending frees room by itself."""
+    """Control for the wedge above: a healthy store at max_pending frees room by itself."""
     database = MemoryDatabase()
     backend = memory_store_backend(database)
     with trio.fail_after(VIRTUAL_BUDGET):

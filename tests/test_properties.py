@@ -4,7 +4,8 @@ One generated schedule, the *store machine*, drives a store through random steps
 duplicate and older-than-cap results, ``put``, ``flush``, ``fetch_all``, ``clear``, sleeps
 around ``flush_interval`` (0, 1 ns, just under, exactly at, just over, many intervals), and
 injected backend faults. Then it leaves the store in one of the ways a caller can: a normal
-exit, an exception, a cancellation from outside at a random time, or an expired deadline.
+exit, an exception, a cancellation from outside at a random time, an expired deadline, or
+``store.aclose()`` inside the block.
 After every step, and after close, it checks the store against
 :class:`~mcstore.testing.StoreModel`, a plain-Python model:
 
@@ -59,14 +60,7 @@ from mcstore.testing import FaultyBackend, MemoryBackend, MemoryDatabase, StoreM
 NS = 1e-9
 """One nanosecond, the smallest flush_interval the machine uses (lnd's timer-drain bug needed it)."""
 
-# A caller's flush() or clear() that fails or is cancelled can leave its results pending
-# with the flush ticker not armed, so they wait for the next add_result() or for close
-# instead of being retried (see test_faults.py::test_failed_caller_flush_is_retried_by_the_ticker).
-# While that bug is open, the liveness check skips exactly that case; set this to False once
-# the store re-arms the ticker after an interrupted caller flush.
-KNOWN_BUG_UNARMED_TICKER_AFTER_CALLER_FLUSH = True
-
-EXITS = ("normal", "exception", "cancel", "deadline")
+EXITS = ("normal", "exception", "cancel", "deadline", "aclose")
 STEPS = (
     "add_new",
     "add_duplicate",
@@ -85,6 +79,42 @@ FAULTS = ("fail_next", "fail_always", "hang", "delay", "commit_delay")
 
 class Boom(Exception):
     """The caller's own error, raised from inside the store's block."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One step of a schedule, drawn in full before the store runs.
+
+    A schedule is drawn up front, independently of how the run goes, so that on the real clock
+    (where a cancellation may land sooner or later) Hypothesis still sees the same draws. What
+    depends on the run is resolved then: ``pick`` chooses among the results accepted so far,
+    and ``below`` is how far under the oldest kept key an "old" result goes.
+    """
+
+    name: str
+    result: PaymentResult
+    seconds: float
+    pick: int
+    other_value: bool
+    below: int
+    fault: str
+    count: int
+    delay: float
+
+    def __repr__(self) -> str:
+        relevant: dict[str, dict[str, object]] = {
+            "add_new": {"result": self.result},
+            "put": {"result": self.result, "timeout": self.seconds},
+            "add_duplicate": {"pick": self.pick, "other_value": self.other_value, "result": self.result},
+            "add_old": {"below": self.below, "result": self.result},
+            "flush": {"timeout": self.seconds},
+            "fetch_all": {"timeout": self.seconds},
+            "clear": {"timeout": self.seconds},
+            "sleep": {"seconds": self.seconds},
+            "inject_fault": {"fault": self.fault, "count": self.count, "delay": self.delay},
+        }
+        args = ", ".join(f"{key}={value!r}" for key, value in relevant.get(self.name, {}).items())
+        return f"Step({self.name!r}{', ' if args else ''}{args})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +164,7 @@ class MemoryPlace:
     def __init__(self) -> None:
         self.database = MemoryDatabase()
 
-    def backend(self) -> Backend:
+    def backend(self) -> MemoryBackend:
         return MemoryBackend(self.database)
 
     def results(self) -> list[PaymentResult]:
@@ -154,7 +184,7 @@ class SQLitePlace:
         self._directory = tempfile.TemporaryDirectory(prefix="mcstore-machine-")
         self.path = os.path.join(self._directory.name, "mc.sqlite")
 
-    def backend(self) -> Backend:
+    def backend(self) -> SQLiteBackend:
         return SQLiteBackend(self.path)
 
     def results(self) -> list[PaymentResult]:
@@ -180,7 +210,6 @@ class StoreMachine:
     """Drives one store through a drawn schedule and checks it against a StoreModel."""
 
     def __init__(self, data: st.DataObject, variant: Variant, place: MemoryPlace | SQLitePlace) -> None:
-        self.data = data
         self.variant = variant
         self.place = place
         draw = data.draw
@@ -189,7 +218,7 @@ class StoreMachine:
         self.shutdown_timeout = draw(st.sampled_from(variant.shutdown_timeouts), label="shutdown_timeout")
         self.max_pending = draw(st.sampled_from([1, 2, 3, 5, 100_000]), label="max_pending")
         self.faults = draw(st.booleans(), label="inject faults")
-        self.steps = draw(st.integers(0, variant.max_steps), label="steps")
+        self.plan = draw(st.lists(self.steps_strategy(), max_size=variant.max_steps), label="steps")
         self.exit = draw(st.sampled_from(EXITS), label="exit")
         self.exit_after = 0.0
         if self.exit in ("cancel", "deadline"):
@@ -206,7 +235,6 @@ class StoreMachine:
         self.all_accepted: list[PaymentResult] = []
         self.max_delay = 0.0
         self.max_commit_delay = 0.0
-        self.caller_flush_interrupted = False
         self.t_exit: float | None = None
         self.t_closed: float | None = None
         self.faults_active_at_exit = False
@@ -227,34 +255,43 @@ class StoreMachine:
 
     # -- drawing ---------------------------------------------------------------------------
 
-    def draw_result(self, time_reply_ns: st.SearchStrategy[int]) -> PaymentResult:
-        return self.data.draw(
-            st.builds(
-                PaymentResult,
-                id=st.integers(0, 2**16),
-                time_fwd_ns=st.integers(0, U64_MAX),
-                time_reply_ns=time_reply_ns,
-                route=routes(max_hops=2),
-                failure=st.none() | payment_failures(),
-            ),
-            label="result",
+    def results_strategy(self) -> st.SearchStrategy[PaymentResult]:
+        return st.builds(
+            PaymentResult,
+            id=st.integers(0, 2**16),
+            time_fwd_ns=st.integers(0, U64_MAX),
+            time_reply_ns=st.integers(1000, 2**20),
+            route=routes(max_hops=2),
+            failure=st.none() | payment_failures(),
         )
 
-    def draw_seconds(self, label: str) -> float:
+    def seconds_strategy(self) -> st.SearchStrategy[float]:
         """A duration around flush_interval: 0, 1 ns, just under, at, just over, many intervals."""
         interval = self.flush_interval
         choices = st.sampled_from(
             [0.0, NS, max(interval - NS, 0.0), interval, interval + NS, 3 * interval, 10 * interval]
         ) | st.floats(0, 3 * interval)
-        return min(self.data.draw(choices, label=label), self.variant.max_sleep)
+        return choices.map(lambda seconds: min(seconds, self.variant.max_sleep))
+
+    def steps_strategy(self) -> st.SearchStrategy[Step]:
+        names = st.sampled_from(STEPS if self.faults else [n for n in STEPS if n not in ("inject_fault", "heal")])
+        return st.builds(
+            Step,
+            name=names,
+            result=self.results_strategy(),
+            seconds=self.seconds_strategy(),
+            pick=st.integers(0, 2**16),
+            other_value=st.booleans(),
+            below=st.integers(1, 2**20),
+            fault=st.sampled_from(FAULTS),
+            count=st.integers(1, 3),
+            delay=st.sampled_from(self.variant.delays),
+        )
 
     # -- steps -------------------------------------------------------------------------------
 
-    async def step(self) -> None:
-        name = self.data.draw(st.sampled_from(STEPS), label="step")
-        if name in ("inject_fault", "heal") and not self.faults:
-            name = "sleep"
-        await getattr(self, f"step_{name}")()
+    async def step(self, step: Step) -> None:
+        await getattr(self, f"step_{step.name}")(step)
 
     def _add(self, result: PaymentResult) -> None:
         store = self.store
@@ -269,32 +306,30 @@ class StoreMachine:
     def _accepted(self, result: PaymentResult) -> None:
         self.model.accept(result)
         self.all_accepted.append(result)
-        # A new result wakes the intake, which arms the ticker for everything pending.
-        self.caller_flush_interrupted = False
 
-    async def step_add_new(self) -> None:
-        self._add(self.draw_result(st.integers(1000, 2**20)))
+    async def step_add_new(self, step: Step) -> None:
+        self._add(step.result)
 
-    async def step_add_duplicate(self) -> None:
+    async def step_add_duplicate(self, step: Step) -> None:
         if not self.all_accepted:
-            return await self.step_add_new()
-        original = self.data.draw(st.sampled_from(self.all_accepted), label="duplicate of")
-        if self.data.draw(st.booleans(), label="same key, other value"):
+            return await self.step_add_new(step)
+        original = self.all_accepted[step.pick % len(self.all_accepted)]
+        if step.other_value:
             original = dataclasses.replace(original, time_fwd_ns=original.time_fwd_ns ^ 1)
         self._add(original)
 
-    async def step_add_old(self) -> None:
+    async def step_add_old(self, step: Step) -> None:
         # Older than everything the namespace keeps: at the cap it is pruned on arrival.
         kept = self.model.expected()
         oldest = kept[0].time_reply_ns if kept else 1000
-        self._add(self.draw_result(st.integers(0, max(oldest - 1, 0))))
+        self._add(dataclasses.replace(step.result, time_reply_ns=max(oldest - step.below, 0)))
 
-    async def step_put(self) -> None:
+    async def step_put(self, step: Step) -> None:
         store = self.store
         assert store is not None
-        result = self.draw_result(st.integers(1000, 2**20))
+        result = step.result
         accepted = store.stats().accepted
-        with trio.move_on_after(self.draw_seconds("put timeout")):
+        with trio.move_on_after(step.seconds):
             try:
                 await store.put(result)
             except trio.Cancelled:
@@ -304,62 +339,57 @@ class StoreMachine:
             return
         assert store.stats().accepted == accepted, "a cancelled put() accepted its result"
 
-    async def step_flush(self) -> None:
+    async def step_flush(self, step: Step) -> None:
         store = self.store
         assert store is not None
         injected = self.backend.faults_injected
-        with trio.move_on_after(self.draw_seconds("flush timeout")):
+        with trio.move_on_after(step.seconds):
             try:
                 await store.flush()
             except FlushError:
                 assert self.backend.faults_injected > injected, "FlushError without an injected fault"
-                self.caller_flush_interrupted = True
                 return
             assert store.stats().pending == 0, "flush() returned with results accepted before it unsettled"
-            return
-        self.caller_flush_interrupted = True
 
-    async def step_fetch_all(self) -> None:
+    async def step_fetch_all(self, step: Step) -> None:
         store = self.store
         assert store is not None
-        with trio.move_on_after(self.draw_seconds("fetch_all timeout")):
+        with trio.move_on_after(step.seconds):
             results = await store.fetch_all()
             # Fetches are serialised with flushes, so this is exact on every backend.
             assert results == self.model.expected(store.stats().pending)
 
-    async def step_clear(self) -> None:
+    async def step_clear(self, step: Step) -> None:
         store = self.store
         assert store is not None
-        with trio.move_on_after(self.draw_seconds("clear timeout")):
+        with trio.move_on_after(step.seconds):
             await store.clear()
             self.model.clear()
             assert store.stats().pending == 0, "clear() left results accepted before it pending"
-            return
-        self.caller_flush_interrupted = True
 
-    async def step_sleep(self) -> None:
-        await trio.sleep(self.draw_seconds("sleep"))
+    async def step_sleep(self, step: Step) -> None:
+        await trio.sleep(step.seconds)
 
-    async def step_inject_fault(self) -> None:
-        fault = self.data.draw(st.sampled_from(FAULTS), label="fault")
+    async def step_inject_fault(self, step: Step) -> None:
+        fault = step.fault
         if fault == "fail_next":
-            self.backend.fail_next += self.data.draw(st.integers(1, 3), label="failures")
+            self.backend.fail_next += step.count
         elif fault == "fail_always":
             self.backend.fail_always = True
         elif fault == "hang":
             self.backend.hang = True
         else:
-            seconds = self.data.draw(st.sampled_from(self.variant.delays), label=fault)
+            seconds = step.delay
             setattr(self.backend, fault, seconds)
             if fault == "delay":
                 self.max_delay = max(self.max_delay, seconds)
             else:
                 self.max_commit_delay = max(self.max_commit_delay, seconds)
 
-    async def step_heal(self) -> None:
+    async def step_heal(self, step: Step) -> None:
         self.backend.heal()
 
-    async def step_quiesce(self) -> None:
+    async def step_quiesce(self, step: Step) -> None:
         """Liveness: with a healthy backend, every pending result gets flushed by itself."""
         store = self.store
         assert store is not None
@@ -379,8 +409,6 @@ class StoreMachine:
             + 1.0
         )
         await trio.sleep(bound)
-        if KNOWN_BUG_UNARMED_TICKER_AFTER_CALLER_FLUSH and self.caller_flush_interrupted:
-            return
         assert store.stats().pending == 0, (
             f"{store.stats().pending} results still pending {bound} s after the backend healed"
         )
@@ -433,7 +461,7 @@ class StoreMachine:
         # How the block came out.
         if self.exit == "exception":
             assert type(self.came_out) is Boom, f"the caller's exception came out as {self.came_out!r}"
-        elif self.exit == "normal":
+        elif self.exit in ("normal", "aclose"):
             if unpersisted:
                 assert isinstance(self.came_out, FlushError), self.came_out
             else:
@@ -496,8 +524,8 @@ class StoreMachine:
                 self.store = store
                 self.check_open()
                 try:
-                    for _ in range(self.steps):
-                        await self.step()
+                    for step in self.plan:
+                        await self.step(step)
                         self.check_open()
                 except BaseException:
                     self.t_exit = trio.current_time()
@@ -507,11 +535,19 @@ class StoreMachine:
                 self.faults_active_at_exit = self.backend.faults_active
                 if self.exit == "exception":
                     raise Boom("the caller's own error")
+                if self.exit == "aclose":
+                    # Closed early by the caller; leaving the block then does nothing more.
+                    try:
+                        await store.aclose()
+                    except FlushError as exc:
+                        self.came_out = exc
+                    await store.aclose()  # harmless twice
                 if self.exit == "deadline":
                     # Still open at the deadline: make it expire now, so that close starts
                     # inside an expired scope.
                     outer.deadline = trio.current_time()
         except (Boom, FlushError) as exc:
+            assert self.came_out is None, f"leaving a closed store raised {exc!r} again"
             self.came_out = exc
         except trio.Cancelled as exc:
             self.came_out = exc
