@@ -504,7 +504,10 @@ class MissionControlStore:
                 self._flush_due.set()
 
     async def _run_worker(self) -> None:
-        """Persistence worker: runs each flush the ticker asks for, then re-arms if needed.
+        """Persistence worker: runs each flush the ticker asks for.
+
+        Results that arrive during a flush re-arm the ticker through the intake; a failed
+        flush re-arms it in ``_flush_locked``.
 
         Stopped by cancelling its own scope; a flush in flight is then interrupted and rolls
         back, and its results stay pending (see :class:`~mcstore.backend.Backend`).
@@ -517,9 +520,7 @@ class MissionControlStore:
                     try:
                         await self._flush_locked()
                     except FlushError:
-                        pass  # counted and logged; the batch is kept and retried after the backoff
-                if self._batch:  # arrived during the flush, or kept after a failure
-                    self._arm_ticker()
+                        pass  # counted and logged; the batch is kept, and the ticker re-armed
 
     # -- closing -------------------------------------------------------------------------
 
@@ -568,7 +569,6 @@ class MissionControlStore:
                 "Mission control store final flush did not finish within shutdown_timeout=%s s",
                 self.shutdown_timeout,
             )
-        self._ticker_scope.cancel()
         self._worker_scope.cancel()
         for operation in self._deadline_cancels:
             operation.cancel()
