@@ -122,7 +122,11 @@ def sha256(path: Path) -> str:
 
 
 def by_key(results: Sequence[PaymentResult]) -> list[PaymentResult]:
-    return sorted({r.key: r for r in results}.values(), key=lambda r: r.key)
+    """The store's view of ``results``: one per key, the first accepted one (dedup keeps what is stored)."""
+    first: dict[bytes, PaymentResult] = {}
+    for r in results:
+        first.setdefault(r.key, r)
+    return sorted(first.values(), key=lambda r: r.key)
 
 
 @pytest.fixture
