@@ -20,15 +20,9 @@ so it runs under ``trio.testing.MockClock(autojump_threshold=0)`` (autojump and 
 do not mix: trio issue #456). It stores lnd's encoded bytes, so the codec, deduplication by
 key, pruning and corrupted-row removal behave as on SQLite. A :class:`MemoryDatabase` plays
 the file: open several backends on one to model a reopen, or two namespaces side by side.
-It has fault knobs of its own, kept for existing tests (``FaultyBackend`` is the general tool):
-
-* ``flush_delay``: virtual seconds each flush takes before it commits (a slow commit);
-* ``fail_next``: how many of the next flushes raise :class:`InjectedFault`;
-* ``fail_always``: every flush raises;
-* ``hang``: flushes wait until cancelled (a commit that hangs until interrupted).
-
-A flush applies its change in one synchronous step after its last checkpoint, so a
-cancelled or failed flush leaves nothing behind: all in, or all out.
+It injects no faults itself: wrap it in a :class:`FaultyBackend` for that. A flush applies its
+change in one synchronous step after its last checkpoint, so a cancelled flush leaves nothing
+behind: all in, or all out.
 
 :class:`StoreModel` is a plain-Python model of what a namespace must hold, and
 :func:`live_store_tasks` finds the store's tasks in the running task tree, so that a test can
@@ -91,13 +85,9 @@ class MemoryDatabase:
 class MemoryBackend:
     """A :class:`~mcstore.backend.Backend` that keeps rows in a :class:`MemoryDatabase`."""
 
-    def __init__(self, database: MemoryDatabase | None = None, *, flush_delay: float = 0.0) -> None:
+    def __init__(self, database: MemoryDatabase | None = None) -> None:
         self.database = database if database is not None else MemoryDatabase()
         self.namespace = ""
-        self.flush_delay = flush_delay
-        self.fail_next = 0
-        self.fail_always = False
-        self.hang = False
         self.flush_calls = 0
         """Calls of ``store_results``, whatever their outcome."""
         self.calls_in_flight = 0
@@ -137,15 +127,7 @@ class MemoryBackend:
         self.calls_in_flight += 1
         try:
             encoded = [encode_result(r) for r in results]
-            if self.hang:
-                await trio.sleep_forever()
-            if self.flush_delay:
-                await trio.sleep(self.flush_delay)
-            else:
-                await trio.lowlevel.checkpoint()
-            if self.fail_always or self.fail_next > 0:
-                self.fail_next = max(0, self.fail_next - 1)
-                raise InjectedFault(f"injected flush failure (call {self.flush_calls})")
+            await trio.lowlevel.checkpoint()
             # From here on no checkpoint: the change is applied in one step.
             rows = self._rows()
             added = 0

@@ -53,7 +53,7 @@ from mcstore.model import (
     U64_MAX,
     UNKNOWN_NEXT_PEER,
 )
-from mcstore.testing import MemoryBackend
+from mcstore.testing import FaultyBackend, MemoryBackend
 
 ROOT = Path(__file__).resolve().parent.parent
 START_NS = 1_700_000_000 * 1_000_000_000
@@ -781,16 +781,16 @@ def test_reset_of_a_locked_namespace(sample_db: Path) -> None:
 
 
 async def test_store_all_writes_nothing_when_the_flush_keeps_failing(autojump_clock: trio.abc.Clock) -> None:
-    backend = MemoryBackend()
-    backend.fail_always = True
+    memory = MemoryBackend()
+    backend = FaultyBackend(memory, fail_always=True)
     with pytest.raises(FlushError):
         await store_all(backend, sample_results(), max_records=0)
-    assert backend.database.rows() == {}
+    assert memory.database.rows() == {}
 
 
 async def test_store_all_succeeds_when_the_retry_at_close_does(autojump_clock: trio.abc.Clock) -> None:
-    backend = MemoryBackend()
-    backend.fail_next = 1
+    memory = MemoryBackend()
+    backend = FaultyBackend(memory, fail_next=1)
     stats = await store_all(backend, sample_results(), max_records=0)
-    assert backend.database.results() == by_key(sample_results())
+    assert memory.database.results() == by_key(sample_results())
     assert stats.flush_failures == 1

@@ -38,8 +38,9 @@ def store_tasks() -> list[trio.lowlevel.Task]:
     return found
 
 
-def open_memory(db: MemoryDatabase | None = None, **kwargs: object) -> tuple[MemoryBackend, object]:
-    backend = MemoryBackend(db)
+def open_memory(db: MemoryDatabase | None = None, **kwargs: object) -> tuple[FaultyBackend, object]:
+    """A MemoryBackend on ``db`` behind a FaultyBackend (for fault knobs), and its open_store()."""
+    backend = FaultyBackend(MemoryBackend(db))
     kwargs.setdefault("flush_interval", INTERVAL)
     return backend, open_store(backend, **kwargs)  # type: ignore[arg-type]
 
@@ -105,13 +106,14 @@ async def test_add_result_is_not_io_and_put_waits_for_room(autojump_clock: trio.
 
 
 async def test_cancelled_put_accepts_nothing(autojump_clock: trio.testing.MockClock) -> None:
-    backend, cm = open_memory(max_pending=1)
+    db = MemoryDatabase()
+    backend, cm = open_memory(db, max_pending=1)
     async with cm as store:  # type: ignore[attr-defined]
         store.add_result(result(1))
         with trio.move_on_after(5 * INTERVAL / 10):
             await store.put(result(2))
         assert store.stats().accepted == 1
-    assert [r.id for r in backend.database.results()] == [1]
+    assert [r.id for r in db.results()] == [1]
 
 
 async def test_put_raises_store_closed_when_the_store_closes(autojump_clock: trio.testing.MockClock) -> None:
@@ -362,7 +364,8 @@ async def test_normal_close_flushes_everything_and_logs_lnds_lines(
 async def test_closed_store_refuses_work_and_closing_twice_is_harmless(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    backend, cm = open_memory()
+    db = MemoryDatabase()
+    backend, cm = open_memory(db)
     async with cm as store:  # type: ignore[attr-defined]
         store.add_result(result(1))
         await store.aclose()
@@ -375,7 +378,7 @@ async def test_closed_store_refuses_work_and_closing_twice_is_harmless(
         for method in (store.flush, store.fetch_all, store.clear):
             with pytest.raises(StoreClosed):
                 await method()
-    assert [r.id for r in backend.database.results()] == [1]
+    assert [r.id for r in db.results()] == [1]
     assert store.stats().state is StoreState.CLOSED
 
 
@@ -413,7 +416,7 @@ async def test_outer_cancellation_still_runs_the_final_flush(autojump_clock: tri
 async def test_cancellation_during_an_inflight_flush_loses_nothing(autojump_clock: trio.testing.MockClock) -> None:
     db = MemoryDatabase()
     backend, cm = open_memory(db, max_records=0)
-    backend.flush_delay = 3 * INTERVAL
+    backend.delay = 3 * INTERVAL
     with trio.move_on_after(INTERVAL * 2) as scope:  # the tick's flush is then in flight
         async with cm as store:  # type: ignore[attr-defined]
             for i in range(10):
