@@ -8,11 +8,10 @@ Start with :func:`open_store`::
 
 from __future__ import annotations
 
-from .backend import Backend, FetchOutcome, FlushOutcome
+from .backends import Backend, FetchOutcome, FlushOutcome, SQLiteBackend
 from .codec import decode_result, encode_result
 from .errors import DecodeError, FlushError, StoreBusy, StoreClosed, StoreError, StoreLocked
 from .model import FAILURE_CODE_NAMES, Hop, PaymentFailure, PaymentResult, Route
-from .sqlite_backend import SQLiteBackend
 from .store import (
     DEFAULT_FLUSH_INTERVAL,
     DEFAULT_MAX_PENDING,

@@ -36,11 +36,10 @@ from typing import Final
 
 import trio
 
-from .backend import Backend, FlushOutcome
+from .backends import Backend, FlushOutcome, backend_for_path
 from .codec import encode_result
 from .errors import FlushError, StoreBusy, StoreClosed, StoreError
 from .model import PaymentResult
-from .sqlite_backend import SQLiteBackend
 
 __all__ = [
     "DEFAULT_FLUSH_INTERVAL",
@@ -510,7 +509,7 @@ class MissionControlStore:
         flush re-arms it in ``_flush_locked``.
 
         Stopped by cancelling its own scope; a flush in flight is then interrupted and rolls
-        back, and its results stay pending (see :class:`~mcstore.backend.Backend`).
+        back, and its results stay pending (see :class:`~mcstore.backends.Backend`).
         """
         with self._worker_scope:
             while True:
@@ -615,10 +614,6 @@ class MissionControlStore:
         self._closed_event.set()
 
 
-def _is_backend(obj: object) -> bool:
-    return isinstance(obj, Backend) and not isinstance(obj, (str, bytes, os.PathLike))
-
-
 def _check_arguments(
     namespace: str, max_records: int, flush_interval: float, shutdown_timeout: float, max_pending: int
 ) -> None:
@@ -661,7 +656,7 @@ async def open_store(
 
     ``async with open_store(path) as store:`` yields a :class:`MissionControlStore` that owns a
     nursery with the store's background tasks. ``path`` may also be a
-    :class:`~mcstore.backend.Backend` (for example :class:`~mcstore.testing.MemoryBackend`); then
+    :class:`~mcstore.backends.Backend` (for example :class:`~mcstore.testing.MemoryBackend`); then
     ``synchronous`` is ignored.
 
     Opening raises :class:`~mcstore.StoreLocked` at once if the namespace is open in another
@@ -678,13 +673,7 @@ async def open_store(
     A failure of the store's own tasks surfaces as :class:`~mcstore.StoreError`.
     """
     _check_arguments(namespace, max_records, flush_interval, shutdown_timeout, max_pending)
-    backend: Backend
-    if _is_backend(path):
-        backend = path  # type: ignore[assignment]
-    elif isinstance(path, (str, os.PathLike)):
-        backend = SQLiteBackend(path, synchronous=synchronous)
-    else:
-        raise TypeError(f"path must be a file path or a Backend, got {path!r}")
+    backend = backend_for_path(path, synchronous=synchronous)
     try:
         stored = await backend.open(namespace, max_records)
     except BaseException:

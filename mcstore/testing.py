@@ -2,7 +2,7 @@
 
 This module is the supported extension point for testing code that uses mcstore, including
 code that wraps :class:`~mcstore.MissionControlStore`. Everything here goes through public
-seams (the :class:`~mcstore.backend.Backend` protocol and the store's public API); nothing
+seams (the :class:`~mcstore.backends.Backend` protocol and the store's public API); nothing
 patches the store's internals.
 
 :class:`FaultyBackend` wraps *any* backend (a :class:`~mcstore.SQLiteBackend`, a
@@ -38,9 +38,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 import trio
 
 from . import store as _store_module
-from .backend import Backend, FetchOutcome, FlushOutcome
-from .codec import decode_result, encode_result
-from .errors import DecodeError, StoreError, StoreLocked
+from .backends.base import Backend, FetchOutcome, FlushOutcome
+from .backends.memory import MemoryBackend, MemoryDatabase
+from .errors import StoreError
 from .model import PaymentResult
 
 __all__ = [
@@ -61,129 +61,13 @@ class InjectedFault(StoreError):
     flush failure."""
 
 
-class MemoryDatabase:
-    """The in-memory stand-in for a database file, shared by the backends opened on it."""
-
-    def __init__(self) -> None:
-        self.namespaces: dict[str, dict[bytes, bytes]] = {}
-        """namespace -> {key: value}, lnd's encoded bytes."""
-        self.locked: set[str] = set()
-        """Namespaces currently open in a backend."""
-        self.transactions = 0
-        """Committed write transactions, over all backends (an idle store adds none)."""
-
-    def rows(self, namespace: str = "default") -> dict[bytes, bytes]:
-        """The stored rows of ``namespace`` (a live dict; empty if the namespace is new)."""
-        return self.namespaces.setdefault(namespace, {})
-
-    def results(self, namespace: str = "default") -> list[PaymentResult]:
-        """The stored results of ``namespace`` in key order (raises DecodeError on bad rows)."""
-        rows = self.rows(namespace)
-        return [decode_result(k, rows[k]) for k in sorted(rows)]
-
-
-class MemoryBackend:
-    """A :class:`~mcstore.backend.Backend` that keeps rows in a :class:`MemoryDatabase`."""
-
-    def __init__(self, database: MemoryDatabase | None = None) -> None:
-        self.database = database if database is not None else MemoryDatabase()
-        self.namespace = ""
-        self.flush_calls = 0
-        """Calls of ``store_results``, whatever their outcome."""
-        self.calls_in_flight = 0
-        self._open = False
-
-    def _rows(self) -> dict[bytes, bytes]:
-        if not self._open:
-            raise StoreError("MemoryBackend is not open")
-        return self.database.rows(self.namespace)
-
-    async def open(self, namespace: str, max_records: int) -> int:
-        await trio.lowlevel.checkpoint()
-        if namespace in self.database.locked:
-            raise StoreLocked(f"namespace {namespace!r} is already open")
-        self.database.locked.add(namespace)
-        self.namespace = namespace
-        self._open = True
-        rows = self._rows()
-        if max_records and len(rows) > max_records:
-            self._prune(rows, max_records)
-            self.database.transactions += 1
-        return len(rows)
-
-    @staticmethod
-    def _prune(rows: dict[bytes, bytes], max_records: int) -> int:
-        excess = len(rows) - max_records
-        if max_records == 0 or excess <= 0:
-            return 0
-        for key in sorted(rows)[:excess]:
-            del rows[key]
-        return excess
-
-    async def store_results(
-        self, results: Sequence[PaymentResult], max_records: int
-    ) -> FlushOutcome:
-        self.flush_calls += 1
-        self.calls_in_flight += 1
-        try:
-            encoded = [encode_result(r) for r in results]
-            await trio.lowlevel.checkpoint()
-            # From here on no checkpoint: the change is applied in one step.
-            rows = self._rows()
-            added = 0
-            for key, value in encoded:
-                if key not in rows:
-                    rows[key] = value
-                    added += 1
-            pruned = self._prune(rows, max_records)
-            self.database.transactions += 1
-            return FlushOutcome(added, len(encoded) - added, pruned, len(rows))
-        finally:
-            self.calls_in_flight -= 1
-
-    async def fetch_all(self) -> FetchOutcome:
-        await trio.lowlevel.checkpoint()
-        rows = self._rows()
-        results: list[PaymentResult] = []
-        corrupted: list[bytes] = []
-        for key in sorted(rows):
-            try:
-                results.append(decode_result(key, rows[key]))
-            except DecodeError as exc:
-                logger.warning(
-                    "Removing undecodable mission control result: namespace=%r key=%s: %s",
-                    self.namespace, key.hex(), exc,
-                )
-                corrupted.append(key)
-        for key in corrupted:
-            del rows[key]
-        if corrupted:
-            self.database.transactions += 1
-        return FetchOutcome(results, len(corrupted), len(rows))
-
-    async def clear(self) -> int:
-        await trio.lowlevel.checkpoint()
-        rows = self._rows()
-        deleted = len(rows)
-        rows.clear()
-        self.database.transactions += 1
-        return deleted
-
-    async def aclose(self) -> None:
-        await trio.lowlevel.cancel_shielded_checkpoint()
-        if self._open:
-            self._open = False
-            self.database.locked.discard(self.namespace)
-
-
-
 FlushHook = Callable[[Sequence[PaymentResult]], Awaitable[None]]
 """An async callable that :class:`FaultyBackend` awaits at the start of every flush, with the
 batch: set an event to learn that a flush is in flight, or wait on one to hold it there."""
 
 
 class FaultyBackend:
-    """A :class:`~mcstore.backend.Backend` that wraps another one and injects flush faults.
+    """A :class:`~mcstore.backends.Backend` that wraps another one and injects flush faults.
 
     ``inner`` is any backend; every call goes to it. Faults apply to ``store_results`` (a
     flush), in this order, and can be changed at any time through the attributes of the same
@@ -203,7 +87,7 @@ class FaultyBackend:
        checkpoint. The backend contract allows this; a store's shutdown may overrun its
        ``shutdown_timeout`` by up to this much.
 
-    Every fault keeps the contract of :class:`~mcstore.backend.Backend`: a flush that raises
+    Every fault keeps the contract of :class:`~mcstore.backends.Backend`: a flush that raises
     has applied nothing. Delays use ``trio.sleep``, so they are virtual under ``MockClock``
     (with an in-Trio inner backend such as :class:`MemoryBackend`) and real otherwise.
     """

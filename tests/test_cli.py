@@ -40,11 +40,11 @@ from mcstore import (
     encode_result,
     open_store,
 )
-from mcstore._lock import NamespaceLock
+from mcstore.backends._lock import NamespaceLock
 from mcstore.cli import cli
-from mcstore.demo import MAX_HOPS, SyntheticNetwork, demo_network, simulate
-from mcstore.export import CSV_COLUMNS, format_time_ns, result_to_record
-from mcstore.ingest import store_all
+from mcstore.cli.demo import MAX_HOPS, SyntheticNetwork, demo_network, simulate
+from mcstore.cli.export import CSV_COLUMNS, format_time_ns, result_to_record
+from mcstore.cli.ingest import store_all
 from mcstore.model import (
     FEE_INSUFFICIENT,
     INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS,

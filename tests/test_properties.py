@@ -52,7 +52,7 @@ from shutdown_checks import assert_nothing_running, make_result, record_store_lo
 from strategies import payment_failures, routes
 
 from mcstore import FlushError, SQLiteBackend, StoreBusy, StoreClosed, open_store
-from mcstore.backend import Backend
+from mcstore.backends import Backend
 from mcstore.model import U64_MAX, PaymentResult
 from mcstore.store import MAX_RETRY_BACKOFF, MissionControlStore, StoreState
 from mcstore.testing import FaultyBackend, MemoryBackend, MemoryDatabase, StoreModel

@@ -15,7 +15,7 @@ from factories import failed, result
 
 import mcstore
 from mcstore import FlushError, FlushOutcome, PaymentResult, SQLiteBackend, StoreError, StoreLocked, open_store
-from mcstore.sqlite_backend import SCHEMA_VERSION
+from mcstore.backends.sqlite import SCHEMA_VERSION
 
 BUDGET = 30.0  # real seconds; a hang fails the test instead of stalling CI
 

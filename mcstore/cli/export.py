@@ -28,9 +28,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from .codec import decode_result, encode_result
-from .errors import DecodeError
-from .model import (
+from ..codec import decode_result, encode_result
+from ..errors import DecodeError
+from ..model import (
     KEY_LEN,
     PUBKEY_LEN,
     U8_MAX,

@@ -21,9 +21,9 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Final
 
-from .codec import decode_result
-from .errors import DecodeError
-from .model import PaymentResult
+from ..codec import decode_result
+from ..errors import DecodeError
+from ..model import PaymentResult
 from .readonly import DatabaseFileError, connect_readonly
 
 __all__ = ["RESULTS_BUCKET", "BadRow", "LndHistory", "list_namespaces", "read_history"]

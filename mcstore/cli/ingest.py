@@ -24,12 +24,12 @@ from typing import Final
 
 import trio
 
-from .backend import Backend
+from ..backends import Backend
+from ..errors import FlushError
+from ..model import PaymentResult
+from ..store import MissionControlStore, StoreStats, open_store
 from .demo import SyntheticNetwork, demo_network, simulate
-from .errors import FlushError
-from .model import PaymentResult
 from .readonly import connect_readonly, namespace_keys
-from .store import MissionControlStore, StoreStats, open_store
 
 __all__ = [
     "DEMO_FLUSH_INTERVAL",

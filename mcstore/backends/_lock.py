@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 
-from .errors import StoreError, StoreLocked
+from ..errors import StoreError, StoreLocked
 
 __all__ = ["NamespaceLock", "lock_path_for"]
 

@@ -19,10 +19,10 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Final
 
-from .codec import decode_result
-from .errors import DecodeError
-from .model import PaymentResult
-from .sqlite_backend import SCHEMA_VERSION
+from ..backends.sqlite import SCHEMA_VERSION
+from ..codec import decode_result
+from ..errors import DecodeError
+from ..model import PaymentResult
 
 __all__ = [
     "DatabaseFileError",

@@ -43,9 +43,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from . import __version__
+from .. import __version__
+from ..backends.sqlite import SCHEMA_VERSION
+from ..errors import DecodeError, StoreError, StoreLocked
+from ..model import PaymentResult
+from ..store import DEFAULT_MAX_RECORDS
 from .demo import DEFAULT_NODES, demo_network
-from .errors import DecodeError, StoreError, StoreLocked
 from .export import (
     CSV_COLUMNS,
     RecordError,
@@ -56,7 +59,6 @@ from .export import (
 )
 from .ingest import DemoOutcome, DemoProgress, clear_namespace, run_demo, store_all, verify_demo
 from .lnd_import import read_history
-from .model import PaymentResult
 from .readonly import (
     DatabaseFileError,
     NamespaceStats,
@@ -68,8 +70,6 @@ from .readonly import (
     open_mcstore_readonly,
     schema_version,
 )
-from .sqlite_backend import SCHEMA_VERSION
-from .store import DEFAULT_MAX_RECORDS
 
 __all__ = ["DEFAULT_DEMO_DB", "DEFAULT_DEMO_PAYMENTS", "cli", "main"]
 

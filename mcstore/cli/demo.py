@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
-from .model import (
+from ..model import (
     AMOUNT_BELOW_MINIMUM,
     CHANNEL_DISABLED,
     EXPIRY_TOO_SOON,

@@ -1,0 +1,427 @@
+"""The SQLite backend: lnd's key and value bytes in one SQLite file, one table for all namespaces.
+
+Schema (version 1, kept in ``PRAGMA user_version``)::
+
+    mc_results(namespace TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL,
+               PRIMARY KEY(namespace, key)) WITHOUT ROWID
+    mc_namespaces(namespace TEXT PRIMARY KEY, stored INTEGER NOT NULL) WITHOUT ROWID
+
+``mc_results`` holds lnd's 49-byte key and TLV value. BLOBs compare with ``memcmp``, so key
+order is chronological order, as in lnd's bbolt bucket. ``mc_namespaces`` keeps each
+namespace's row count, written in the same transaction as the rows, so that opening a store
+and deciding how much to prune cost O(1) whatever the history size.
+
+Every SQLite call runs in a worker thread, one at a time. Cancelling a call interrupts the
+statement that is running (``Connection.interrupt()``), and its transaction rolls back; a call
+that had already committed returns normally. Either way the call has finished, and its thread
+is idle, when the awaiting task resumes: nothing is abandoned.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Final, TypeVar
+
+import trio
+
+from ..codec import decode_result, encode_result
+from ..errors import DecodeError, StoreError
+from ..model import PaymentResult
+from ._lock import NamespaceLock
+from .base import FetchOutcome, FlushOutcome
+
+if TYPE_CHECKING:
+    from outcome import Outcome
+
+__all__ = ["SCHEMA_VERSION", "SYNCHRONOUS_MODES", "SQLiteBackend"]
+
+logger = logging.getLogger("mcstore")
+
+T = TypeVar("T")
+
+SCHEMA_VERSION: Final = 1
+"""The schema version this mcstore writes, and the newest it can read."""
+
+SYNCHRONOUS_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
+"""Accepted values of ``synchronous`` (SQLite's ``PRAGMA synchronous``)."""
+
+_LOCK_WAIT: Final = 5.0
+"""Seconds a write transaction waits for another connection's write lock before failing."""
+_BUSY_SLICE_MS: Final = 50
+"""SQLite's busy_timeout, in ms: how long one statement waits for a lock before re-checking
+whether the call was cancelled."""
+
+_CANCEL_CHECK_ROWS: Final = 1024
+"""How many rows a worker thread encodes or decodes between two looks at the cancel flag."""
+
+_SQLITE_HEADER: Final = b"SQLite format 3\x00"
+
+_SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS mc_results("
+    "namespace TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, "
+    "PRIMARY KEY(namespace, key)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS mc_namespaces("
+    "namespace TEXT PRIMARY KEY, stored INTEGER NOT NULL) WITHOUT ROWID",
+)
+_INSERT: Final = "INSERT OR IGNORE INTO mc_results(namespace, key, value) VALUES (?, ?, ?)"
+_SET_COUNT: Final = (
+    "INSERT INTO mc_namespaces(namespace, stored) VALUES (?, ?) "
+    "ON CONFLICT(namespace) DO UPDATE SET stored = excluded.stored"
+)
+# The oldest rows have the smallest keys; the primary key makes this an index walk of
+# exactly `excess` entries, whatever the history size.
+_PRUNE: Final = (
+    "DELETE FROM mc_results WHERE namespace = ?1 AND key IN "
+    "(SELECT key FROM mc_results WHERE namespace = ?1 ORDER BY key LIMIT ?2)"
+)
+
+
+def _check_is_sqlite(path: str) -> None:
+    """Refuse, without writing anything, a file that exists but is not an SQLite database."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        directory = os.path.dirname(path) or "."
+        if not os.path.isdir(directory):
+            raise StoreError(f"cannot create {path!r}: directory {directory!r} does not exist") from None
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot read {path!r}: {exc}") from exc
+    # An empty file is what sqlite3 makes of a new database, so it is fine.
+    if header and header != _SQLITE_HEADER:
+        raise StoreError(f"{path!r} is not an SQLite database (it starts with {header!r})")
+
+
+class SQLiteBackend:
+    """A :class:`~mcstore.backends.Backend` on one SQLite file.
+
+    ``path`` is the database file (created if missing; ``":memory:"`` gives a private
+    in-memory database with no lock). ``synchronous`` is SQLite's ``PRAGMA synchronous``:
+    ``FULL`` (the default) makes every flush durable on power loss, as lnd's bbolt commits are.
+    The file is in WAL mode.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
+        mode = synchronous.upper() if isinstance(synchronous, str) else synchronous
+        if mode not in SYNCHRONOUS_MODES:
+            raise ValueError(
+                f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, got {synchronous!r}"
+            )
+        self.path: Final = os.fspath(path)
+        self.synchronous: Final = mode
+        self.namespace = ""
+        self._conn: sqlite3.Connection | None = None
+        self._lock: NamespaceLock | None = None
+        self._stored = 0
+        self._serial = trio.Lock()
+        # Set when the awaiting task is cancelled; read by SQLite's progress handler. A flag
+        # rather than only Connection.interrupt(), which is a no-op when it arrives before the
+        # statement starts: the request would be lost, and the flush would run to the end.
+        self._cancel_requested = False
+        self._rolling_back = False
+        self._closed = False
+        self.calls_in_flight = 0
+        """SQLite calls running in a worker thread now: 0 whenever no call is awaited."""
+
+    # -- running SQLite off the Trio thread ----------------------------------------------
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` in a worker thread and return its result; interrupt it on cancellation.
+
+        This is ``trio.to_thread.run_sync(fn, abandon_on_cancel=False)`` plus one thing that
+        the public API cannot do: on cancellation it calls ``Connection.interrupt()`` and then
+        still delivers ``fn``'s own outcome. So the caller always learns whether a transaction
+        committed (the value) or rolled back (the exception); the pending ``Cancelled`` is
+        raised at its next checkpoint.
+        """
+        async with self._serial:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            task = trio.lowlevel.current_task()
+            token = trio.lowlevel.current_trio_token()
+
+            def deliver(result: Outcome[T]) -> None:
+                token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+
+            def abort(_: object) -> trio.lowlevel.Abort:
+                self._cancel_requested = True
+                conn = self._conn
+                if conn is not None:
+                    conn.interrupt()
+                # FAILED: keep waiting for the thread, so that nothing outlives this call.
+                return trio.lowlevel.Abort.FAILED
+
+            self._cancel_requested = False
+            self.calls_in_flight += 1
+            try:
+                trio.lowlevel.start_thread_soon(fn, deliver)
+                try:
+                    value: T = await trio.lowlevel.wait_task_rescheduled(abort)
+                except Exception:
+                    if self._cancel_requested:
+                        # The failure comes from our own interrupt: report the cancellation.
+                        await trio.lowlevel.checkpoint()
+                    raise
+                return value
+            finally:
+                self.calls_in_flight -= 1
+
+    def _raise_if_cancelled(self) -> None:
+        """Stop Python-side work (encoding, decoding) of a call that was cancelled."""
+        if self._cancel_requested:
+            raise sqlite3.OperationalError("interrupted")
+
+    def _progress(self) -> int:
+        """SQLite's progress handler: a non-zero answer interrupts the running statement."""
+        return self._cancel_requested and not self._rolling_back
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"SQLite backend for {self.path!r} is not open")
+        return self._conn
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction; roll back on any failure."""
+        conn = self._connection()
+        self._begin(conn)
+        try:
+            value = work(conn)
+            # Cancelled between statements, where nothing interrupts: do not commit.
+            self._raise_if_cancelled()
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                self._rolling_back = True
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:  # pragma: no cover - SQLite rolls back on its own then
+                    pass
+                finally:
+                    self._rolling_back = False
+            raise
+        return value
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE``, waiting up to ``_LOCK_WAIT`` seconds for another writer.
+
+        SQLite's own busy wait is not interrupted by ``Connection.interrupt()``, so the wait is
+        cut into ``busy_timeout`` slices and the cancellation flag is checked between them: a
+        cancelled flush stops waiting for the lock within one slice.
+        """
+        deadline = time.monotonic() + _LOCK_WAIT
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or self._cancel_requested or time.monotonic() >= deadline:
+                    raise
+
+    # -- Backend protocol -----------------------------------------------------------------
+
+    async def open(self, namespace: str, max_records: int) -> int:
+        """Lock ``namespace``, create or check the schema, prune to ``max_records``.
+
+        Raises :class:`~mcstore.StoreLocked` if the namespace is open elsewhere, and
+        :class:`~mcstore.StoreError` for a file that is not SQLite (left untouched), a newer
+        schema version, or any SQLite failure. On failure nothing stays open or locked.
+        """
+        if self._conn is not None or self._closed:
+            raise StoreError("an SQLiteBackend can be opened only once")
+        self.namespace = namespace
+        try:
+            return await self._run(lambda: self._open_sync(max_records))
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self._run(self._close_sync)
+            raise
+
+    def _open_sync(self, max_records: int) -> int:
+        in_memory = self.path == ":memory:"
+        if not in_memory:
+            _check_is_sqlite(self.path)
+            self._lock = NamespaceLock(self.path, self.namespace)
+            self._lock.acquire()
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a flush is exactly
+            # one transaction. check_same_thread=False: calls come from trio's worker threads,
+            # one at a time (see _run).
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._conn = conn
+            conn.set_progress_handler(self._progress, 1000)
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_SLICE_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            self._ensure_schema(conn)
+            row = conn.execute(
+                "SELECT stored FROM mc_namespaces WHERE namespace = ?", (self.namespace,)
+            ).fetchone()
+            if row is not None:
+                self._stored = int(row[0])
+            else:
+                # No count yet (a new namespace, or rows written by another tool): count once.
+                self._stored = conn.execute(
+                    "SELECT count(*) FROM mc_results WHERE namespace = ?", (self.namespace,)
+                ).fetchone()[0]
+            if max_records and self._stored > max_records:
+                excess = self._stored - max_records
+
+                def prune(c: sqlite3.Connection) -> int:
+                    pruned = self._prune(c, excess)
+                    self._set_count(c, self._stored - pruned)
+                    return pruned
+
+                pruned = self._write(prune)
+                self._stored -= pruned
+                logger.info(
+                    "Pruned %d mission control results of namespace %r to max_records=%d at open",
+                    pruned, self.namespace, max_records,
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+        return self._stored
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path!r} has mcstore schema version {version}, newer than the version "
+                f"{SCHEMA_VERSION} this mcstore supports; upgrade mcstore"
+            )
+
+        def create(c: sqlite3.Connection) -> None:
+            # Checked again inside the write lock: another process may have just created it.
+            if c.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+                return
+            for statement in _SCHEMA:
+                c.execute(statement)
+            c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+        self._write(create)
+
+    def _prune(self, conn: sqlite3.Connection, excess: int) -> int:
+        """Delete the ``excess`` oldest rows; return how many went. Call inside a transaction."""
+        return int(conn.execute(_PRUNE, (self.namespace, excess)).rowcount)
+
+    def _set_count(self, conn: sqlite3.Connection, stored: int) -> None:
+        conn.execute(_SET_COUNT, (self.namespace, stored))
+
+    async def store_results(
+        self, results: Sequence[PaymentResult], max_records: int
+    ) -> FlushOutcome:
+        """Insert ``results`` (deduplicated by key) and prune, in one transaction."""
+        namespace = self.namespace
+
+        def transaction(conn: sqlite3.Connection, rows: list[tuple[str, bytes, bytes]]) -> FlushOutcome:
+            # INSERT OR IGNORE dedups against stored keys and within the batch alike (lnd's
+            # storeResults stops deduplicating after the first duplicate in a batch).
+            added = int(conn.executemany(_INSERT, rows).rowcount)
+            stored = self._stored + added
+            pruned = 0
+            if max_records and stored > max_records:
+                pruned = self._prune(conn, stored - max_records)
+                stored -= pruned
+            self._set_count(conn, stored)
+            return FlushOutcome(added, len(rows) - added, pruned, stored)
+
+        def work() -> FlushOutcome:
+            # Encode before BEGIN, so that the write lock is held only for SQLite's own work;
+            # in chunks, so that a cancelled flush stops encoding too.
+            rows: list[tuple[str, bytes, bytes]] = []
+            for start in range(0, len(results), _CANCEL_CHECK_ROWS):
+                self._raise_if_cancelled()
+                rows.extend((namespace, *encode_result(r)) for r in results[start : start + _CANCEL_CHECK_ROWS])
+            outcome = self._write(lambda conn: transaction(conn, rows))
+            self._stored = outcome.stored
+            return outcome
+
+        return await self._call(work, "flush")
+
+    async def fetch_all(self) -> FetchOutcome:
+        """Read every row in key order; delete the rows that fail to decode."""
+        namespace = self.namespace
+
+        def work() -> FetchOutcome:
+            conn = self._connection()
+            rows = conn.execute(
+                "SELECT key, value FROM mc_results WHERE namespace = ? ORDER BY key",
+                (namespace,),
+            ).fetchall()
+            results: list[PaymentResult] = []
+            corrupted: list[tuple[str, bytes]] = []
+            for index, (key, value) in enumerate(rows):
+                if index % _CANCEL_CHECK_ROWS == 0:
+                    self._raise_if_cancelled()
+                try:
+                    results.append(decode_result(key, value))
+                except DecodeError as exc:
+                    # lnd >= 0.20.1 (PR #10383) also deletes undecodable results and goes on.
+                    logger.warning(
+                        "Removing undecodable mission control result: namespace=%r key=%s: %s",
+                        namespace, bytes(key).hex(), exc,
+                    )
+                    corrupted.append((namespace, key))
+
+            def repair(c: sqlite3.Connection) -> None:
+                c.executemany("DELETE FROM mc_results WHERE namespace = ? AND key = ?", corrupted)
+                self._set_count(c, len(results))
+
+            # Reading every row is also the moment to correct the kept count, should another
+            # tool have written to the table.
+            if corrupted or len(results) != self._stored:
+                self._write(repair)
+                self._stored = len(results)
+            return FetchOutcome(results, len(corrupted), self._stored)
+
+        return await self._call(work, "fetch")
+
+    async def clear(self) -> int:
+        """Delete every row of the namespace in one transaction."""
+        namespace = self.namespace
+
+        def transaction(conn: sqlite3.Connection) -> int:
+            deleted = conn.execute("DELETE FROM mc_results WHERE namespace = ?", (namespace,)).rowcount
+            self._set_count(conn, 0)
+            return int(deleted)
+
+        def work() -> int:
+            deleted = self._write(transaction)
+            self._stored = 0
+            return deleted
+
+        return await self._call(work, "clear")
+
+    async def _call(self, work: Callable[[], T], what: str) -> T:
+        """Run ``work`` in the worker thread; report SQLite failures as StoreError."""
+        try:
+            return await self._run(work)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite {what} failed on {self.path!r}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        """Close the connection and release the namespace lock. Harmless if called twice.
+
+        Runs shielded: closing is cleanup, and must finish even in a cancelled scope.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        with trio.CancelScope(shield=True):
+            await self._run(self._close_sync)
+
+    def _close_sync(self) -> None:
+        conn, self._conn = self._conn, None
+        lock, self._lock = self._lock, None
+        try:
+            if conn is not None:
+                conn.close()
+        finally:
+            if lock is not None:
+                lock.release()
