@@ -7,6 +7,8 @@
 ``import``     read jsonl back through a store, all or nothing
 ``import-lnd`` import an lnd node's history from its ``channel.sqlite`` (:mod:`mcstore.lnd_import`)
 ``reset``      clear a namespace
+``querymc``    the pair history rebuilt from a namespace, read-only (:mod:`mcstore.cli.mission_cmds`)
+``queryprob``  a success probability and the pair's history, read-only
 =============  ===================================================================
 
 Every expected error is one line on stderr, ``Error: <file>: <what>`` (``<file>:<line>:
@@ -713,3 +715,8 @@ def reset(db: str, namespace: str, yes: bool) -> None:
     with _reported(db, namespace):
         deleted = trio.run(clear_namespace, db, namespace, restrict_keyboard_interrupt_to_checkpoints=True)
     _stdout().print(f"Cleared namespace {namespace!r} of {db}: {deleted} records deleted.")
+
+
+# -- querymc, queryprob ---------------------------------------------------------------------
+# Their module registers them on `cli`; imported last, as it uses the helpers above.
+from . import mission_cmds  # noqa: E402, F401
