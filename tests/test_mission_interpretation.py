@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given
+from strategies import payment_results
 
 from mcstore.mission import FinalFailureReason, Interpretation, PairOutcome, interpret_result
 from mcstore.model import (
@@ -21,8 +22,6 @@ from mcstore.model import (
     PaymentResult,
     Route,
 )
-
-from strategies import payment_results
 
 N = [bytes([2]) + bytes([i]) * 32 for i in range(5)]  # N0 is the source
 ERROR = FinalFailureReason.ERROR
@@ -67,7 +66,10 @@ VECTORS = [
         "invalid onion payload final hop four", R4, 4, INVALID_ONION_PAYLOAD,
         "S01=100 S12=99 S23=97 F34=0 F43=0", 4, ERROR, None,
     ),
-    ("invalid onion payload final hop three", R3, 3, INVALID_ONION_PAYLOAD, "S01=100 S12=99 F23=0 F32=0", 3, ERROR, None),
+    (
+        "invalid onion payload final hop three", R3, 3, INVALID_ONION_PAYLOAD,
+        "S01=100 S12=99 F23=0 F32=0", 3, ERROR, None,
+    ),
     (
         "invalid onion payload intermediate", R4, 3, INVALID_ONION_PAYLOAD,
         "S01=100 S12=99 F23=0 F32=0 F34=0 F43=0", 3, None, None,
