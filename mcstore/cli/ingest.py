@@ -14,6 +14,7 @@ through a callback, so this module knows nothing of how it is shown.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -36,14 +37,18 @@ __all__ = [
     "DEMO_FLUSH_INTERVAL",
     "DemoOutcome",
     "DemoProgress",
+    "ImportOutcome",
     "OnInterrupt",
     "OnOpen",
     "Proof",
     "clear_namespace",
+    "import_results",
     "run_demo",
     "store_all",
     "verify_demo",
 ]
+
+logger = logging.getLogger(__name__)
 
 DEMO_FLUSH_INTERVAL: Final = 0.05
 """The demo flushes often, so that progress is visible in the database as it runs."""
@@ -351,6 +356,81 @@ async def store_all(
             raise
     assert store is not None
     return store.stats()
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    """What :func:`import_results` did."""
+
+    stats: StoreStats | None
+    """The store's counters after it closed; ``None`` if it never opened."""
+    unpersisted: int
+    """Accepted results that are not durable (all of them when the write failed)."""
+    interrupted: bool
+    """Ctrl-C (SIGINT) came during the write."""
+
+
+async def import_results(
+    path: str,
+    results: Sequence[PaymentResult],
+    *,
+    namespace: str = "default",
+    max_records: int = 1000,
+    on_done: Callable[[ImportOutcome], None] | None = None,
+) -> ImportOutcome:
+    """:func:`store_all`, with Ctrl-C turned into a cancellation of the write.
+
+    On Ctrl-C the caller's flush is cancelled, and the store's close runs its final flush as
+    always (shielded, bounded by its ``shutdown_timeout``): so the write still ends all or
+    nothing, and the outcome says which, from what the store reported durable. Without
+    Ctrl-C, a write that fails raises :class:`~mcstore.FlushError` as :func:`store_all`
+    does; with it, the failure is reported in :attr:`ImportOutcome.unpersisted` instead.
+    Raises what :func:`~mcstore.open_store` raises. ``on_done`` also gets the outcome, so
+    that a caller still has it if a late Ctrl-C ends ``trio.run`` with ``KeyboardInterrupt``.
+    """
+    opened: list[MissionControlStore] = []
+    interrupted = False
+    work = trio.CancelScope()
+    error: Exception | None = None
+
+    async def watch_sigint(signals: AsyncIterator[int]) -> None:
+        nonlocal interrupted
+        async for _ in signals:
+            interrupted = True
+            work.cancel()
+
+    def writing(store: MissionControlStore) -> None:
+        opened.append(store)
+        logger.info(
+            "Writing %d results into namespace %r of %s in one transaction", len(results), namespace, path
+        )
+
+    with _sigint_receiver() as signals:
+        async with trio.open_nursery() as guard:
+            if signals is not None:
+                guard.start_soon(watch_sigint, signals)
+            try:
+                with work:
+                    await store_all(
+                        path, results, namespace=namespace, max_records=max_records, on_open=writing
+                    )
+            except FlushError as exc:
+                if not interrupted:
+                    error = exc
+            except Exception as exc:
+                # Raised below, outside the nursery, so that it is not wrapped in a group.
+                error = exc
+            guard.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    store = opened[0] if opened else None
+    if store is None:
+        outcome = ImportOutcome(None, 0, interrupted)
+    else:
+        outcome = ImportOutcome(store.stats(), len(store.unpersisted), interrupted)
+    if on_done is not None:
+        on_done(outcome)
+    return outcome
 
 
 async def clear_namespace(path: str, namespace: str = "default") -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import logging
 import os
@@ -50,7 +51,7 @@ from .. import __version__
 from ..backends.sqlite import SCHEMA_VERSION
 from ..errors import DecodeError, StoreError, StoreLocked
 from ..model import PaymentResult
-from ..store import DEFAULT_MAX_RECORDS, MissionControlStore, StoreStats
+from ..store import DEFAULT_MAX_RECORDS, StoreStats
 from .demo import DEFAULT_NODES, demo_network
 from .export import (
     CSV_COLUMNS,
@@ -60,7 +61,15 @@ from .export import (
     result_to_csv_row,
     result_to_json_line,
 )
-from .ingest import DemoOutcome, DemoProgress, clear_namespace, run_demo, store_all, verify_demo
+from .ingest import (
+    DemoOutcome,
+    DemoProgress,
+    ImportOutcome,
+    clear_namespace,
+    import_results,
+    run_demo,
+    verify_demo,
+)
 from .lnd_import import read_history
 from .readonly import (
     DatabaseFileError,
@@ -825,21 +834,19 @@ def _import_summary(stats: StoreStats, namespace: str) -> str:
     )
 
 
-def _interrupted_import(store: MissionControlStore | None, total: int, namespace: str) -> str:
+def _interrupted_import(outcome: ImportOutcome | None, total: int, namespace: str) -> str:
     """What Ctrl-C during the write left in the database, as the store reported it."""
-    if store is None:
+    stats = None if outcome is None else outcome.stats
+    if stats is None or outcome is None:
         return "interrupted: nothing was imported"
-    if not store.closed:  # pragma: no cover - open_store closes the store before anything propagates
-        return "interrupted before the store had closed: whether the import committed is not known"
-    stats = store.stats()
-    lost = len(store.unpersisted)
-    if stats.accepted == 0 or lost == stats.accepted:
+    if stats.accepted == 0 or outcome.unpersisted >= stats.accepted:
         return "interrupted: nothing was imported"
-    if lost == 0 and stats.accepted == total:
+    if outcome.unpersisted == 0 and stats.accepted == total:
         return f"interrupted after the import committed: {_import_summary(stats, namespace)}"
+    durable = stats.accepted - outcome.unpersisted
     return (
-        f"interrupted part-way: {stats.accepted - lost} of {total} records were made durable "
-        f"and {total - stats.accepted + lost} were not; {stats.stored} stored in namespace {namespace!r}"
+        f"interrupted part-way: {durable} of {total} records were made durable and {total - durable} "
+        f"were not; {stats.stored} stored in namespace {namespace!r}"
     )
 
 
@@ -850,7 +857,6 @@ def _write_results(
 
     Ctrl-C is an error (exit 130) that says what the store reported durable.
     """
-    opened: list[MissionControlStore] = []
     progress = Progress(
         TextColumn(f"writing {len(results)} records in one transaction"),
         BarColumn(),
@@ -859,21 +865,25 @@ def _write_results(
         disable=not show_progress,
     )
     task = progress.add_task("writing", total=None)
+    done: list[ImportOutcome] = []
     with _reported(db, namespace):
         check_write_target(db)
         try:
             with progress:
-                stats = trio.run(
-                    lambda: store_all(
-                        db, results, namespace=namespace, max_records=max_records, on_open=opened.append
+                outcome = trio.run(
+                    lambda: import_results(
+                        db, results, namespace=namespace, max_records=max_records, on_done=done.append
                     ),
                     restrict_keyboard_interrupt_to_checkpoints=True,
                 )
                 progress.update(task, total=1, completed=1)
         except KeyboardInterrupt:
-            store = opened[0] if opened else None
-            raise _Interrupted(f"{db}: {_interrupted_import(store, len(results), namespace)}") from None
-    return _import_summary(stats, namespace)
+            # Outside the write's own Ctrl-C handling: before the store opened, or after it closed.
+            known = dataclasses.replace(done[0], interrupted=True) if done else None
+            raise _Interrupted(f"{db}: {_interrupted_import(known, len(results), namespace)}") from None
+    if outcome.interrupted or outcome.stats is None:
+        raise _Interrupted(f"{db}: {_interrupted_import(outcome, len(results), namespace)}")
+    return _import_summary(outcome.stats, namespace)
 
 
 @cli.command("import", context_settings=_CONTEXT)
@@ -904,7 +914,10 @@ def import_(db: str, file: str, namespace: str, max_records: int, progress: bool
         click.echo(f"{file}: no records; {db} unchanged.", err=True)
         return
     summary = _write_results(db, results, namespace, max_records, shown)
-    _stdout().print(f"Imported {len(results)} records from {file} into {db}: {summary}.")
+    try:
+        _stdout().print(f"Imported {len(results)} records from {file} into {db}: {summary}.")
+    except KeyboardInterrupt:
+        raise _Interrupted(f"{db}: interrupted after the import committed: {summary}") from None
 
 
 # -- import-lnd -----------------------------------------------------------------------------
