@@ -116,6 +116,22 @@ async def test_iter_results_yields_what_fetch_all_returns_in_batches_of_at_most_
     assert len(backend.batches) == 120 // batch_size + 1
 
 
+async def test_the_snapshot_is_released_as_soon_as_the_last_batch_is_read(backend: WatchedBackend) -> None:
+    with trio.fail_after(BUDGET):
+        async with store_of(backend) as store:
+            for i in range(15):
+                store.add_result(result(i))
+            await store.flush()
+            async with contextlib.aclosing(store.iter_results(batch_size=10)) as results:
+                assert (await results.__anext__()).id == 0
+                assert backend.snapshots_open == 1
+                ids = [(await results.__anext__()).id for _ in range(10)]
+                # The second batch was short: the snapshot is gone, its rows are still served.
+                assert backend.snapshots_open == 0
+                assert not results.snapshot_open
+                assert ids + [r.id for r in await collect(results)] == list(range(1, 15))
+
+
 async def test_empty_namespace_yields_nothing_and_releases_the_snapshot(backend: WatchedBackend) -> None:
     with trio.fail_after(BUDGET):
         async with store_of(backend) as store:
@@ -370,3 +386,60 @@ async def test_snapshot_rejects_a_bad_max_rows() -> None:
     with pytest.raises(ValueError, match="max_rows must be >= 1, got 0"):
         await snapshot.next_batch(0)
     await backend.aclose()
+
+
+# -- SQLite: a statement in flight is interrupted -------------------------------------------------
+
+
+def slow_namespace(path: Path) -> None:
+    """A file whose ``mc_results`` is a view: its first row comes at once, but reading it in key
+    order walks 10^8 generated rows (many seconds) unless interrupted. Bounded on purpose: if
+    interrupting broke, the test fails on its elapsed time instead of hanging."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute(
+            "CREATE VIEW mc_results AS WITH RECURSIVE c(x) AS "
+            "(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000000) "
+            "SELECT 'default' AS namespace, CAST(x AS BLOB) AS key, x'00' AS value FROM c "
+            "WHERE x = 1 OR x = 100000000"
+        )
+
+
+@pytest.mark.parametrize("stop", ["aclose from another task", "cancel"])
+async def test_sqlite_snapshot_read_in_flight_is_interrupted_promptly(tmp_path: Path, stop: str) -> None:
+    from mcstore.backends.sqlite_read import SQLiteSnapshot
+
+    path = tmp_path / "slow.sqlite"
+    slow_namespace(path)
+    snapshot = SQLiteSnapshot(str(path), "default")
+    await snapshot.start()
+    started = trio.current_time()
+    outcome: list[BaseException] = []
+
+    async def read(task_status: trio.TaskStatus[trio.CancelScope]) -> None:
+        with trio.CancelScope() as scope:
+            task_status.started(scope)
+            try:
+                await snapshot.next_batch(10)
+            except BaseException as exc:
+                outcome.append(exc)
+                raise
+        pytest.fail("the read was not stopped")  # pragma: no cover
+
+    with trio.fail_after(BUDGET):
+        async with trio.open_nursery() as nursery:
+            scope = await nursery.start(read)
+            await trio.testing.wait_all_tasks_blocked()  # the read is running in its thread
+            if stop == "cancel":
+                scope.cancel()
+            else:
+                await snapshot.aclose()
+        if stop == "cancel":
+            assert isinstance(outcome[0], trio.Cancelled)
+            # A cancelled read leaves the snapshot usable only for aclose.
+            with pytest.raises(StoreError, match="unusable after a cancelled read"):
+                await snapshot.next_batch(10)
+            await snapshot.aclose()
+        else:
+            assert isinstance(outcome[0], StoreClosed)
+            assert "closed during a read" in str(outcome[0])
+    assert trio.current_time() - started < 2.0
