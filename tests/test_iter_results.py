@@ -78,7 +78,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> WatchedBackend:
     return WatchedBackend(inner)
 
 
-def store_of(backend: WatchedBackend, **kwargs: object) -> contextlib.AbstractAsyncContextManager[mcstore.MissionControlStore]:
+def store_of(
+    backend: WatchedBackend, **kwargs: object
+) -> contextlib.AbstractAsyncContextManager[mcstore.MissionControlStore]:
     kwargs.setdefault("max_records", 0)
     return open_store(backend, **kwargs)  # type: ignore[arg-type]
 

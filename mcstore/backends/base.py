@@ -111,9 +111,10 @@ class Snapshot(Protocol):
         """The next at most ``max_rows`` (>= 1) rows, ``(key, value)``, in ascending bytewise key order.
 
         Continues after the last row returned. A batch shorter than ``max_rows`` means the
-        snapshot is exhausted: every later call returns ``[]``. Raises
-        :class:`~mcstore.StoreClosed` once :meth:`aclose` has begun (also when it interrupts
-        this call from another task) and :class:`~mcstore.StoreError` if reading fails.
+        snapshot is exhausted: every later call returns ``[]``. Raises ``ValueError`` for
+        ``max_rows < 1`` (see :func:`check_batch_size`), :class:`~mcstore.StoreClosed` once
+        :meth:`aclose` has begun (also when it interrupts this call from another task), and
+        :class:`~mcstore.StoreError` if reading fails.
         """
         ...
 
