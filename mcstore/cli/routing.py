@@ -29,8 +29,9 @@ results.
 from __future__ import annotations
 
 import heapq
+import importlib.util
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -54,10 +55,16 @@ __all__ = [
     "RISK_FACTOR_BILLIONTHS",
     "FoundRoute",
     "HiddenLiquidity",
+    "Learning",
     "PaymentOutcome",
+    "PlotUnavailable",
     "ProbabilitySource",
     "RoutedPayments",
+    "check_plotting",
     "find_route",
+    "learning",
+    "plot_success",
+    "success_curve",
 ]
 
 ProbabilitySource = Callable[[bytes, bytes, int, int, int], float]
@@ -272,6 +279,9 @@ class RoutedPayments:
         self.max_attempts = max_attempts
         self.liquidity = HiddenLiquidity(network, seed if liquidity_seed is None else liquidity_seed)
         self.outcomes: list[PaymentOutcome] = []
+        """The payments that have ended, in order."""
+        self.payments_started = 0
+        """Payments started so far (the current one included)."""
 
     def run(self, payments: int) -> Iterator[PaymentResult]:
         """Make ``payments`` payments, yielding the result of each attempt as its reply comes.
@@ -290,6 +300,7 @@ class RoutedPayments:
             # One generator per payment, so that the payments (who, how much, when) are the
             # same whichever way they are routed: runs with and without mission control compare.
             rng = random.Random(f"mcstore-payment-{self.seed}-{index}")
+            self.payments_started = index + 1
             self.now_ns += int(rng.expovariate(1 / _MEAN_PAYMENT_GAP_S) * _S)
             target = rng.choice(others)
             amount = _amount_msat(rng)
@@ -364,3 +375,102 @@ class RoutedPayments:
             failure = PaymentFailure.from_code(n, INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, payload)
             return PaymentResult(attempt_id, fwd_ns, reply_ns, route, failure), None, True
         return PaymentResult(attempt_id, fwd_ns, reply_ns, route), None, False
+
+
+# -- what the run shows ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Learning:
+    """The success of the first and the last tenth of a run's payments, to show the learning."""
+
+    payments: int
+    tenth: int
+    """Payments in each tenth (at least 1)."""
+    first_success_rate: float
+    last_success_rate: float
+    first_attempts: float
+    """Mean attempts per payment in the first tenth."""
+    last_attempts: float
+    mean_attempts: float
+    """Mean attempts per payment over the whole run."""
+
+
+def _rate(outcomes: Sequence[PaymentOutcome]) -> float:
+    return sum(o.succeeded for o in outcomes) / len(outcomes)
+
+
+def _attempts(outcomes: Sequence[PaymentOutcome]) -> float:
+    return sum(o.attempts for o in outcomes) / len(outcomes)
+
+
+def learning(outcomes: Sequence[PaymentOutcome]) -> Learning | None:
+    """Summarise ``outcomes`` (None when there are none); a tenth is ``len // 10`` payments, at least 1."""
+    if not outcomes:
+        return None
+    tenth = max(1, len(outcomes) // 10)
+    first, last = outcomes[:tenth], outcomes[-tenth:]
+    return Learning(
+        payments=len(outcomes),
+        tenth=tenth,
+        first_success_rate=_rate(first),
+        last_success_rate=_rate(last),
+        first_attempts=_attempts(first),
+        last_attempts=_attempts(last),
+        mean_attempts=_attempts(outcomes),
+    )
+
+
+def success_curve(outcomes: Sequence[PaymentOutcome], window: int) -> list[float]:
+    """The success rate of the ``window`` payments up to each one (fewer at the start)."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    curve: list[float] = []
+    succeeded = 0
+    for i, outcome in enumerate(outcomes):
+        succeeded += outcome.succeeded
+        if i >= window:
+            succeeded -= outcomes[i - window].succeeded
+        curve.append(succeeded / min(i + 1, window))
+    return curve
+
+
+class PlotUnavailable(Exception):
+    """``--plot`` was asked for, but matplotlib is not installed."""
+
+
+def check_plotting() -> None:
+    """Raise :class:`PlotUnavailable` unless matplotlib can be imported (checked before a run)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise PlotUnavailable(
+            "--plot needs matplotlib, which is not installed: pip install 'mcstore[bench]' (or matplotlib)"
+        )
+
+
+def plot_success(outcomes: Sequence[PaymentOutcome], path: str, *, title: str) -> None:
+    """Draw the success rate over the run (a moving window of a tenth of it) into the PNG ``path``.
+
+    Raises :class:`PlotUnavailable` without matplotlib, and :class:`OSError` if the file
+    cannot be written.
+    """
+    check_plotting()
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    window = max(1, len(outcomes) // 10)
+    figure, axes = plt.subplots(figsize=(8, 4.5), dpi=100)
+    try:
+        xs = [o.index + 1 for o in outcomes]
+        axes.plot(xs, [100 * rate for rate in success_curve(outcomes, window)], label=f"last {window} payments")
+        axes.set_xlabel("payment")
+        axes.set_ylabel("payments that succeeded (%)")
+        axes.set_ylim(0, 100)
+        axes.set_title(title)
+        axes.grid(True, alpha=0.3)
+        axes.legend(loc="lower right")
+        figure.tight_layout()
+        figure.savefig(path, format="png")
+    finally:
+        plt.close(figure)
