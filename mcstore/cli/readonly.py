@@ -1,10 +1,13 @@
 """Reading an mcstore database without a store: for ``mcstore stats`` and ``mcstore export``.
 
-These functions open the SQLite file read-only (``mode=ro``), take no namespace lock, and
-never create, repair or delete anything: a missing file is an error, and a row that fails to
-decode is reported through a callback and skipped, not removed (the store's ``fetch_all``
-removes such rows; a read-only tool must not). Reading is safe while a store writes the same
-file: SQLite's WAL mode gives each query a consistent snapshot.
+These functions never write to the database, take no namespace lock, and leave nothing
+behind: a missing file is an error (it is never created), and a row that fails to decode is
+reported through a callback and skipped, not removed (the store's ``fetch_all`` removes such
+rows; a read-only tool must not). Reading is safe while a store writes the same file: SQLite's
+WAL mode gives each query a consistent snapshot. To read a WAL-mode file SQLite needs its
+``-wal`` and ``-shm`` companions; when they do not exist (no one has the file open),
+:func:`connect_readonly` lets SQLite create them and remove them again when the connection
+closes, so that a read-only command leaves the directory as it found it.
 
 Every failure is a :class:`DatabaseFileError` naming the file and what is wrong with it.
 """
@@ -37,10 +40,13 @@ __all__ = [
     "namespace_stats",
     "namespaces",
     "open_mcstore_readonly",
+    "quick_check",
     "schema_version",
 ]
 
 _SQLITE_HEADER: Final = b"SQLite format 3\x00"
+_WAL_FORMAT: Final = 2
+"""Bytes 18 and 19 of the header (write and read format version): 2 in WAL mode, 1 otherwise."""
 
 OnBadRow = Callable[[bytes, DecodeError], None]
 """Called with the key and the error of each row that fails to decode."""
@@ -75,29 +81,64 @@ def check_sqlite_file(path: str) -> bool:
     return True
 
 
-def connect_readonly(path: str, *, immutable_if_idle: bool = False) -> sqlite3.Connection:
-    """Open the existing SQLite file ``path`` read-only; never create it.
+def _in_wal_mode(path: str) -> bool:
+    """Whether the header of the SQLite file ``path`` says WAL mode (reads 20 bytes)."""
+    with open(path, "rb") as f:
+        header = f.read(20)
+    return len(header) == 20 and header[18] == header[19] == _WAL_FORMAT
 
-    With ``immutable_if_idle``, a file without a ``-wal`` companion (no writer is using it)
-    is opened ``immutable``, so SQLite creates no ``-wal``/``-shm`` files beside it either;
-    use it for files that belong to another program. Raises :class:`DatabaseFileError`.
+
+def connect_readonly(path: str, *, immutable_if_idle: bool = False) -> sqlite3.Connection:
+    """Open the existing SQLite file ``path`` for reading only; never create it, never write it.
+
+    Leaves nothing behind. A WAL-mode file with no ``-wal`` beside it (no one has it open) is
+    opened read-write with ``PRAGMA query_only``: SQLite then creates the ``-wal`` and ``-shm``
+    it needs and removes them when the connection closes (if a writer opened the file
+    meanwhile, they are the writer's, and it removes them). A file whose ``-wal`` exists (a
+    writer has it open, or crashed) is opened ``mode=ro``, which uses the existing companions
+    and never writes the file, even to recover a crashed writer's log. Any other file is
+    opened ``mode=ro``, which creates nothing for a rollback-journal database.
+
+    With ``immutable_if_idle``, a file without a ``-wal`` companion is opened ``immutable``
+    instead, so SQLite creates nothing beside it at all; use it for files that belong to
+    another program. Raises :class:`DatabaseFileError`.
     """
     if not check_sqlite_file(path):
         raise DatabaseFileError(path, "no such file")
-    uri = pathlib.Path(path).absolute().as_uri() + "?mode=ro"
-    if immutable_if_idle and not os.path.exists(path + "-wal"):
-        uri += "&immutable=1"
+    uri = pathlib.Path(path).absolute().as_uri()
+    idle = not os.path.exists(path + "-wal")
+    if immutable_if_idle and idle:
+        uri += "?mode=ro&immutable=1"
+    elif idle and _in_wal_mode(path):
+        uri += "?mode=rw"
+    else:
+        uri += "?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True)
     except sqlite3.Error as exc:
         raise DatabaseFileError(path, f"cannot open read-only: {exc}") from None
     try:
+        conn.execute("PRAGMA query_only = ON")
         # The header looked right; this reads the schema, so a damaged file fails here.
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as exc:
         conn.close()
         raise DatabaseFileError(path, f"not a readable SQLite database: {exc}") from None
     return conn
+
+
+def quick_check(conn: sqlite3.Connection) -> list[str]:
+    """Run ``PRAGMA quick_check``; return its complaints (empty when the file is sound).
+
+    Reads every page of the database once; writes nothing. An error that stops the check
+    itself (say, a damaged schema) is returned as the only complaint.
+    """
+    try:
+        rows = conn.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.Error as exc:
+        return [f"quick_check could not run: {exc}"]
+    messages = [str(row[0]) for row in rows]
+    return [] if messages == ["ok"] else messages
 
 
 def _tables(conn: sqlite3.Connection) -> list[str]:
