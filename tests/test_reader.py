@@ -185,4 +185,4 @@ def test_export_runs_in_constant_memory(tmp_path: Path) -> None:
         last = json.loads(output.read_text().splitlines()[-1])
         assert last["id"] == size - 1
     growth = peaks[100_000] - peaks[1_000]
-    assert growth < 16 * 1024 * 1024, f"peak RSS grew by {growth / 2**20:.1f} MiB for 100x the rows"
+    assert growth < 8 * 1024 * 1024, f"peak RSS grew by {growth / 2**20:.1f} MiB for 100x the rows"
