@@ -337,6 +337,19 @@ class BimodalEstimator:
             return 0.0  # lnd: an error (amount > success amount here), not a clamp
         return prob
 
+    def can_send(self, success_msat: int, age_ns: int) -> int:
+        """lnd's ``canSend``: what a success ``age_ns`` ago still proves, decaying to 0."""
+        x = int(self._decay(age_ns) * float(success_msat))
+        return x if x < U64_MAX else U64_MAX
+
+    def cannot_send(self, fail_msat: int, capacity_msat: int, age_ns: int) -> int:
+        """lnd's ``cannotSend``: what a failure ``age_ns`` ago still excludes, relaxing to the capacity."""
+        if fail_msat > capacity_msat:
+            fail_msat = capacity_msat
+        x = int(self._decay(age_ns) * float(capacity_msat - fail_msat))
+        fail = capacity_msat - (x if x < U64_MAX else U64_MAX)
+        return fail + 2**64 if fail < 0 else fail  # u64 arithmetic, as in lnd
+
     def direct_probability(
         self, now_ns: int, results: Mapping[bytes, TimedPairResult], to_pubkey: bytes, amount_msat: int,
         capacity_sat: int,
@@ -347,35 +360,17 @@ class BimodalEstimator:
         fail = capacity
         r = results.get(to_pubkey)
         if r is not None:
-            fail_time, fail_amt, success_time, success_amt = r
-            if fail_time is not None:
-                # lnd's cannotSend: the failure amount relaxes back up to the capacity.
-                if fail_amt > capacity:
-                    fail_amt = capacity
-                x = int(self._decay(_sub(now_ns, fail_time)) * float(capacity - fail_amt))
-                fail = capacity - (x if x < U64_MAX else U64_MAX)
-                if fail < 0:
-                    fail += 2**64  # u64 arithmetic, as in lnd
-            if success_time is not None:
-                # lnd's canSend: the success amount relaxes back down to 0.
-                x = int(self._decay(_sub(now_ns, success_time)) * float(success_amt))
-                success = x if x < U64_MAX else U64_MAX
+            if r[0] is not None:
+                fail = self.cannot_send(r[1], capacity, _sub(now_ns, r[0]))
+            if r[2] is not None:
+                success = self.can_send(r[3], _sub(now_ns, r[2]))
         return self.probability_formula(capacity, success, fail, amount_msat)
 
-    def pair_probability(
-        self,
-        now_ns: int,
-        results: Mapping[bytes, TimedPairResult],
-        to_pubkey: bytes,
-        amount_msat: int,
-        capacity_sat: int,
+    def calculate_probability(
+        self, direct: float, now_ns: int, results: Mapping[bytes, TimedPairResult], to_pubkey: bytes
     ) -> float:
-        """The probability that the channel to ``to_pubkey`` forwards ``amount_msat`` at ``now_ns``.
-
-        ``results`` is the pair history of the channel's source node (``results_from``);
-        ``capacity_sat`` the channel's capacity. Always in [0, 1]. Pure; O(len(results)).
-        """
-        direct = self.direct_probability(now_ns, results, to_pubkey, amount_msat, capacity_sat)
+        """Mix the node's other results into ``direct`` unless the pair's own information is
+        fresher than ``decay_time`` (lnd's ``calculateProbability``)."""
         w = self.node_weight
         if w == 0.0:
             return direct
@@ -399,6 +394,23 @@ class BimodalEstimator:
             if pr[1] > 0:
                 den += w * decay(_sub(now_ns, pr[0]))
         return num / den
+
+    def pair_probability(
+        self,
+        now_ns: int,
+        results: Mapping[bytes, TimedPairResult],
+        to_pubkey: bytes,
+        amount_msat: int,
+        capacity_sat: int,
+    ) -> float:
+        """The probability that the channel to ``to_pubkey`` forwards ``amount_msat`` at ``now_ns``.
+
+        ``results`` is the pair history of the channel's source node (``results_from``);
+        ``capacity_sat`` the channel's capacity. Always in [0, 1]. Pure; O(len(results)).
+        """
+        return self.calculate_probability(
+            self.direct_probability(now_ns, results, to_pubkey, amount_msat, capacity_sat), now_ns, results, to_pubkey
+        )
 
     def local_pair_probability(self, now_ns: int, results: Mapping[bytes, TimedPairResult], to_pubkey: bytes) -> float:
         """The probability for one of our own channels: 1, lowered by the pair's last failure,

@@ -106,7 +106,9 @@ class MissionControlState:
     def pairs(self) -> dict[tuple[bytes, bytes], TimedPairResult]:
         """A snapshot of every known pair, ``(from, to) -> TimedPairResult``, sorted by pair.
 
-        What lnd's ``QueryMissionControl`` returns; :meth:`import_pairs` accepts it back.
+        What lnd's ``QueryMissionControl`` returns, in the shape :meth:`import_pairs` takes (lnd's
+        import refuses some entries it returns, such as a success of amount 0 or a failure of
+        amount 0 alone; sanitize them first, as ``lncli loadmc`` does).
         """
         return {
             (frm, to): result
