@@ -10,8 +10,9 @@
 =============  ===================================================================
 
 Every expected error is one line on stderr, ``Error: <file>: <what>`` (``<file>:<line>:
-<field>: <what>`` for a bad import line), with exit code 1, or 2 for a usage error; an
-interrupted demo exits with 130 after its summary.
+<field>: <what>`` for a bad import line), with exit code 1, or 2 for a usage error. Ctrl-C
+exits with 130: the demo after its summary and proof, an import with one line saying whether
+it committed, as the store reported it.
 """
 
 from __future__ import annotations
@@ -338,6 +339,17 @@ class _Interrupted(click.ClickException):
     exit_code = EXIT_INTERRUPTED
 
 
+@contextlib.contextmanager
+def _interrupted_demo(db: str) -> Iterator[None]:
+    """A Ctrl-C that escapes the demo's own handling: before it began, or as ``trio.run`` ended."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise _Interrupted(
+            f"{db}: interrupted before the demo could report; 'mcstore stats {db}' shows what the file holds"
+        ) from None
+
+
 class _DemoInterrupts:
     """What the demo does on each Ctrl-C, counted from the first.
 
@@ -517,7 +529,7 @@ def demo(
     outcome: DemoOutcome | None = None
     bar = _DemoBar(progress, payments)
     try:
-        with _reported(db, namespace):
+        with _reported(db, namespace), _interrupted_demo(db):
             outcome = trio.run(
                 lambda: run_demo(
                     db,
