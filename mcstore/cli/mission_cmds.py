@@ -25,19 +25,21 @@ pairs in Go's random map order; here they are sorted by ``(node_from, node_to)``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 import time
 from collections.abc import Mapping
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
 import click
+import trio
 from rich.table import Table
 
+from ..backends import open_reader
 from ..mission import AprioriEstimator, BimodalEstimator, MissionControlState, TimedPairResult
 from ..model import PUBKEY_LEN, U64_MAX
 from .main import (
@@ -51,7 +53,7 @@ from .main import (
     _warn_unknown_namespace,
     cli,
 )
-from .readonly import iter_results, namespaces, open_mcstore_readonly
+from .readonly import stream_results
 
 __all__ = ["Replayed", "pair_data", "querymc", "queryprob", "replay_history"]
 
@@ -76,26 +78,34 @@ class Replayed:
     """The source pubkeys of those results: the node (normally one) whose history this is."""
 
 
-def replay_history(db: str, namespace: str) -> Replayed:
+async def replay_history(db: str, namespace: str) -> Replayed:
     """Replay every result of ``namespace`` of ``db``, in key order, into a new state; read-only.
 
-    Rows that fail to decode are reported as warnings on stderr and skipped. Raises
-    :class:`~mcstore.cli.readonly.DatabaseFileError` for a file that is not a readable
-    mcstore database.
+    Reads one consistent snapshot through :func:`~mcstore.backends.open_reader` (no lock,
+    nothing written), streamed in batches. Rows that fail to decode are reported as
+    warnings on stderr and skipped. Raises :class:`~mcstore.LocationError` for a location
+    that is not a readable mcstore database.
     """
     state = MissionControlState()
     count = 0
     sources: set[bytes] = set()
-    with closing(open_mcstore_readonly(db)) as conn:
-        names = namespaces(conn)
+    async with contextlib.aclosing(await open_reader(db)) as reader:
+        names = list(await reader.namespaces())
         if namespace not in names:
             _warn_unknown_namespace(db, namespace, names)
-        with closing(iter_results(conn, namespace, _bad_row_reporter(db, namespace))) as rows:
-            for _key, _value, result in rows:
-                state.apply_result(result)
-                count += 1
-                sources.add(result.route.source_pubkey)
+        async with contextlib.aclosing(await reader.open_snapshot(namespace)) as snapshot:
+            rows = stream_results(snapshot, _bad_row_reporter(db, namespace))
+            async with contextlib.aclosing(rows):
+                async for _key, _value, result in rows:
+                    state.apply_result(result)
+                    count += 1
+                    sources.add(result.route.source_pubkey)
     return Replayed(state, count, frozenset(sources))
+
+
+def _replay(db: str, namespace: str) -> Replayed:
+    with _reported(db, namespace):
+        return trio.run(replay_history, db, namespace, restrict_keyboard_interrupt_to_checkpoints=True)
 
 
 def _int64(value: int) -> str:
@@ -169,8 +179,7 @@ def querymc(db: str, namespace: str, as_json: bool) -> None:
     "fail_amt_msat", "success_time", "success_amt_sat", "success_amt_msat"}}]}, with lncli's
     conventions (hex pubkeys, integers as strings, Unix seconds, 0 for never). Read-only.
     """
-    with _reported(db, namespace):
-        replayed = replay_history(db, namespace)
+    replayed = _replay(db, namespace)
     pairs = replayed.state.pairs()
     if as_json:
         document = {
@@ -317,8 +326,7 @@ def queryprob(
     estimate is lnd's GetProbability: the estimator's local variant for a channel of our
     own node (--self), its pair probability otherwise. Read-only.
     """
-    with _reported(db, namespace):
-        replayed = replay_history(db, namespace)
+    replayed = _replay(db, namespace)
     if self_pubkey is None and len(replayed.sources) == 1:
         (self_pubkey,) = replayed.sources
     model = AprioriEstimator() if estimator == "apriori" else BimodalEstimator()
