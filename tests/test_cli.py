@@ -542,6 +542,8 @@ def test_import_with_a_progress_bar(sample_db: Path, tmp_path: Path) -> None:
     result = run("import", str(tmp_path / "t.sqlite"), str(dump), "--progress")
     assert result.exit_code == 0
     assert "validating" in result.stderr
+    # The bar covers the write too.
+    assert f"writing {len(by_key(sample_results()))} records in one transaction" in result.stderr
 
 
 def test_import_of_an_empty_file_changes_nothing(tmp_path: Path) -> None:

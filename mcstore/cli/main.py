@@ -10,8 +10,9 @@
 =============  ===================================================================
 
 Every expected error is one line on stderr, ``Error: <file>: <what>`` (``<file>:<line>:
-<field>: <what>`` for a bad import line), with exit code 1, or 2 for a usage error; an
-interrupted demo exits with 130 after its summary.
+<field>: <what>`` for a bad import line), with exit code 1, or 2 for a usage error. Ctrl-C
+exits with 130: the demo after its summary and proof, an import with one line saying whether
+it committed, as the store reported it.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from rich.progress import (
 from rich.table import Table
 
 from .. import __version__
+from ..backends import Snapshot, open_reader
 from ..backends.sqlite import SCHEMA_VERSION
 from ..errors import DecodeError, StoreError, StoreLocked
 from ..model import PaymentResult
@@ -76,11 +78,10 @@ from .readonly import (
     NamespaceStats,
     check_write_target,
     count_results,
-    iter_results,
     namespace_stats,
     namespaces,
     open_mcstore_readonly,
-    schema_version,
+    stream_results,
 )
 
 __all__ = ["DEFAULT_DEMO_DB", "DEFAULT_DEMO_PAYMENTS", "cli", "main"]
@@ -338,6 +339,17 @@ class _Interrupted(click.ClickException):
     exit_code = EXIT_INTERRUPTED
 
 
+@contextlib.contextmanager
+def _interrupted_demo(db: str) -> Iterator[None]:
+    """A Ctrl-C that escapes the demo's own handling: before it began, or as ``trio.run`` ended."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise _Interrupted(
+            f"{db}: interrupted before the demo could report; 'mcstore stats {db}' shows what the file holds"
+        ) from None
+
+
 class _DemoInterrupts:
     """What the demo does on each Ctrl-C, counted from the first.
 
@@ -517,7 +529,7 @@ def demo(
     outcome: DemoOutcome | None = None
     bar = _DemoBar(progress, payments)
     try:
-        with _reported(db, namespace):
+        with _reported(db, namespace), _interrupted_demo(db):
             outcome = trio.run(
                 lambda: run_demo(
                     db,
@@ -558,6 +570,78 @@ def demo(
         ctx.exit(EXIT_INTERRUPTED)
 
 
+# -- reading: progress over a namespace's rows ------------------------------------------------
+
+
+def _wants_bar(show: bool | None, *, uses_stdout: bool) -> bool:
+    """``--progress``/``--no-progress``, or by default: on when stderr is a terminal, unless
+    the output goes to stdout on that terminal too."""
+    if show is not None:
+        return show
+    return _stderr().is_terminal and not (uses_stdout and sys.stdout.isatty())
+
+
+class _RowsBar:
+    """A progress bar over the rows of a snapshot on stderr, redrawn at most ten times a second.
+
+    Disabled, it costs nothing and never counts the rows.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            console=_stderr(),
+            auto_refresh=False,
+            disable=not enabled,
+        )
+        self._task: Any = None
+        self._done = 0
+        self._last = 0.0
+
+    def __enter__(self) -> _RowsBar:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, completed=self._done)
+            self._progress.refresh()
+        self._progress.__exit__(None, None, None)
+
+    async def start(self, description: str, snapshot: Snapshot) -> None:
+        """A new bar for ``snapshot``'s rows (counted only when the bar is shown)."""
+        if not self.enabled:
+            return
+        total = await snapshot.count()
+        if self._task is not None:
+            self._progress.update(self._task, completed=self._done)
+        self._done = 0
+        self._task = self._progress.add_task(description, total=total)
+        self._progress.refresh()
+
+    def advance(self, rows: int) -> None:
+        if not self.enabled:
+            return
+        self._done += rows
+        now = time.monotonic()
+        if now - self._last >= 0.1:
+            self._last = now
+            self._progress.update(self._task, completed=self._done)
+            self._progress.refresh()
+
+
+_read_progress_option = click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar on stderr. [default: when stderr is a terminal that the output does not go to]",
+)
+
+
 # -- stats ----------------------------------------------------------------------------------
 
 
@@ -589,27 +673,46 @@ def _stats_tables(s: NamespaceStats, top: int) -> list[Table]:
     return tables
 
 
+async def _gather_stats(
+    db: str, namespace: str | None, show_progress: bool | None
+) -> tuple[int, list[NamespaceStats]]:
+    """The schema version and the stats of ``namespace`` (or of every namespace) of ``db``."""
+    async with contextlib.aclosing(await open_reader(db)) as reader:
+        names = list(await reader.namespaces())
+        if namespace is not None:
+            if namespace not in names:
+                _fail_unknown_namespace(db, namespace, names)
+            names = [namespace]
+        all_stats = []
+        with _RowsBar(_wants_bar(show_progress, uses_stdout=False)) as bar:
+            for name in names:
+                async with contextlib.aclosing(await reader.open_snapshot(name)) as snapshot:
+                    await bar.start(f"namespace {name!r}", snapshot)
+                    all_stats.append(
+                        await namespace_stats(snapshot, name, _bad_row_reporter(db, name), on_rows=bar.advance)
+                    )
+        return reader.schema_version, all_stats
+
+
 @cli.command(context_settings=_CONTEXT)
 @_db_argument
 @_namespace_option(None, "Only this namespace. [default: every namespace]")
 @click.option(
     "--top", type=click.IntRange(min=1), default=10, show_default=True, help="Failure codes to list."
 )
-def stats(db: str, namespace: str | None, top: int) -> None:
+@_read_progress_option
+def stats(db: str, namespace: str | None, top: int, progress: bool | None) -> None:
     """Summarise the database DB, read-only.
 
     Per namespace: the record count, the oldest and newest reply time, the success/failure
     split and the most common failure codes; and the schema version. Rows that fail to
-    decode are reported on stderr and skipped, never deleted.
+    decode are reported on stderr and skipped, never deleted. Each namespace is read from
+    one consistent snapshot, streamed: memory stays flat whatever its size.
     """
-    with _reported(db, namespace), closing(open_mcstore_readonly(db)) as conn:
-        version = schema_version(conn)
-        names = namespaces(conn)
-        if namespace is not None:
-            if namespace not in names:
-                _fail_unknown_namespace(db, namespace, names)
-            names = [namespace]
-        all_stats = [namespace_stats(conn, name, _bad_row_reporter(db, name)) for name in names]
+    with _reported(db, namespace):
+        version, all_stats = trio.run(
+            _gather_stats, db, namespace, progress, restrict_keyboard_interrupt_to_checkpoints=True
+        )
     out = _stdout()
     out.print(f"{db}: mcstore schema version {version} (this mcstore writes {SCHEMA_VERSION})")
     if not all_stats:
@@ -722,11 +825,16 @@ def _umask() -> int:
     "--force", is_flag=True, help="Replace FILE if it exists (never the database itself, nor any SQLite file)."
 )
 @click.option("--raw", is_flag=True, help="Add lnd's key and value bytes (hex) to each record.")
-def export(db: str, namespace: str, fmt: str, output: str, force: bool, raw: bool) -> None:
+@_read_progress_option
+def export(
+    db: str, namespace: str, fmt: str, output: str, force: bool, raw: bool, progress: bool | None
+) -> None:
     """Write the results of a namespace of DB, one per line, oldest first; read-only.
 
     jsonl (what `mcstore import` reads) or csv. Pubkeys and failure messages are hex, times
-    are given both in ns and as ISO-8601 UTC, and failure codes with their BOLT 4 name.
+    are given both in ns and as ISO-8601 UTC, and failure codes with their BOLT 4 name. The
+    namespace is read from one consistent snapshot and streamed, in constant memory
+    whatever its size, while a store may keep writing.
     """
     count = 0
     skipped = 0
@@ -737,24 +845,34 @@ def export(db: str, namespace: str, fmt: str, output: str, force: bool, raw: boo
         skipped += 1
         report_bad_row(key, exc)
 
-    try:
-        with _reported(db, namespace), closing(open_mcstore_readonly(db)) as conn:
-            names = namespaces(conn)
+    def write_all(stream: IO[str]) -> Callable[[PaymentResult], object]:
+        if fmt == "csv":
+            writer = csv.writer(stream, lineterminator="\n")
+            writer.writerow([*CSV_COLUMNS, *(("raw_key", "raw_value") if raw else ())])
+            return lambda result: writer.writerow(result_to_csv_row(result, raw=raw))
+        return lambda result: stream.write(result_to_json_line(result, raw=raw) + "\n")
+
+    async def run_export() -> int:
+        exported = 0
+        async with contextlib.aclosing(await open_reader(db)) as reader:
+            names = await reader.namespaces()
             if namespace not in names:
-                _warn_unknown_namespace(db, namespace, names)
-            # Closed before the connection is, even when writing fails half-way.
-            with closing(iter_results(conn, namespace, bad_row)) as rows:
-                with _output(output, db, force) as stream:
-                    if fmt == "csv":
-                        writer = csv.writer(stream, lineterminator="\n")
-                        writer.writerow([*CSV_COLUMNS, *(("raw_key", "raw_value") if raw else ())])
-                        for _key, _value, result in rows:
-                            writer.writerow(result_to_csv_row(result, raw=raw))
-                            count += 1
-                    else:
-                        for _key, _value, result in rows:
-                            stream.write(result_to_json_line(result, raw=raw) + "\n")
-                            count += 1
+                _warn_unknown_namespace(db, namespace, list(names))
+            async with contextlib.aclosing(await reader.open_snapshot(namespace)) as snapshot:
+                with _RowsBar(_wants_bar(progress, uses_stdout=output == "-")) as bar:
+                    await bar.start(f"exporting {namespace!r}", snapshot)
+                    with _output(output, db, force) as stream:
+                        write = write_all(stream)
+                        rows = stream_results(snapshot, bad_row, on_rows=bar.advance)
+                        async with contextlib.aclosing(rows):
+                            async for _key, _value, result in rows:
+                                write(result)
+                                exported += 1
+        return exported
+
+    try:
+        with _reported(db, namespace):
+            count = trio.run(run_export, restrict_keyboard_interrupt_to_checkpoints=True)
     except BrokenPipeError:
         # The reader went away (`mcstore export db | head`): stop quietly, as other tools do.
         _silence_stdout()
