@@ -161,12 +161,12 @@ class MissionControlState:
 
         ``pairs`` is a mapping like :meth:`pairs` returns, or an iterable of
         ``((from, to), TimedPairResult)`` in the order to import. Every entry is validated
-        first, as lnd's RPC server does (times are int64 ns since the Unix epoch), and nothing is imported if one is invalid
+        first, as lnd's RPC server does, and nothing is imported if one is invalid
         (``ValueError``/``TypeError`` naming the entry): the list must not be empty; ``from``
-        and ``to`` are distinct 33-byte pubkeys; a failure counts only with both a time and a
-        non-zero amount (otherwise it is treated as absent, so an amount-independent failure
-        cannot be imported); a success needs both a time and a non-zero amount, or neither;
-        an entry needs a failure or a success.
+        and ``to`` are distinct 33-byte pubkeys; times are int64 ns since the Unix epoch; a
+        failure counts only with both a time and a non-zero amount (otherwise it is treated as
+        absent, so an amount-independent failure cannot be imported); a success needs both a
+        time and a non-zero amount, or neither; an entry needs a failure or a success.
 
         Then, in order, each entry's failure part and then its success part are applied
         unless the stored one is newer (or always with ``force``), with the usual rules, the
@@ -175,7 +175,7 @@ class MissionControlState:
         too, as "never" with amount 0, which is lnd's behaviour and can clear amounts (see
         the README). Returns the number of parts applied. Memory only: imports are not stored.
         """
-        if isinstance(force, bool) is False:
+        if not isinstance(force, bool):
             raise TypeError(f"force must be a bool, got {type(force).__name__} {force!r}")
         items = list(pairs.items() if isinstance(pairs, Mapping) else pairs)
         if not items:
