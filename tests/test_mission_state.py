@@ -223,6 +223,7 @@ def test_import_semantics(
         ({(V1, V2): TimedPairResult(None, 0, None, 5)}, "success"),
         ({(V1, V2): TimedPairResult(T, 0)}, "no failure"),
         ({(V1, V2): TimedPairResult(T, -1)}, "fail_amt_msat"),
+        ({(V1, V2): TimedPairResult(2**63, 5)}, "fail_time_ns"),
     ],
 )
 def test_import_validation(pairs: dict[tuple[bytes, bytes], TimedPairResult], message: str) -> None:
