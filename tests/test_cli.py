@@ -278,41 +278,22 @@ def test_demo_refuses_a_database_that_is_not_mcstores(tmp_path: Path) -> None:
     assert sha256(lnd) == before
 
 
-def _wait_for_rows(db: Path, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if db.exists():
-            try:
-                with closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as conn:
-                    if conn.execute("SELECT count(*) FROM mc_results").fetchone()[0] > 0:
-                        return
-            except sqlite3.Error:
-                pass
-        time.sleep(0.05)
-    raise AssertionError("the demo wrote nothing")
-
-
 def test_demo_ctrl_c_closes_gracefully_with_summary_and_exit_130(tmp_path: Path) -> None:
     db = tmp_path / "demo.sqlite"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mcstore", "demo", "--payments", str(10**7), "--db", str(db), "--seed", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(),
-    )
+    proc = _start("demo", "--payments", str(10**7), "--db", str(db), "--seed", "1", "-vv")
     try:
-        _wait_for_rows(db, time.monotonic() + 30)
+        out, err = _Lines(proc.stdout), _Lines(proc.stderr)
+        err.wait_for("Stored mission control results")  # a flush has committed
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        proc.wait(timeout=60)
+        stdout, stderr = out.rest(), err.rest()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130, err
-    assert "Interrupted by Ctrl-C" in out
-    assert "close time" in out and ": OK" in out
-    assert "Traceback" not in err
-    proof = next(line for line in out.splitlines() if line.startswith("Proof:"))
+        _stop(proc)
+    assert proc.returncode == 130, stderr
+    assert "Interrupted by Ctrl-C" in stdout
+    assert "close time" in stdout and ": OK" in stdout
+    assert "Traceback" not in stderr
+    proof = next(line for line in stdout.splitlines() if line.startswith("Proof:"))
     assert proof.startswith(f"Proof: {len(mc_rows(db))} records in the database, {len(mc_rows(db))} expected")
 
 
