@@ -249,19 +249,24 @@ def test_pairs_round_trip_through_import() -> None:
 # -- MissionControl -------------------------------------------------------------------------
 
 
-async def test_reset_keeps_results_reported_while_clearing() -> None:
+async def test_reset_keeps_results_reported_while_clearing(autojump_clock: trio.testing.MockClock) -> None:
+    from mcstore.testing import FaultyBackend
+
     db = MemoryDatabase()
-    async with open_mission_control(MemoryBackend(db), self_pubkey=SELF, flush_interval=0.01) as mc:
+    backend = FaultyBackend(MemoryBackend(db), hang=True)
+    async with open_mission_control(backend, self_pubkey=SELF, flush_interval=1.0) as mc:
         mc.report_result(two_hop(1000, T, TEMPORARY_CHANNEL_FAILURE, 0))
-        await mc.store.flush()
+        await trio.sleep(2)  # the ticker's flush is in flight, hung: the clear waits for it
         async with trio.open_nursery() as nursery:
             nursery.start_soon(mc.reset)
             await trio.testing.wait_all_tasks_blocked()
-            mc.report_result(two_hop(2000, T + MIN, None, 1))  # while the clear waits or runs
+            mc.report_result(two_hop(2000, T + MIN, None, 1))  # while the reset is under way
+            backend.hang = False
         assert mc.pairs() == {
             (SELF, N1): TimedPairResult(None, 0, T + MIN, 0),
             (N1, N2): TimedPairResult(None, 0, T + MIN, 2000),
         }
+    assert [r.id for r in db.results()] == [1]
     async with open_mission_control(MemoryBackend(db), self_pubkey=SELF) as mc:
         assert mc.replayed == 1
 
