@@ -2,6 +2,8 @@
 
 * :mod:`mcstore.backends.base`: the protocol (the persistence seam) and its outcome records.
 * :mod:`mcstore.backends.sqlite`: :class:`SQLiteBackend`, one SQLite file.
+* :mod:`mcstore.backends.postgres`: :class:`PostgresBackend`, a PostgreSQL server (needs the
+  ``postgres`` extra, psycopg 3, imported only when a PostgreSQL backend is made).
 * :mod:`mcstore.backends.memory`: :class:`MemoryBackend`, in Trio, for virtual-time tests.
 
 :func:`backend_for_path` is the one place that turns what a caller passed as ``path`` into a
@@ -14,6 +16,7 @@ import os
 
 from .base import Backend, FetchOutcome, FlushOutcome
 from .memory import MemoryBackend, MemoryDatabase
+from .postgres import PostgresBackend, is_postgres_url
 from .sqlite import SQLiteBackend
 
 __all__ = [
@@ -22,6 +25,7 @@ __all__ = [
     "FlushOutcome",
     "MemoryBackend",
     "MemoryDatabase",
+    "PostgresBackend",
     "SQLiteBackend",
     "backend_for_path",
     "is_backend",
@@ -34,13 +38,17 @@ def is_backend(obj: object) -> bool:
 
 
 def backend_for_path(path: str | os.PathLike[str] | Backend, *, synchronous: str = "FULL") -> Backend:
-    """The backend for ``path``: a :class:`Backend` is returned as it is; a file path gets a
-    :class:`SQLiteBackend` (``synchronous`` is its ``PRAGMA synchronous``).
+    """The backend for ``path``: a :class:`Backend` is returned as it is; a ``postgresql://`` or
+    ``postgres://`` URL gets a :class:`PostgresBackend` (``synchronous`` does not apply: commits
+    are always synchronous there); any other path is a file and gets a :class:`SQLiteBackend`
+    (``synchronous`` is its ``PRAGMA synchronous``).
 
     Raises ``TypeError`` for anything else, naming the value.
     """
     if is_backend(path):
         return path  # type: ignore[return-value]
+    if is_postgres_url(path):
+        return PostgresBackend(path)
     if isinstance(path, (str, os.PathLike)):
         return SQLiteBackend(path, synchronous=synchronous)
-    raise TypeError(f"path must be a file path or a Backend, got {path!r}")
+    raise TypeError(f"path must be a file path, a postgresql:// URL or a Backend, got {path!r}")
