@@ -94,10 +94,10 @@ class Writer:
         await self.process.stdout.aclose()
 
 
-def check_after_crash(place: StorePlace, acknowledged: int, max_records: int) -> int:
-    """The storage after a crash; return the highest stored id."""
+def check_after_crash(place: StorePlace, acknowledged: int, max_records: int, namespace: str = "default") -> int:
+    """The storage of ``namespace`` after a crash; return the highest stored id."""
     assert place.integrity() == "ok"
-    stored = place.results()
+    stored = place.results(namespace)
     ids = [result.id for result in stored]
     assert len(ids) == len(set(ids)), "duplicate results"
     assert len(ids) <= max_records
