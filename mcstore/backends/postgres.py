@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeGuard, TypeVar
 
@@ -57,13 +56,16 @@ import trio
 from ..codec import decode_result, encode_result
 from ..errors import DecodeError, StoreError, StoreLocked
 from ..model import PaymentResult
+from ._pgconn import DEFAULT_CONNECT_TIMEOUT, PSYCOPG_MISSING, Interrupted, PgSession, connect, describe_dsn
+from ._pgconn import require_psycopg as _require_psycopg
 from .base import FetchOutcome, FlushOutcome
 
 if TYPE_CHECKING:
-    from outcome import Outcome
     from psycopg import Connection
 
-__all__ = ["PSYCOPG_MISSING", "SCHEMA_VERSION", "URL_SCHEMES", "PostgresBackend", "is_postgres_url",
+    from .postgres_read import PostgresSnapshot
+
+__all__ = ["PSYCOPG_MISSING", "SCHEMA_VERSION", "URL_SCHEMES", "PostgresBackend", "describe_dsn", "is_postgres_url",
            "namespace_lock_key"]
 
 logger = logging.getLogger("mcstore")
@@ -76,23 +78,6 @@ SCHEMA_VERSION: Final = 1
 URL_SCHEMES: Final = ("postgresql://", "postgres://")
 """A ``path`` that starts with one of these is a PostgreSQL connection URL."""
 
-PSYCOPG_MISSING: Final = (
-    "PostgreSQL support needs psycopg 3, which is not installed: "
-    "install mcstore's 'postgres' extra (pip install 'mcstore[postgres]')"
-)
-
-DEFAULT_CONNECT_TIMEOUT: Final = 5
-"""Seconds a connect may take (libpq's ``connect_timeout``; at least 2)."""
-
-_KEEPALIVE_IDLE: Final = 30
-_KEEPALIVE_INTERVAL: Final = 10
-_KEEPALIVE_COUNT: Final = 3
-_TCP_USER_TIMEOUT_MS: Final = 60_000
-
-_CANCEL_REPEAT: Final = 0.1
-"""Seconds between two cancel requests while a cancelled call still runs."""
-_CANCEL_TIMEOUT: Final = 2.0
-"""Seconds one cancel request may take (``cancel_safe(timeout=...)``)."""
 _CANCEL_CHECK_ROWS: Final = 1024
 """How many rows the worker encodes or decodes between two looks at the cancel flag."""
 
@@ -137,31 +122,6 @@ def _schema_lock_key(schema: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _require_psycopg() -> None:
-    try:
-        import psycopg  # noqa: F401
-    except ImportError as exc:
-        raise StoreError(PSYCOPG_MISSING) from exc
-
-
-def describe_dsn(dsn: str) -> str:
-    """``dsn`` as ``postgresql://user@host:port/dbname``, without its password or options."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        params = conninfo_to_dict(dsn)
-    except Exception:  # a malformed DSN: say so, without echoing it (it may hold a password)
-        return "postgresql://<malformed DSN>"
-    user = f"{params['user']}@" if params.get("user") else ""
-    host = str(params.get("host") or params.get("hostaddr") or "localhost")
-    port = f":{params['port']}" if params.get("port") else ""
-    return f"postgresql://{user}{host}{port}/{params.get('dbname') or ''}"
-
-
-class _Interrupted(Exception):
-    """The call was cancelled between two statements (where cancel_safe cannot reach)."""
-
-
 class PostgresBackend:
     """A :class:`~mcstore.backends.Backend` on a PostgreSQL server, through psycopg 3.
 
@@ -186,118 +146,42 @@ class PostgresBackend:
         self._lock_key = 0
         self._conn: Connection[Any] | None = None
         self._stored = 0
-        self._serial = trio.Lock()
-        self._cancel_requested = False
-        self._call_done = threading.Event()
-        self._canceller: threading.Thread | None = None
+        self._session = PgSession()
+        self._snapshots: set[PostgresSnapshot] = set()
         self._opened = False
         self._closed = False
         self.reconnects = 0
         """Connections made after the first one (each one re-took the namespace lock)."""
-        self.calls_in_flight = 0
+
+    @property
+    def calls_in_flight(self) -> int:
         """Calls running in the worker thread now: 0 whenever no call is awaited."""
+        return self._session.calls_in_flight
 
-    # -- running psycopg off the Trio thread ------------------------------------------------
+    @property
+    def snapshots_open(self) -> int:
+        """Snapshots opened by :meth:`open_snapshot` and not closed yet."""
+        return len(self._snapshots)
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` in a worker thread and return its result; cancel its statement on cancellation.
+    @property
+    def _conn(self) -> Connection[Any] | None:
+        return self._session.conn
 
-        Like the SQLite backend's: on cancellation the running statement is cancelled (see the
-        module docstring) and ``fn``'s own outcome is still delivered, so the caller learns
-        whether a transaction committed (the value) or rolled back (the exception, reported as
-        the cancellation).
-        """
-        async with self._serial:
-            await trio.lowlevel.checkpoint_if_cancelled()
-            self._join_canceller()
-            task = trio.lowlevel.current_task()
-            token = trio.lowlevel.current_trio_token()
-
-            def deliver(result: Outcome[T]) -> None:
-                token.run_sync_soon(trio.lowlevel.reschedule, task, result)
-
-            def abort(_: object) -> trio.lowlevel.Abort:
-                self._request_cancel()
-                return trio.lowlevel.Abort.FAILED  # keep waiting: nothing outlives the call
-
-            self._cancel_requested = False
-            self._call_done.clear()
-            self.calls_in_flight += 1
-            try:
-                trio.lowlevel.start_thread_soon(lambda: self._in_worker(fn), deliver)
-                try:
-                    value: T = await trio.lowlevel.wait_task_rescheduled(abort)
-                except Exception:
-                    if self._cancel_requested:
-                        await trio.lowlevel.checkpoint()  # report the cancellation itself
-                    raise
-                return value
-            finally:
-                self.calls_in_flight -= 1
-
-    def _in_worker(self, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        finally:
-            self._call_done.set()
-            self._join_canceller()
-
-    def _join_canceller(self) -> None:
-        thread, self._canceller = self._canceller, None
-        if thread is not None:
-            thread.join()
-
-    def _request_cancel(self) -> None:
-        """From the Trio side, on cancellation: flag the call, and cancel its statement."""
-        self._cancel_requested = True
-        if self._canceller is None and not self._call_done.is_set():
-            thread = threading.Thread(target=self._cancel_until_done, name="mcstore-pg-cancel", daemon=True)
-            self._canceller = thread
-            thread.start()
-
-    def _cancel_until_done(self) -> None:
-        while not self._call_done.is_set():
-            conn = self._conn
-            if conn is not None and not conn.closed:
-                try:
-                    conn.cancel_safe(timeout=_CANCEL_TIMEOUT)
-                except Exception as exc:  # the call's own outcome reports what matters
-                    logger.debug("PostgreSQL cancel request failed: %s", exc)
-            self._call_done.wait(_CANCEL_REPEAT)
+    @_conn.setter
+    def _conn(self, conn: Connection[Any] | None) -> None:
+        self._session.conn = conn
 
     def _raise_if_cancelled(self) -> None:
-        if self._cancel_requested:
-            raise _Interrupted("cancelled")
+        self._session.raise_if_cancelled()
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` in the worker thread (see :class:`~mcstore.backends._pgconn.PgSession`)."""
+        return await self._session.run(fn)
 
     # -- connections -------------------------------------------------------------------------
 
     def _connect(self) -> Connection[Any]:
-        """A new connection, with mcstore's session settings, not yet holding the lock."""
-        import psycopg
-        from psycopg.conninfo import conninfo_to_dict
-
-        params: dict[str, Any] = dict(conninfo_to_dict(self.dsn))
-        for name, value in (
-            ("connect_timeout", self.connect_timeout),
-            ("keepalives", 1),
-            ("keepalives_idle", _KEEPALIVE_IDLE),
-            ("keepalives_interval", _KEEPALIVE_INTERVAL),
-            ("keepalives_count", _KEEPALIVE_COUNT),
-            ("tcp_user_timeout", _TCP_USER_TIMEOUT_MS),
-            ("application_name", "mcstore"),
-        ):
-            params.setdefault(name, value)
-        conn = psycopg.Connection.connect(autocommit=True, **params)
-        try:
-            conn.execute("SET synchronous_commit = on")
-            conn.execute(f"SET tcp_keepalives_idle = {_KEEPALIVE_IDLE}")
-            conn.execute(f"SET tcp_keepalives_interval = {_KEEPALIVE_INTERVAL}")
-            conn.execute(f"SET tcp_keepalives_count = {_KEEPALIVE_COUNT}")
-            conn.execute(f"SET tcp_user_timeout = {_TCP_USER_TIMEOUT_MS}")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return connect(self.dsn, self.connect_timeout)
 
     def _try_lock(self, conn: Connection[Any]) -> bool:
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._lock_key,)).fetchone()
@@ -366,7 +250,7 @@ class PostgresBackend:
                     self._raise_if_cancelled()
                 return value
             except psycopg.OperationalError as exc:
-                if attempt == 2 or not conn.closed or self._cancel_requested:
+                if attempt == 2 or not conn.closed or self._session.cancel_requested:
                     raise
                 logger.warning("PostgreSQL transaction on %s failed with the connection (%s); retrying once",
                                self.where, exc)
@@ -547,13 +431,26 @@ class PostgresBackend:
 
         return await self._call(work, "clear")
 
+    async def open_snapshot(self) -> PostgresSnapshot:
+        """A snapshot on its own connection, in a ``REPEATABLE READ READ ONLY`` transaction (see
+        :class:`~mcstore.backends.postgres_read.PostgresSnapshot`); it never waits for a flush."""
+        from .postgres_read import PostgresSnapshot
+
+        if not self._opened or self._closed or not self.schema:
+            raise StoreError(f"PostgreSQL backend for {self.where} is not open")
+        snapshot = PostgresSnapshot(self.dsn, self.namespace, connect_timeout=self.connect_timeout,
+                                    on_release=self._snapshots.discard)
+        self._snapshots.add(snapshot)
+        await snapshot.start()
+        return snapshot
+
     async def _call(self, work: Callable[[], T], what: str) -> T:
         """Run ``work`` in the worker thread; report driver failures as StoreError."""
         import psycopg
 
         try:
             return await self._run(work)
-        except (psycopg.Error, _Interrupted) as exc:
+        except (psycopg.Error, Interrupted) as exc:
             raise StoreError(f"PostgreSQL {what} failed on {self.where}: {exc}".rstrip()) from exc
 
     async def aclose(self) -> None:
@@ -565,6 +462,8 @@ class PostgresBackend:
             return
         self._closed = True
         with trio.CancelScope(shield=True):
+            for snapshot in list(self._snapshots):
+                await snapshot.aclose()
             await self._run(self._close_sync)
 
     def _close_sync(self) -> None:
