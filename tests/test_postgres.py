@@ -29,6 +29,7 @@ from mcstore import FlushError, FlushOutcome, PaymentResult, PostgresBackend, St
 from mcstore.backends import SQLiteBackend, backend_for_path
 from mcstore.backends.postgres import SCHEMA_VERSION, namespace_lock_key
 from mcstore.pgserver import PostgresServer, scratch_schema
+from mcstore.testing import FaultyBackend
 
 BUDGET = 60.0  # real seconds: a hang fails the test instead of stalling CI
 
@@ -248,21 +249,17 @@ async def test_fsync_off_on_the_server_is_warned_about(
 # -- faults ----------------------------------------------------------------------------------------
 
 
-class LostAcknowledgement:
+class LostAcknowledgement(FaultyBackend):
     """Wraps a PostgresBackend: the first flush commits, then its connection is terminated and
     the flush reports a failure, as when the connection drops during COMMIT."""
 
     def __init__(self, inner: PostgresBackend, dsn: str) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.dsn = dsn
         self.lost = 0
-        self.calls_in_flight = 0
-
-    async def open(self, namespace: str, max_records: int) -> int:
-        return await self.inner.open(namespace, max_records)
 
     async def store_results(self, results: Sequence[PaymentResult], max_records: int) -> FlushOutcome:
-        outcome = await self.inner.store_results(results, max_records)
+        outcome = await super().store_results(results, max_records)
         if self.lost == 0:
             self.lost += 1
             with admin(self.dsn) as conn:
@@ -270,15 +267,6 @@ class LostAcknowledgement:
                     terminate(conn, pid)
             raise StoreError("connection lost during COMMIT (outcome unknown)")
         return outcome
-
-    async def fetch_all(self) -> mcstore.FetchOutcome:
-        return await self.inner.fetch_all()
-
-    async def clear(self) -> int:
-        return await self.inner.clear()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 async def test_a_commit_whose_outcome_was_unknown_is_retried_without_double_counting(pg_dsn: str) -> None:

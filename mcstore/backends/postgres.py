@@ -144,7 +144,6 @@ class PostgresBackend:
         self.namespace = ""
         self.schema = ""
         self._lock_key = 0
-        self._conn: Connection[Any] | None = None
         self._stored = 0
         self._session = PgSession()
         self._snapshots: set[PostgresSnapshot] = set()
