@@ -9,6 +9,7 @@ server's state is an explicit poll of that state with a deadline, never a bare s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -62,6 +63,16 @@ async def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20
 def terminate(conn: psycopg.Connection[tuple[object, ...]], pid: int) -> None:
     """``pg_terminate_backend``, waiting (up to 10 s) until the session has ended."""
     assert conn.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,)).fetchone() == (True,)
+
+
+def lock_table(blocker: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Hold ``mc_results`` in ACCESS EXCLUSIVE mode on ``blocker`` until it commits or rolls back.
+
+    The server ends the blocker's session after 10 s idle in its transaction, so that a store
+    that failed to cancel its waiting statement makes the test fail on its timing, not hang."""
+    blocker.execute("SET idle_in_transaction_session_timeout = 10000")
+    blocker.execute("BEGIN")
+    blocker.execute("LOCK TABLE mc_results IN ACCESS EXCLUSIVE MODE")
 
 
 def no_cancel_helper_alive() -> bool:
@@ -251,7 +262,8 @@ async def test_fsync_off_on_the_server_is_warned_about(
 
 class LostAcknowledgement(FaultyBackend):
     """Wraps a PostgresBackend: the first flush commits, then its connection is terminated and
-    the flush reports a failure, as when the connection drops during COMMIT."""
+    the flush reports a failure, as when the connection drops during COMMIT: the backend is put
+    back to the count it had before (it never saw COMMIT's answer), and the store keeps the batch."""
 
     def __init__(self, inner: PostgresBackend, dsn: str) -> None:
         super().__init__(inner)
@@ -259,9 +271,13 @@ class LostAcknowledgement(FaultyBackend):
         self.lost = 0
 
     async def store_results(self, results: Sequence[PaymentResult], max_records: int) -> FlushOutcome:
+        inner = self.inner
+        assert isinstance(inner, PostgresBackend)
+        before = inner._stored
         outcome = await super().store_results(results, max_records)
         if self.lost == 0:
             self.lost += 1
+            inner._stored = before
             with admin(self.dsn) as conn:
                 for pid in store_pids(conn):
                     terminate(conn, pid)
@@ -316,8 +332,7 @@ async def test_connection_terminated_during_an_inflight_flush_loses_and_duplicat
             await store.flush()
             for r in [*first[1:], *second]:  # some already stored: deduplicated, not doubled
                 store.add_result(r)
-            blocker.execute("BEGIN")
-            blocker.execute("LOCK TABLE mc_results IN ACCESS EXCLUSIVE MODE")
+            lock_table(blocker)
 
             def waiting_pid() -> list[int]:
                 return [int(pid) for (pid,) in conn.execute(  # type: ignore[call-overload]
@@ -389,8 +404,7 @@ async def test_close_returns_within_shutdown_timeout_while_another_session_locks
         pass  # create the tables
     backend = PostgresBackend(pg_dsn)
     with trio.fail_after(BUDGET), admin(pg_dsn) as blocker:
-        blocker.execute("BEGIN")
-        blocker.execute("LOCK TABLE mc_results IN ACCESS EXCLUSIVE MODE")
+        lock_table(blocker)
         started = trio.current_time()
         with pytest.raises(FlushError, match="2 accepted results"):
             async with open_store(backend, shutdown_timeout=0.3) as store:
@@ -398,7 +412,8 @@ async def test_close_returns_within_shutdown_timeout_while_another_session_locks
                 store.add_result(result(2))
                 started = trio.current_time()
         elapsed = trio.current_time() - started
-        blocker.execute("ROLLBACK")
+        with contextlib.suppress(psycopg.OperationalError):  # ended by the server after 10 s
+            blocker.execute("ROLLBACK")
     assert elapsed < 0.3 + 0.5, elapsed  # the waiting INSERT was cancelled at the deadline
     assert store.unpersisted == (result(1), result(2))
     assert backend.calls_in_flight == 0 and no_cancel_helper_alive()
@@ -412,8 +427,7 @@ async def test_outer_cancellation_during_a_blocked_flush_hands_results_back(pg_d
         pass
     backend = PostgresBackend(pg_dsn)
     with trio.fail_after(BUDGET), admin(pg_dsn) as blocker, admin(pg_dsn) as conn:
-        blocker.execute("BEGIN")
-        blocker.execute("LOCK TABLE mc_results IN ACCESS EXCLUSIVE MODE")
+        lock_table(blocker)
         with trio.CancelScope() as outer:
             async with open_store(backend, flush_interval=0.001, shutdown_timeout=0.2) as store:
                 store.add_result(result(1))
@@ -425,7 +439,8 @@ async def test_outer_cancellation_during_a_blocked_flush_hands_results_back(pg_d
                 start = trio.current_time()
                 outer.cancel()
                 await trio.sleep_forever()
-        blocker.execute("ROLLBACK")
+        with contextlib.suppress(psycopg.OperationalError):  # ended by the server after 10 s
+            blocker.execute("ROLLBACK")
     assert outer.cancelled_caught
     assert trio.current_time() - start < 0.2 + 0.5
     assert store.unpersisted == (result(1),)
