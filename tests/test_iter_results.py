@@ -459,3 +459,45 @@ async def test_sqlite_snapshot_read_in_flight_is_interrupted_promptly(tmp_path: 
             assert isinstance(outcome[0], StoreClosed)
             assert "closed during a read" in str(outcome[0])
     assert trio.current_time() - started < 2.0
+
+
+# -- bounded memory on a large history ------------------------------------------------------------
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc for RSS")
+async def test_iter_results_memory_stays_bounded_whatever_the_history_size(tmp_path: Path) -> None:
+    """100k rows would take ~33 MiB as raw rows alone, and ~150 MiB decoded: streaming holds
+    one batch, so the RSS grows by far less than either."""
+    import gc
+
+    size = 100_000
+    path = tmp_path / "big.sqlite"
+    async with open_store(path):
+        pass  # the store's own schema
+    key, value = mcstore.encode_result(failed(7))
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.executemany(
+            "INSERT INTO mc_results VALUES ('default', ?, ?)",
+            ((key[:8] + i.to_bytes(8, "big") + key[16:], value) for i in range(size)),
+        )
+    async with open_store(path, max_records=0) as store:
+        gc.collect()
+        base = peak = rss_bytes()
+        count = 0
+        async with contextlib.aclosing(store.iter_results(batch_size=1000)) as results:
+            async for streamed in results:
+                assert streamed.id == count
+                count += 1
+                if count % 1000 == 0:
+                    peak = max(peak, rss_bytes())
+    assert count == size
+    assert peak - base < 16 * 1024 * 1024, f"RSS grew by {(peak - base) / 2**20:.1f} MiB"

@@ -1,7 +1,7 @@
 """Reading an SQLite mcstore file without writing: snapshots and the read-only reader.
 
 :class:`SQLiteSnapshot` is the :class:`~mcstore.backends.Snapshot` of one namespace: its own
-read-only connection (``mode=ro``), one deferred read transaction held from open to close
+read-only connection (:func:`connect_readonly`), one deferred read transaction held from open to close
 (WAL mode gives it a consistent view, and a writer commits meanwhile), and keyset pagination
 (``WHERE key > last ORDER BY key LIMIT n`` on the primary key), so that it holds one batch at
 a time whatever the namespace's size. :class:`SQLiteReader` is the
@@ -32,12 +32,22 @@ from .base import Row, check_batch_size
 if TYPE_CHECKING:
     from outcome import Outcome
 
-__all__ = ["SQLITE_HEADER", "SQLiteReader", "SQLiteSnapshot", "check_sqlite_file", "connect_readonly"]
+__all__ = [
+    "SQLITE_HEADER",
+    "SQLiteReader",
+    "SQLiteSnapshot",
+    "check_mcstore_schema",
+    "check_sqlite_file",
+    "connect_readonly",
+    "table_names",
+]
 
 T = TypeVar("T")
 
 SQLITE_HEADER: Final = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file."""
+_WAL_FORMAT: Final = 2
+"""Bytes 18 and 19 of the header (write and read format version): 2 in WAL mode, 1 otherwise."""
 
 _BUSY_SLICE_MS: Final = 50
 _BUSY_WAIT: Final = 5.0
@@ -76,26 +86,48 @@ def check_sqlite_file(path: str) -> bool:
     return True
 
 
+def _in_wal_mode(path: str) -> bool:
+    """Whether the header of the SQLite file ``path`` says WAL mode (reads 20 bytes)."""
+    with open(path, "rb") as f:
+        header = f.read(20)
+    return len(header) == 20 and header[18] == header[19] == _WAL_FORMAT
+
+
 def connect_readonly(
     path: str, *, immutable_if_idle: bool = False, check_same_thread: bool = True
 ) -> sqlite3.Connection:
-    """Open the existing SQLite file ``path`` read-only (``mode=ro``); never create it.
+    """Open the existing SQLite file ``path`` for reading only; never create it, never write it.
 
-    With ``immutable_if_idle``, a file without a ``-wal`` companion (no writer is using it)
-    is opened ``immutable``, so SQLite creates no ``-wal``/``-shm`` files beside it either;
-    use it for files that belong to another program. The connection is in autocommit mode
-    (``isolation_level=None``). Raises :class:`~mcstore.LocationError`.
+    Leaves nothing behind. A WAL-mode file with no ``-wal`` beside it (no one has it open) is
+    opened read-write with ``PRAGMA query_only``: SQLite then creates the ``-wal`` and ``-shm``
+    it needs and removes them when the connection closes (if a writer opened the file
+    meanwhile, they are the writer's, and it removes them). A file whose ``-wal`` exists (a
+    writer has it open, or crashed) is opened ``mode=ro``, which uses the existing companions
+    and never writes the file, even to recover a crashed writer's log. Any other file is
+    opened ``mode=ro``, which creates nothing for a rollback-journal database.
+
+    With ``immutable_if_idle``, a file without a ``-wal`` companion is opened ``immutable``
+    instead, so SQLite creates nothing beside it at all; use it for files that belong to
+    another program. The connection is in autocommit mode (``isolation_level=None``): a
+    caller that wants one consistent view issues ``BEGIN`` itself. Raises
+    :class:`~mcstore.LocationError`.
     """
     if not check_sqlite_file(path):
         raise LocationError(path, "no such file")
-    uri = pathlib.Path(path).absolute().as_uri() + "?mode=ro"
-    if immutable_if_idle and not os.path.exists(path + "-wal"):
-        uri += "&immutable=1"
+    uri = pathlib.Path(path).absolute().as_uri()
+    idle = not os.path.exists(path + "-wal")
+    if immutable_if_idle and idle:
+        uri += "?mode=ro&immutable=1"
+    elif idle and _in_wal_mode(path):
+        uri += "?mode=rw"
+    else:
+        uri += "?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=check_same_thread)
     except sqlite3.Error as exc:
         raise LocationError(path, f"cannot open read-only: {exc}") from None
     try:
+        conn.execute("PRAGMA query_only = ON")
         # The header looked right; this reads the schema, so a damaged file fails here.
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as exc:
@@ -104,7 +136,8 @@ def connect_readonly(
     return conn
 
 
-def _tables(conn: sqlite3.Connection) -> list[str]:
+def table_names(conn: sqlite3.Connection) -> list[str]:
+    """The names of the database's tables, sorted."""
     rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
     return [str(row[0]) for row in rows]
 
@@ -115,7 +148,7 @@ def check_mcstore_schema(conn: sqlite3.Connection, path: str, newest: int) -> in
     Raises :class:`~mcstore.LocationError` if it has no ``mc_results`` table or a version
     newer than ``newest``.
     """
-    tables = _tables(conn)
+    tables = table_names(conn)
     if "mc_results" not in tables:
         found = ", ".join(tables) if tables else "none"
         raise LocationError(path, f"not an mcstore database (no mc_results table; tables: {found})")
@@ -354,8 +387,7 @@ class SQLiteReader(_ReadConnection):
 
         def work() -> dict[str, int]:
             conn = self._connection()
-            tables = _tables(conn)
-            if "mc_namespaces" in tables:
+            if "mc_namespaces" in table_names(conn):
                 rows = conn.execute(_NAMESPACES).fetchall()
             else:  # written by a tool that kept no counts
                 rows = conn.execute(

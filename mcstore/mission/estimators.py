@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from typing import ClassVar, Final, Protocol, runtime_checkable
 
 from ..model import U64_MAX
-from ._gotime import HOUR_NS, MAX_DURATION, MIN_DURATION, ZERO_TIME_NS
+from ._gotime import MAX_DURATION, MIN_DURATION, hours, sub
 from .state import TimedPairResult
 
 __all__ = [
@@ -59,6 +59,7 @@ BIMODAL_SCALE_MSAT_MAX: Final = 1000 * 1_000_000_000 // 4
 _NS_PER_S: Final = 1_000_000_000
 _LOCAL_AMOUNT: Final = U64_MAX  # lnd's MaxMilliSatoshi: local channels ignore amounts
 _exp = math.exp
+_pow = math.pow
 _inf = math.inf
 _nan = math.nan
 
@@ -98,23 +99,9 @@ def _unit(owner: str, name: str, value: object) -> float:
     return v
 
 
-def _sub(a: int, b: int | None) -> int:
-    """Go's ``a.Sub(b)`` in ns, saturated; None is Go's zero time."""
-    d = a - (ZERO_TIME_NS if b is None else b)
-    return MAX_DURATION if d > MAX_DURATION else MIN_DURATION if d < MIN_DURATION else d
-
-
-def _hours(d: int) -> float:
-    """Go's ``Duration.Hours()``."""
-    h = d // HOUR_NS if d >= 0 else -(-d // HOUR_NS)
-    return h + (d - h * HOUR_NS) / 3.6e12
-
-
-def _clamp(p: float) -> float:
-    """[0, 1], with NaN as 0."""
-    if p >= 0.0:
-        return p if p <= 1.0 else 1.0
-    return 0.0
+def _primitive(s: float, c: float, cs: float, norm: float, x: float) -> float:
+    """lnd's ``primitive`` with the terms that depend on the capacity alone passed in."""
+    return (-_exp(-x / s) + _exp((x - c) / s) + x / cs) / norm
 
 
 class AprioriEstimator:
@@ -150,7 +137,7 @@ class AprioriEstimator:
             raise ValueError(f"{owner}: capacity_fraction must be in [0.75, 1], got {capacity_fraction!r}")
         self.capacity_fraction: Final = fraction
         self.penalty_half_life: Final = half_life
-        self._half_life_hours = _hours(round(half_life * _NS_PER_S))
+        self._half_life_hours = hours(round(half_life * _NS_PER_S))
         # lnd's aprioriFactor: the a-priori value counts as k results (unused when weight is 1).
         self._k = 1 / (1 - self.weight) - 1 if self.weight != 1.0 else _inf
 
@@ -161,12 +148,18 @@ class AprioriEstimator:
         )
 
     def _penalty_weight(self, age_ns: int) -> float:
-        """lnd's ``getWeight``: ``2 ** (-age / half_life)`` in hours, inf/NaN as Go gives them."""
+        """lnd's ``getWeight``: ``2 ** (-age.Hours() / half_life.Hours())``, inf/NaN as Go gives them.
+
+        ``age_ns`` is saturated to Go's Duration range first, as ``Time.Sub`` does. Hours are
+        ``age_ns / 3.6e12`` (Go sums whole hours and the fraction: the same value to an ULP).
+        """
+        if not MIN_DURATION <= age_ns <= MAX_DURATION:
+            age_ns = MAX_DURATION if age_ns > 0 else MIN_DURATION
         hl = self._half_life_hours
         if hl == 0.0:
             return 0.0 if age_ns > 0 else _nan if age_ns == 0 else _inf
         try:
-            return math.pow(2.0, -_hours(age_ns) / hl)
+            return _pow(2.0, -(age_ns / 3.6e12) / hl)
         except OverflowError:
             return _inf
 
@@ -181,31 +174,6 @@ class AprioriEstimator:
         if a > c:
             return 0.0
         return 1 - (1 - MIN_CAPACITY_FACTOR) / (1 + _exp(-(a - f * c) / (CAPACITY_SMEARING_FRACTION * c)))
-
-    def _node_probability(
-        self, now_ns: int, results: Mapping[bytes, TimedPairResult], amount_msat: int, apriori: float
-    ) -> float:
-        if not results or self.weight == 1.0:
-            return apriori
-        k = self._k
-        num = apriori * k
-        den = k
-        for r in results.values():
-            if amount_msat <= r[3]:  # success_amt_msat
-                den += 1
-                num += PREV_SUCCESS_PROBABILITY
-            elif r[0] is not None and amount_msat >= r[1]:  # a failure at or below the amount
-                den += self._penalty_weight(_sub(now_ns, r[0]))
-        if den == 0:
-            return _nan  # lnd: 0/0 (weight 0, nothing known about this amount)
-        return num / den
-
-    def _pair(self, now_ns: int, r: TimedPairResult | None, amount_msat: int, node_probability: float) -> float:
-        if r is None:
-            return _clamp(node_probability)
-        if r[0] is None or amount_msat < r[1]:
-            return _clamp(node_probability)
-        return _clamp(node_probability * (1 - self._penalty_weight(_sub(now_ns, r[0]))))
 
     def pair_probability(
         self,
@@ -223,8 +191,31 @@ class AprioriEstimator:
         r = results.get(to_pubkey)
         if r is not None and amount_msat <= r[3]:
             return PREV_SUCCESS_PROBABILITY
-        apriori = self.hop_probability * self.capacity_factor(amount_msat, capacity_sat)
-        return self._pair(now_ns, r, amount_msat, self._node_probability(now_ns, results, amount_msat, apriori))
+        # lnd's getNodeProbability: the a-priori value mixed with the node's other results.
+        p = self.hop_probability * self.capacity_factor(amount_msat, capacity_sat)
+        if results and self.weight != 1.0:
+            k = self._k
+            num = p * k
+            den = k
+            weight = self._penalty_weight
+            for fail_time, fail_amt, _, success_amt in results.values():
+                if amount_msat <= success_amt:
+                    den += 1
+                    num += PREV_SUCCESS_PROBABILITY
+                elif fail_time is not None and amount_msat >= fail_amt:
+                    den += weight(now_ns - fail_time)
+            p = num / den if den != 0 else _nan  # lnd: 0/0 when weight is 0 and nothing applies
+        return self._pair(now_ns, r, amount_msat, p)
+
+    def _pair(self, now_ns: int, r: TimedPairResult | None, amount_msat: int, node_probability: float) -> float:
+        """lnd's ``calculateProbability`` after the success check, clamped to [0, 1]."""
+        if r is not None:
+            fail_time = r[0]
+            if fail_time is not None and amount_msat >= r[1]:
+                node_probability *= 1 - self._penalty_weight(now_ns - fail_time)
+        if node_probability >= 0.0:
+            return node_probability if node_probability <= 1.0 else 1.0
+        return 0.0  # negative (a future failure) or NaN
 
     def local_pair_probability(self, now_ns: int, results: Mapping[bytes, TimedPairResult], to_pubkey: bytes) -> float:
         """The probability for one of our own channels: 0.95, lowered by the pair's last failure.
@@ -279,22 +270,18 @@ class BimodalEstimator:
         )
 
     def _decay(self, age_ns: int) -> float:
-        """``exp(-age / decay_time)``; a future time counts as now (lnd: factor above 1)."""
-        return _exp(-float(age_ns) / self._decay_ns) if age_ns > 0 else 1.0
+        """``exp(-age / decay_time)``; a future time counts as now (lnd: a factor above 1)."""
+        if age_ns <= 0:
+            return 1.0
+        return _exp(-float(age_ns if age_ns < MAX_DURATION else MAX_DURATION) / self._decay_ns)
 
     def primitive(self, capacity: float, x: float) -> float:
         """The antiderivative of the (normalised) liquidity density at ``x`` (lnd's ``primitive``)."""
         s = self._scale
-        ecs = _exp(-capacity / s)
-        norm = -2 * ecs + 2 + 1 / s
-        excs = _exp((x - capacity) / s)
-        exs = _exp(-x / s)
         cs = capacity * s
-        if cs == 0.0:  # Go's float division: 0/0 is NaN, x/0 is +-inf
-            lin = _nan if x == 0 or x != x else math.copysign(_inf, x)
-        else:
-            lin = x / cs
-        return (-exs + excs + lin) / norm
+        if cs == 0.0:  # only for capacity 0, which the formula never passes: Go gives NaN or +-inf
+            return _nan if x == 0 or x != x else math.copysign(_inf, x)
+        return _primitive(s, capacity, cs, -2 * _exp(-capacity / s) + 2 + 1 / s, x)
 
     def integral(self, capacity: float, lower: float, upper: float) -> float:
         """The density's integral over [lower, upper]; 0 for nonsensical limits (lnd's ``integral``)."""
@@ -326,16 +313,35 @@ class BimodalEstimator:
             return 0.0
         if a <= sa:
             return 1.0
-        prob = self.integral(c, a, fa)
+        # Here 0 <= sa < a < fa <= c, so both of lnd's integrals are in range; the primitive at
+        # fa and the normalisation are computed once (the same operations, so the same bits).
+        s = self._scale
+        cs = c * s
+        norm = -2 * _exp(-c / s) + 2 + 1 / s
+        top = _primitive(s, c, cs, norm, fa)
+        prob = top - _primitive(s, c, cs, norm, a)
         if prob != prob:
             return 0.0
-        norm = self.integral(c, sa, fa)
-        if norm != norm or norm == 0.0:
+        renorm = top - _primitive(s, c, cs, norm, sa)
+        if renorm != renorm or renorm == 0.0:
             return 0.0
-        prob /= norm
+        prob /= renorm
         if prob > 1.0 or prob < 0.0:
             return 0.0  # lnd: an error (amount > success amount here), not a clamp
         return prob
+
+    def can_send(self, success_msat: int, age_ns: int) -> int:
+        """lnd's ``canSend``: what a success ``age_ns`` ago still proves, decaying to 0."""
+        x = int(self._decay(age_ns) * float(success_msat))
+        return x if x < U64_MAX else U64_MAX
+
+    def cannot_send(self, fail_msat: int, capacity_msat: int, age_ns: int) -> int:
+        """lnd's ``cannotSend``: what a failure ``age_ns`` ago still excludes, relaxing to the capacity."""
+        if fail_msat > capacity_msat:
+            fail_msat = capacity_msat
+        x = int(self._decay(age_ns) * float(capacity_msat - fail_msat))
+        fail = capacity_msat - (x if x < U64_MAX else U64_MAX)
+        return fail + 2**64 if fail < 0 else fail  # u64 arithmetic, as in lnd
 
     def direct_probability(
         self, now_ns: int, results: Mapping[bytes, TimedPairResult], to_pubkey: bytes, amount_msat: int,
@@ -343,24 +349,47 @@ class BimodalEstimator:
     ) -> float:
         """The pair's own probability, from its last success and failure (lnd's ``directProbability``)."""
         capacity = capacity_sat * 1000
-        success = 0
-        fail = capacity
+        r = results.get(to_pubkey)
+        if r is None:
+            return self.probability_formula(capacity, 0, capacity, amount_msat)
+        fail_time, fail_amt, success_time, success_amt = r
+        fail = capacity if fail_time is None else self.cannot_send(fail_amt, capacity, now_ns - fail_time)
+        success = 0 if success_time is None else self.can_send(success_amt, now_ns - success_time)
+        return self.probability_formula(capacity, success, fail, amount_msat)
+
+    def calculate_probability(
+        self, direct: float, now_ns: int, results: Mapping[bytes, TimedPairResult], to_pubkey: bytes
+    ) -> float:
+        """Mix the node's other results into ``direct`` unless the pair's own information is
+        fresher than ``decay_time`` (lnd's ``calculateProbability``)."""
+        w = self.node_weight
+        if w == 0.0:
+            return direct
         r = results.get(to_pubkey)
         if r is not None:
-            fail_time, fail_amt, success_time, success_amt = r
-            if fail_time is not None:
-                # lnd's cannotSend: the failure amount relaxes back up to the capacity.
-                if fail_amt > capacity:
-                    fail_amt = capacity
-                x = int(self._decay(_sub(now_ns, fail_time)) * float(capacity - fail_amt))
-                fail = capacity - (x if x < U64_MAX else U64_MAX)
-                if fail < 0:
-                    fail += 2**64  # u64 arithmetic, as in lnd
-            if success_time is not None:
-                # lnd's canSend: the success amount relaxes back down to 0.
-                x = int(self._decay(_sub(now_ns, success_time)) * float(success_amt))
-                success = x if x < U64_MAX else U64_MAX
-        return self.probability_formula(capacity, success, fail, amount_msat)
+            latest = r[2]
+            if r[0] is not None and (latest is None or r[0] > latest):
+                latest = r[0]
+            if latest is not None and now_ns - latest < self._decay_int:
+                return direct  # fresh information about the pair itself wins
+        num = direct
+        den = 1.0
+        tau = self._decay_ns
+        for peer, (fail_time, fail_amt, success_time, success_amt) in results.items():
+            if peer == to_pubkey:
+                continue
+            # w * exp(-age / decay_time), inline (this loop is the estimator's hot spot). A time
+            # of "never" (None) decays to exactly 0, as Go's now.Sub(zero time) does; a future
+            # one counts as now. Ages past Go's range need no saturation: exp gives 0 either way.
+            if success_amt > 0 and success_time is not None:
+                age = now_ns - success_time
+                e = w * _exp(-age / tau) if age > 0 else w
+                num += e
+                den += e
+            if fail_amt > 0 and fail_time is not None:
+                age = now_ns - fail_time
+                den += w * _exp(-age / tau) if age > 0 else w
+        return num / den
 
     def pair_probability(
         self,
@@ -375,30 +404,9 @@ class BimodalEstimator:
         ``results`` is the pair history of the channel's source node (``results_from``);
         ``capacity_sat`` the channel's capacity. Always in [0, 1]. Pure; O(len(results)).
         """
-        direct = self.direct_probability(now_ns, results, to_pubkey, amount_msat, capacity_sat)
-        w = self.node_weight
-        if w == 0.0:
-            return direct
-        r = results.get(to_pubkey)
-        if r is not None:
-            latest = r[2]
-            if r[0] is not None and (latest is None or r[0] > latest):
-                latest = r[0]
-            if _sub(now_ns, latest) < self._decay_int:
-                return direct  # fresh information about the pair itself wins
-        num = direct
-        den = 1.0
-        decay = self._decay
-        for peer, pr in results.items():
-            if peer == to_pubkey:
-                continue
-            if pr[3] > 0:
-                e = w * decay(_sub(now_ns, pr[2]))
-                num += e
-                den += e
-            if pr[1] > 0:
-                den += w * decay(_sub(now_ns, pr[0]))
-        return num / den
+        return self.calculate_probability(
+            self.direct_probability(now_ns, results, to_pubkey, amount_msat, capacity_sat), now_ns, results, to_pubkey
+        )
 
     def local_pair_probability(self, now_ns: int, results: Mapping[bytes, TimedPairResult], to_pubkey: bytes) -> float:
         """The probability for one of our own channels: 1, lowered by the pair's last failure,
@@ -406,7 +414,7 @@ class BimodalEstimator:
         r = results.get(to_pubkey)
         if r is None or r[0] is None:
             return 1.0
-        ago = _sub(now_ns, r[0])
+        ago = sub(now_ns, r[0])
         if ago < 0:
             ago = 0
         return 1.0 - _exp(-float(ago) / self._decay_ns)

@@ -15,7 +15,9 @@ success (:class:`TimedPairResult`), and updates them from payment results with l
 
 Times are the results' ``time_reply_ns`` (ns since the Unix epoch, used as is: lnd would read
 values of 2**63 and above as times before 1970). ``None`` in a :class:`TimedPairResult` means
-"never" (Go's zero time).
+"never" (Go's zero time). Differences from lnd, both for values lnd mishandles: a success of
+2**64 - 1 msat sets the failure amount to 2**64 - 1 (lnd's u64 wraps it to 0, "every amount
+fails"); and see :mod:`.interpretation` for results lnd would crash on.
 
 Not thread-safe and not async: all methods are synchronous and run to completion, so within
 Trio they are atomic with respect to other tasks.
@@ -30,7 +32,7 @@ from types import MappingProxyType
 from typing import Final, NamedTuple
 
 from ..model import PUBKEY_LEN, U64_MAX, PaymentResult
-from ._gotime import MAX_DURATION, MIN_DURATION, ZERO_TIME_NS
+from ._gotime import MAX_DURATION, MIN_DURATION, ZERO_TIME_NS, after
 from .interpretation import FinalFailureReason, _interpret
 
 __all__ = ["MIN_SECOND_CHANCE_INTERVAL_NS", "MissionControlState", "TimedPairResult"]
@@ -106,7 +108,9 @@ class MissionControlState:
     def pairs(self) -> dict[tuple[bytes, bytes], TimedPairResult]:
         """A snapshot of every known pair, ``(from, to) -> TimedPairResult``, sorted by pair.
 
-        What lnd's ``QueryMissionControl`` returns; :meth:`import_pairs` accepts it back.
+        What lnd's ``QueryMissionControl`` returns, in the shape :meth:`import_pairs` takes (lnd's
+        import refuses some entries it returns, such as a success of amount 0 or a failure of
+        amount 0 alone; sanitize them first, as ``lncli loadmc`` does).
         """
         return {
             (frm, to): result
@@ -161,10 +165,10 @@ class MissionControlState:
         ``((from, to), TimedPairResult)`` in the order to import. Every entry is validated
         first, as lnd's RPC server does, and nothing is imported if one is invalid
         (``ValueError``/``TypeError`` naming the entry): the list must not be empty; ``from``
-        and ``to`` are distinct 33-byte pubkeys; a failure counts only with both a time and a
-        non-zero amount (otherwise it is treated as absent, so an amount-independent failure
-        cannot be imported); a success needs both a time and a non-zero amount, or neither;
-        an entry needs a failure or a success.
+        and ``to`` are distinct 33-byte pubkeys; times are int64 ns since the Unix epoch; a
+        failure counts only with both a time and a non-zero amount (otherwise it is treated as
+        absent, so an amount-independent failure cannot be imported); a success needs both a
+        time and a non-zero amount, or neither; an entry needs a failure or a success.
 
         Then, in order, each entry's failure part and then its success part are applied
         unless the stored one is newer (or always with ``force``), with the usual rules, the
@@ -173,7 +177,7 @@ class MissionControlState:
         too, as "never" with amount 0, which is lnd's behaviour and can clear amounts (see
         the README). Returns the number of parts applied. Memory only: imports are not stored.
         """
-        if isinstance(force, bool) is False:
+        if not isinstance(force, bool):
             raise TypeError(f"force must be a bool, got {type(force).__name__} {force!r}")
         items = list(pairs.items() if isinstance(pairs, Mapping) else pairs)
         if not items:
@@ -183,10 +187,10 @@ class MissionControlState:
         imported = 0
         for frm, to, fail_time, fail_amt, success_time, success_amt in checked:
             last = self._pairs.get(frm, {}).get(to, _EMPTY_PAIR)
-            if force or not _after(last.fail_time_ns, fail_time):
+            if force or not after(last.fail_time_ns, fail_time):
                 self._set(frm, to, fail_time, False, fail_amt, force, relax)
                 imported += 1
-            if force or not _after(last.success_time_ns, success_time):
+            if force or not after(last.success_time_ns, success_time):
                 self._set(frm, to, success_time, True, success_amt, force, relax)
                 imported += 1
         logger.info("Imported %d results for %d pairs into mission control (force=%s)", imported, len(items), force)
@@ -260,10 +264,6 @@ class MissionControlState:
                 sources.add(frm)
 
 
-def _after(a: int | None, b: int | None) -> bool:
-    return (ZERO_TIME_NS if a is None else a) > (ZERO_TIME_NS if b is None else b)
-
-
 def _check_pubkey(where: str, name: str, value: object) -> bytes:
     if not isinstance(value, (bytes, bytearray, memoryview)):
         raise TypeError(f"{where}: {name} must be bytes, got {type(value).__name__} {value!r}")
@@ -278,6 +278,8 @@ def _check_time(where: str, name: str, value: object) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{where}: {name} must be an int (ns) or None, got {type(value).__name__} {value!r}")
+    if not MIN_DURATION <= value <= MAX_DURATION:
+        raise ValueError(f"{where}: {name} must be an int64 of ns since the Unix epoch, got {value!r}")
     return int(value)
 
 
