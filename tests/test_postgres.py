@@ -36,8 +36,8 @@ from mcstore import (
     StoreLocked,
     open_store,
 )
-from mcstore.backends import PostgresReader, SQLiteBackend, backend_for_path, open_reader
-from mcstore.backends.postgres import SCHEMA_VERSION, describe_dsn, namespace_lock_key
+from mcstore.backends import SQLiteBackend, backend_for_path, open_reader
+from mcstore.backends.postgres import SCHEMA_VERSION, namespace_lock_key
 from mcstore.pgserver import PostgresServer, scratch_schema
 from mcstore.testing import FaultyBackend
 
@@ -503,36 +503,7 @@ async def test_load_8_writer_processes_for_30_seconds_lose_nothing(
         )
 
 
-# -- the read-only reader -------------------------------------------------------------------------
-
-
-async def test_reader_lists_namespaces_and_its_snapshot_is_consistent_while_a_store_writes(pg_dsn: str) -> None:
-    with trio.fail_after(BUDGET):
-        async with open_store(pg_dsn, namespace="b") as other:
-            other.add_result(result(9))
-        async with open_store(pg_dsn, namespace="a", max_records=0) as store:
-            store.add_result(result(1))
-            store.add_result(result(2))
-            await store.flush()
-            reader = await open_reader(pg_dsn)
-            try:
-                assert isinstance(reader, PostgresReader)
-                assert reader.schema_version == SCHEMA_VERSION
-                assert reader.location == describe_dsn(pg_dsn)
-                assert dict(await reader.namespaces()) == {"a": 2, "b": 1}
-                snapshot = await reader.open_snapshot("a")
-                store.add_result(result(3))
-                await store.flush()  # not blocked by the open snapshot, and not seen by it
-                assert await snapshot.count() == 2
-                assert await snapshot.next_batch(1) == [mcstore.encode_result(result(1))]
-                assert await snapshot.next_batch(5) == [mcstore.encode_result(result(2))]
-                assert await snapshot.next_batch(5) == []
-                assert reader.snapshots_open == 1
-            finally:
-                await reader.aclose()
-            assert reader.snapshots_open == 0
-        async with open_store(pg_dsn, namespace="a", max_records=0) as store:
-            assert [r.id for r in await store.fetch_all()] == [1, 2, 3]
+# -- the read-only reader (the shared reader tests are in test_reader.py) ------------------------------
 
 
 async def test_reader_refuses_a_schema_without_mcstore_tables_and_an_unreachable_server(pg_dsn: str) -> None:
