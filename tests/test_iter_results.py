@@ -488,3 +488,19 @@ async def test_iter_results_memory_stays_bounded_whatever_the_history_size(tmp_p
                     peak = max(peak, rss_bytes())
     assert count == size
     assert peak - base < 16 * 1024 * 1024, f"RSS grew by {(peak - base) / 2**20:.1f} MiB"
+
+
+async def test_one_task_at_a_time(backend: WatchedBackend) -> None:
+    with trio.fail_after(BUDGET):
+        async with store_of(backend) as store:
+            for i in range(20):
+                store.add_result(result(i))
+            await store.flush()
+            backend.hold_read = 1
+            async with contextlib.aclosing(store.iter_results(batch_size=10)) as results:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(results.__anext__)
+                    await backend.read_held.wait()
+                    with pytest.raises(trio.BusyResourceError, match="another task"):
+                        await results.__anext__()
+                    nursery.cancel_scope.cancel()
