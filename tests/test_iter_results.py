@@ -16,6 +16,9 @@ import pytest
 import trio
 import trio.testing
 from factories import failed, result
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import payment_results
 
 import mcstore
 from mcstore import StoreClosed, StoreError, open_store
@@ -504,3 +507,45 @@ async def test_one_task_at_a_time(backend: WatchedBackend) -> None:
                     with pytest.raises(trio.BusyResourceError, match="another task"):
                         await results.__anext__()
                     nursery.cancel_scope.cancel()
+
+
+# -- property: the iteration is the snapshot, whatever happens meanwhile --------------------------
+
+
+@given(
+    st.lists(payment_results(), max_size=40),
+    st.lists(payment_results(), max_size=20),
+    st.integers(min_value=1, max_value=12),
+    st.integers(min_value=0, max_value=40),
+    st.sampled_from([0, 5, 25]),
+    st.sampled_from(["flush", "clear", "fetch_all"]),
+)
+def test_iteration_yields_the_snapshot_whatever_is_written_meanwhile(
+    stored: list[mcstore.PaymentResult],
+    later: list[mcstore.PaymentResult],
+    batch_size: int,
+    after: int,
+    max_records: int,
+    meanwhile: str,
+) -> None:
+    async def scenario() -> None:
+        async with open_store(MemoryBackend(), max_records=max_records) as store:
+            for r in stored:
+                store.add_result(r)
+            await store.flush()
+            expected = await store.fetch_all()
+            seen: list[mcstore.PaymentResult] = []
+            async with contextlib.aclosing(store.iter_results(batch_size)) as results:
+                async for r in results:
+                    seen.append(r)
+                    if len(seen) == after:
+                        for extra in later:
+                            store.add_result(extra)
+                        await store.flush()
+                        if meanwhile == "clear":
+                            await store.clear()
+                        elif meanwhile == "fetch_all":
+                            await store.fetch_all()
+            assert seen == expected
+
+    trio.run(scenario, clock=trio.testing.MockClock(autojump_threshold=0))
