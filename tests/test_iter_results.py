@@ -513,10 +513,10 @@ async def test_one_task_at_a_time(backend: WatchedBackend) -> None:
 
 
 @given(
-    st.lists(payment_results(), max_size=40),
+    st.lists(payment_results(), min_size=1, max_size=40),
     st.lists(payment_results(), max_size=20),
     st.integers(min_value=1, max_value=12),
-    st.integers(min_value=0, max_value=40),
+    st.data(),
     st.sampled_from([0, 5, 25]),
     st.sampled_from(["flush", "clear", "fetch_all"]),
 )
@@ -524,7 +524,7 @@ def test_iteration_yields_the_snapshot_whatever_is_written_meanwhile(
     stored: list[mcstore.PaymentResult],
     later: list[mcstore.PaymentResult],
     batch_size: int,
-    after: int,
+    data: st.DataObject,
     max_records: int,
     meanwhile: str,
 ) -> None:
@@ -534,11 +534,12 @@ def test_iteration_yields_the_snapshot_whatever_is_written_meanwhile(
                 store.add_result(r)
             await store.flush()
             expected = await store.fetch_all()
+            # Write after this many results have been yielded (0: before the first step).
+            after = data.draw(st.integers(min_value=0, max_value=len(expected)), label="after")
             seen: list[mcstore.PaymentResult] = []
             async with contextlib.aclosing(store.iter_results(batch_size)) as results:
-                async for r in results:
-                    seen.append(r)
-                    if len(seen) == after:
+                while True:
+                    if len(seen) == after and after > 0:
                         for extra in later:
                             store.add_result(extra)
                         await store.flush()
@@ -546,6 +547,10 @@ def test_iteration_yields_the_snapshot_whatever_is_written_meanwhile(
                             await store.clear()
                         elif meanwhile == "fetch_all":
                             await store.fetch_all()
+                    try:
+                        seen.append(await results.__anext__())
+                    except StopAsyncIteration:
+                        break
             assert seen == expected
 
     trio.run(scenario, clock=trio.testing.MockClock(autojump_threshold=0))
