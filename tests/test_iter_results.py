@@ -17,7 +17,7 @@ import pytest
 import trio
 import trio.testing
 from factories import failed, result
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from strategies import payment_results
 
