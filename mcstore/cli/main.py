@@ -43,7 +43,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .. import __version__
+from .. import COMPILED, __version__
 from ..backends.sqlite import SCHEMA_VERSION
 from ..errors import DecodeError, StoreError, StoreLocked
 from ..model import PaymentResult
@@ -238,7 +238,15 @@ def _percent(part: int, whole: int) -> str:
 
 
 @click.group(cls=_Group, context_settings=_CONTEXT, no_args_is_help=True)
-@click.version_option(__version__, "-V", "--version", prog_name="mcstore")
+@click.version_option(
+    __version__,
+    "-V",
+    "--version",
+    prog_name="mcstore",
+    # mcstore.COMPILED: which core this process runs (MCSTORE_PURE=1 forces pure Python).
+    message=f"%(prog)s, version %(version)s, COMPILED={COMPILED} "
+    f"({'compiled core (mypyc)' if COMPILED else 'pure-Python core'})",
+)
 @click.option(
     "-v", "--verbose", count=True, help="Log the store's messages to stderr (-v: INFO, -vv: DEBUG)."
 )
