@@ -14,7 +14,7 @@ from __future__ import annotations
 from ._select import COMPILED
 from .backends import Backend, FetchOutcome, FlushOutcome, SQLiteBackend
 from .codec import decode_result, encode_result
-from .errors import DecodeError, FlushError, StoreBusy, StoreClosed, StoreError, StoreLocked
+from .errors import DecodeError, FlushError, LocationError, StoreBusy, StoreClosed, StoreError, StoreLocked
 from .model import FAILURE_CODE_NAMES, Hop, PaymentFailure, PaymentResult, Route
 from .store import (
     DEFAULT_FLUSH_INTERVAL,
@@ -22,6 +22,7 @@ from .store import (
     DEFAULT_MAX_RECORDS,
     DEFAULT_SHUTDOWN_TIMEOUT,
     MissionControlStore,
+    ResultIterator,
     StoreState,
     StoreStats,
     open_store,
@@ -42,9 +43,11 @@ __all__ = [
     "FlushError",
     "FlushOutcome",
     "Hop",
+    "LocationError",
     "MissionControlStore",
     "PaymentFailure",
     "PaymentResult",
+    "ResultIterator",
     "Route",
     "SQLiteBackend",
     "StoreBusy",

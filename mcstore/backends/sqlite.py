@@ -33,6 +33,7 @@ from ..errors import DecodeError, StoreError
 from ..model import PaymentResult
 from ._lock import NamespaceLock
 from .base import FetchOutcome, FlushOutcome
+from .sqlite_read import SQLiteSnapshot
 
 if TYPE_CHECKING:
     from outcome import Outcome
@@ -127,6 +128,12 @@ class SQLiteBackend:
         self._closed = False
         self.calls_in_flight = 0
         """SQLite calls running in a worker thread now: 0 whenever no call is awaited."""
+        self._snapshots: set[SQLiteSnapshot] = set()
+
+    @property
+    def snapshots_open(self) -> int:
+        """Snapshots opened by :meth:`open_snapshot` and not closed yet."""
+        return len(self._snapshots)
 
     # -- running SQLite off the Trio thread ----------------------------------------------
 
@@ -398,6 +405,18 @@ class SQLiteBackend:
 
         return await self._call(work, "clear")
 
+    async def open_snapshot(self) -> SQLiteSnapshot:
+        """A snapshot on its own read-only connection and thread (see
+        :class:`~mcstore.backends.sqlite_read.SQLiteSnapshot`); it never waits for a flush."""
+        if self._conn is None or self._closed:
+            raise StoreError(f"SQLite backend for {self.path!r} is not open")
+        if self.path == ":memory:":
+            raise StoreError("a private in-memory SQLite database (':memory:') has no snapshots")
+        snapshot = SQLiteSnapshot(self.path, self.namespace, on_release=self._snapshots.discard)
+        self._snapshots.add(snapshot)
+        await snapshot.start()
+        return snapshot
+
     async def _call(self, work: Callable[[], T], what: str) -> T:
         """Run ``work`` in the worker thread; report SQLite failures as StoreError."""
         try:
@@ -408,12 +427,15 @@ class SQLiteBackend:
     async def aclose(self) -> None:
         """Close the connection and release the namespace lock. Harmless if called twice.
 
-        Runs shielded: closing is cleanup, and must finish even in a cancelled scope.
+        Closes every snapshot still open first. Runs shielded: closing is cleanup, and must
+        finish even in a cancelled scope.
         """
         if self._closed:
             return
         self._closed = True
         with trio.CancelScope(shield=True):
+            for snapshot in list(self._snapshots):
+                await snapshot.aclose()
             await self._run(self._close_sync)
 
     def _close_sync(self) -> None:
