@@ -81,7 +81,7 @@ def _replay(cfg: Config) -> list[Figure]:
         totals: list[float] = []
         replays: list[float] = []
         bases: list[float] = []
-        reps = cfg.scaled(9, 3) if size <= 10_000 else cfg.scaled(3, 1)  # 100k: seconds per open
+        reps = cfg.scaled(9, 3) if size <= 1_000 else cfg.scaled(3, 1)  # larger: up to seconds per open
         for rep in range(reps):
             for kind in (("mc", "store") if rep % 2 == 0 else ("store", "mc")):
                 collect_garbage()

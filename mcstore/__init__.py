@@ -12,7 +12,7 @@ from __future__ import annotations
 # True when the compiled core (model and codec, built by mypyc) is in use; False for pure
 # Python (no compiler at install time, or MCSTORE_PURE=1). `mcstore --version` prints it.
 from ._select import COMPILED
-from .backends import Backend, FetchOutcome, FlushOutcome, SQLiteBackend
+from .backends import Backend, FetchOutcome, FlushOutcome, PostgresBackend, SQLiteBackend
 from .codec import decode_result, encode_result
 from .errors import DecodeError, FlushError, LocationError, StoreBusy, StoreClosed, StoreError, StoreLocked
 from .model import FAILURE_CODE_NAMES, Hop, PaymentFailure, PaymentResult, Route
@@ -47,6 +47,7 @@ __all__ = [
     "MissionControlStore",
     "PaymentFailure",
     "PaymentResult",
+    "PostgresBackend",
     "ResultIterator",
     "Route",
     "SQLiteBackend",

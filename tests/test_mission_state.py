@@ -340,3 +340,11 @@ def test_replay_after_reopen_equals_live_state(history: list[PaymentResult]) -> 
         assert all(r is None or isinstance(r, FinalFailureReason) for r in reasons)
 
     trio.run(run, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_success_of_the_largest_amount_saturates() -> None:
+    # lnd: FailAmt = 2**64-1 + 1 wraps to 0 ("every amount fails") right after a success.
+    state = MissionControlState()
+    state._set(V1, V2, T, False, 1000, False, 0)
+    state._set(V1, V2, T + SEC, True, 2**64 - 1, False, 0)
+    assert state.results_from(V1)[V2] == TimedPairResult(T, 2**64 - 1, T + SEC, 2**64 - 1)

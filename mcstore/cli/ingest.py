@@ -3,8 +3,9 @@
 So the namespace lock, deduplication and the ``max_records`` cap apply to the command line
 exactly as to a program. Three jobs:
 
-* :func:`run_demo` records a simulated node's payment attempts (:mod:`mcstore.demo`) as they
-  come, through :meth:`~mcstore.MissionControlStore.put`, and stops gracefully on Ctrl-C;
+* :func:`run_demo` routes a simulated node's payments with mission control
+  (:mod:`mcstore.cli.routing`) and reports every attempt through
+  :meth:`~mcstore.mission.MissionControl.report_result`, and stops gracefully on Ctrl-C;
 * :func:`store_all` writes already-validated results in one transaction: all or nothing;
 * :func:`clear_namespace` deletes a namespace's results.
 
@@ -26,14 +27,17 @@ from typing import Final
 import trio
 
 from ..backends import Backend
-from ..errors import FlushError
+from ..errors import FlushError, StoreBusy
+from ..mission import AprioriEstimator, BimodalEstimator, open_mission_control
 from ..model import PaymentResult
 from ..store import MissionControlStore, StoreStats, open_store
-from .demo import SyntheticNetwork, demo_network, simulate
+from .demo import SyntheticNetwork, demo_network
 from .readonly import connect_readonly, namespace_keys, quick_check
+from .routing import PaymentOutcome, ProbabilitySource, RoutedPayments
 
 __all__ = [
     "DEMO_EPOCH_NS",
+    "DEMO_ESTIMATORS",
     "DEMO_FLUSH_INTERVAL",
     "DemoOutcome",
     "DemoProgress",
@@ -58,6 +62,9 @@ _NS: Final = 1_000_000_000
 DEMO_EPOCH_NS: Final = 1_767_225_600 * _NS
 """Where a demo history starts in an empty namespace: 2026-01-01T00:00:00Z. A fixed time, not
 the clock, so that a seed repeats a run byte for byte."""
+DEMO_ESTIMATORS: Final = ("apriori", "bimodal", "none")
+"""How the demo may route: with mission control and lnd's apriori or bimodal estimator, or
+without mission control ("none": the cheapest route, remembering only the payment's own failures)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +99,12 @@ class DemoOutcome:
     """Accepted results that the store could not make durable (0 after a healthy close)."""
     model_keys: frozenset[bytes]
     """Every key the namespace should know: those stored at open plus those accepted since."""
+    estimator: str = "apriori"
+    """How the payments were routed: one of :data:`DEMO_ESTIMATORS`."""
+    payment_outcomes: tuple[PaymentOutcome, ...] = ()
+    """How each payment that ended went, in order: attempts made and success."""
+    replayed: int = 0
+    """Stored results replayed into mission control at open (a continued history)."""
 
 
 OnOpen = Callable[[], None]
@@ -146,6 +159,8 @@ class _DemoTally:
     failures: int = 0
     interrupted: bool = False
     close_seconds: float = 0.0
+    replayed: int = 0
+    outcomes: list[PaymentOutcome] | None = None
 
 
 async def _record_demo(
@@ -161,14 +176,23 @@ async def _record_demo(
     network: SyntheticNetwork,
     on_progress: Callable[[DemoProgress], None] | None,
     on_open: OnOpen | None,
+    estimator: str,
 ) -> tuple[MissionControlStore, set[bytes]]:
     model: set[bytes] = set()
     close_started: float | None = None
     try:
-        async with open_store(
-            path, namespace=namespace, max_records=max_records, flush_interval=flush_interval
-        ) as store:
+        async with open_mission_control(
+            path,
+            self_pubkey=network.source_pubkey,
+            # "none" still records (and replays) the history; it only routes without it.
+            estimator=BimodalEstimator() if estimator == "bimodal" else AprioriEstimator(),
+            namespace=namespace,
+            max_records=max_records,
+            flush_interval=flush_interval,
+        ) as mc:
+            store = mc.store
             tally.store = store
+            tally.replayed = mc.replayed
             try:
                 # Read once the store holds the namespace lock, so that no one else writes it.
                 model = await trio.to_thread.run_sync(_read_keys, path, namespace)
@@ -178,22 +202,37 @@ async def _record_demo(
                 if model:
                     start_ns = max(int.from_bytes(k[:8], "big") for k in model) + _NS
                     largest_id = max(int.from_bytes(k[8:16], "big") for k in model)
+                probability: ProbabilitySource | None = None
+                if estimator != "none":
+
+                    def probability(source: bytes, target: bytes, amount: int, capacity: int, now: int) -> float:
+                        return mc.probability(source, target, amount, capacity, now_ns=now)
+
+                payer = RoutedPayments(
+                    network, seed=seed, start_ns=start_ns, first_id=largest_id + 1, probability=probability
+                )
+                tally.outcomes = payer.outcomes
                 with produce:
-                    for item in simulate(
-                        payments, seed=seed, start_ns=start_ns, first_id=largest_id + 1, network=network
-                    ):
-                        await store.put(item.result)
-                        model.add(item.result.key)
+                    for result in payer.run(payments):
+                        # Reported before the next route is searched: the retry learns from it.
+                        while True:
+                            try:
+                                mc.report_result(result)
+                                break
+                            except StoreBusy:
+                                await store.flush()  # a full intake waits for the store to catch up
+                        model.add(result.key)
                         tally.sent += 1
-                        tally.payments_started = item.payments_started
-                        if item.duplicate:
-                            tally.duplicates += 1
-                        elif item.result.success:
+                        tally.payments_started = payer.payments_started
+                        if result.success:
                             tally.successes += 1
                         else:
                             tally.failures += 1
                         if on_progress is not None:
                             on_progress(DemoProgress(tally.payments_started, tally.sent))
+                        # Lets the store's intake run, and Ctrl-C stop the payments.
+                        await trio.lowlevel.checkpoint()
+                    tally.payments_started = payer.payments_started
             finally:
                 close_started = time.perf_counter()
     except FlushError:
@@ -218,8 +257,16 @@ async def run_demo(
     on_progress: Callable[[DemoProgress], None] | None = None,
     on_open: OnOpen | None = None,
     on_interrupt: OnInterrupt | None = None,
+    estimator: str = "apriori",
 ) -> DemoOutcome:
-    """Record ``payments`` simulated payments into ``namespace`` of the database ``path``.
+    """Make ``payments`` simulated payments, recording every attempt into ``namespace`` of ``path``.
+
+    The payments are routed with mission control (:func:`~mcstore.mission.open_mission_control`
+    over the database, with the ``estimator`` named, one of :data:`DEMO_ESTIMATORS`): the
+    stored history is replayed at open, every attempt is reported through
+    :meth:`~mcstore.mission.MissionControl.report_result`, and each route is searched with
+    the probabilities of that moment (:class:`~mcstore.cli.routing.RoutedPayments`). With
+    ``"none"`` the attempts are still recorded, but routed without mission control.
 
     The history continues what is stored: attempt ids follow the largest stored id, and the
     simulated clock starts one second after the newest stored reply, or at
@@ -234,6 +281,8 @@ async def run_demo(
     :func:`~mcstore.open_store` raises (``StoreLocked``, ``StoreError``); a final flush that
     fails is not raised but reported in :attr:`DemoOutcome.unpersisted`.
     """
+    if estimator not in DEMO_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {', '.join(DEMO_ESTIMATORS)}, got {estimator!r}")
     tally = _DemoTally()
     produce = trio.CancelScope()
     started_at = time.perf_counter()
@@ -267,6 +316,7 @@ async def run_demo(
                     network=network if network is not None else demo_network(),
                     on_progress=on_progress,
                     on_open=on_open,
+                    estimator=estimator,
                 )
             except Exception as exc:
                 # Raised below, outside the nursery, so that it is not wrapped in a group.
@@ -288,6 +338,9 @@ async def run_demo(
         elapsed_seconds=time.perf_counter() - started_at,
         unpersisted=len(store.unpersisted),
         model_keys=frozenset(model),
+        estimator=estimator,
+        payment_outcomes=tuple(tally.outcomes or ()),
+        replayed=tally.replayed,
     )
 
 

@@ -7,6 +7,8 @@
 ``import``     read jsonl back through a store, all or nothing
 ``import-lnd`` import an lnd node's history from its ``channel.sqlite`` (:mod:`mcstore.lnd_import`)
 ``reset``      clear a namespace
+``querymc``    the pair history rebuilt from a namespace, read-only (:mod:`mcstore.cli.mission_cmds`)
+``queryprob``  a success probability and the pair's history, read-only
 =============  ===================================================================
 
 Every expected error is one line on stderr, ``Error: <file>: <what>`` (``<file>:<line>:
@@ -64,6 +66,7 @@ from .export import (
     result_to_json_line,
 )
 from .ingest import (
+    DEMO_ESTIMATORS,
     DemoOutcome,
     DemoProgress,
     ImportOutcome,
@@ -83,12 +86,13 @@ from .readonly import (
     open_mcstore_readonly,
     stream_results,
 )
+from .routing import PlotUnavailable, check_plotting, learning, plot_success
 
 __all__ = ["DEFAULT_DEMO_DB", "DEFAULT_DEMO_PAYMENTS", "cli", "main"]
 
 DEFAULT_DEMO_DB: Final = "mcstore-demo.sqlite"
 """The demo's database: a file in the current directory, so that a second run continues it."""
-DEFAULT_DEMO_PAYMENTS: Final = 5000
+DEFAULT_DEMO_PAYMENTS: Final = 2000
 PROGRESS_MIN_BYTES: Final = 1 << 20
 """``import`` shows a progress bar by default for files at least this large."""
 EXIT_INTERRUPTED: Final = 130
@@ -449,8 +453,8 @@ def _print_demo_summary(
     table.add_row(
         "attempts sent",
         str(outcome.results_sent),
-        f"{outcome.successes} succeeded, {outcome.failures} failed, "
-        f"{outcome.duplicates_sent} duplicates re-sent",
+        f"{outcome.successes} succeeded, {outcome.failures} failed"
+        + (f", {outcome.duplicates_sent} duplicates re-sent" if outcome.duplicates_sent else ""),
     )
     table.add_row("accepted", str(stats.accepted), "by the store")
     table.add_row("deduplicated", str(stats.deduplicated), "already stored, or twice in a batch")
@@ -463,7 +467,30 @@ def _print_demo_summary(
     table.add_row("elapsed", _seconds(outcome.elapsed_seconds), f"{rate:.0f} results/s")
     if outcome.unpersisted:
         table.add_row("unpersisted", str(outcome.unpersisted), "accepted but not durable")
+    _add_learning_rows(table, outcome)
     console.print(table)
+
+
+def _add_learning_rows(table: Table, outcome: DemoOutcome) -> None:
+    """The rows that show mission control learning: the first and last tenth, and attempts."""
+    summary = learning(outcome.payment_outcomes)
+    if outcome.estimator == "none":
+        table.add_row("routing", "none", "the cheapest route, no mission control")
+    else:
+        table.add_row("routing", outcome.estimator, "mission control, with lnd's estimator")
+        table.add_row("replayed", str(outcome.replayed), "stored results, into mission control at open")
+    if summary is None:
+        return
+    tenth = f"of {summary.tenth} payments"
+    table.add_row("first tenth", _percent_of(summary.first_success_rate), f"succeeded {tenth}, "
+                  f"{summary.first_attempts:.2f} attempts each")
+    table.add_row("last tenth", _percent_of(summary.last_success_rate), f"succeeded {tenth}, "
+                  f"{summary.last_attempts:.2f} attempts each")
+    table.add_row("attempts", f"{summary.mean_attempts:.2f}", f"per payment, over {summary.payments} payments")
+
+
+def _percent_of(rate: float) -> str:
+    return f"{100 * rate:.1f}%"
 
 
 @cli.command(context_settings=_CONTEXT)
@@ -491,21 +518,54 @@ def _print_demo_summary(
 )
 @_namespace_option("default", "The namespace to record into.")
 @_max_records_option
+@click.option(
+    "--estimator",
+    type=click.Choice(DEMO_ESTIMATORS),
+    default="apriori",
+    show_default=True,
+    help="Route with mission control and this lnd estimator, or without mission control (none).",
+)
+@click.option(
+    "--plot",
+    metavar="FILE.png",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Draw the success rate over the run into FILE.png (needs matplotlib).",
+)
 @click.pass_context
 def demo(
-    ctx: click.Context, db: str, payments: int, seed: int | None, namespace: str, max_records: int
+    ctx: click.Context,
+    db: str,
+    payments: int,
+    seed: int | None,
+    namespace: str,
+    max_records: int,
+    estimator: str,
+    plot: str | None,
 ) -> None:
-    """Simulate a node paying over a synthetic network, recording every attempt.
+    """Simulate a node paying over a synthetic network with mission control, recording every attempt.
 
-    Routes of 1 to 6 hops over a network of 200 nodes; BOLT 4 failures such as
-    temporary_channel_failure, fee_insufficient, unknown_next_peer, mpp_timeout and
-    incorrect_or_unknown_payment_details; replies out of order and a few duplicates.
+    The network has 200 nodes, and channels whose balances are hidden: an attempt fails
+    (temporary_channel_failure) where a node lacks the balance to forward, or where the next
+    peer is offline (unknown_next_peer); a few recipients refuse the payment
+    (incorrect_or_unknown_payment_details). Each payment takes the route with the best
+    probability-weighted cost (fees plus an attempt cost divided by the success probability
+    that mission control estimates, as lnd's pathfinding does), reports every attempt to
+    mission control, and retries along the next best route, up to 3 attempts. The summary
+    shows the success rate of the first and the last tenth of the payments and the attempts
+    per payment: the learning. --estimator none routes without mission control, to compare.
+
     Every attempt goes through the store, with a progress bar. At the end, or on Ctrl-C,
     the store closes gracefully and a summary is printed, with proof that no accepted
     result was lost: the database's records against the model's.
     """
     if seed is None:
         seed = secrets.randbelow(2**32)
+    if plot is not None:
+        try:
+            check_plotting()
+        except PlotUnavailable as exc:
+            _fail(str(exc))
     out = _stdout()
     network = demo_network()
     with _reported(db, namespace):
@@ -549,6 +609,7 @@ def demo(
                     on_progress=bar.update,
                     on_open=announce,
                     on_interrupt=interrupts.while_closing,
+                    estimator=estimator,
                 ),
                 restrict_keyboard_interrupt_to_checkpoints=True,
             )
@@ -570,6 +631,13 @@ def demo(
             f"{db}: {line}: MISMATCH, {proof.missing} accepted results missing, {proof.unexpected} unexpected"
         )
     out.print(f"{line}: OK, the file passes PRAGMA quick_check and nothing accepted was lost.")
+    if plot is not None and outcome.payment_outcomes:
+        routing = "without mission control" if estimator == "none" else f"mission control, {estimator} estimator"
+        try:
+            plot_success(outcome.payment_outcomes, plot, title=f"mcstore demo, seed {seed}: {routing}")
+        except OSError as exc:
+            _fail(f"{plot}: cannot write the plot: {exc.strerror or exc}")
+        out.print(f"Plot of the success rate over the run: {plot}")
     if outcome.interrupted:
         out.print(
             f"Interrupted by Ctrl-C after {outcome.payments_started} of {payments} payments; "
@@ -1114,3 +1182,8 @@ def reset(db: str, namespace: str, yes: bool) -> None:
     with _reported(db, namespace):
         deleted = trio.run(clear_namespace, db, namespace, restrict_keyboard_interrupt_to_checkpoints=True)
     _stdout().print(f"Cleared namespace {namespace!r} of {db}: {deleted} records deleted.")
+
+
+# -- querymc, queryprob ---------------------------------------------------------------------
+# Their module registers them on `cli`; imported last, as it uses the helpers above.
+from . import mission_cmds  # noqa: E402, F401

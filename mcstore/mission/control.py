@@ -8,6 +8,7 @@ block closes it exactly as :func:`mcstore.open_store` does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -28,7 +29,7 @@ __all__ = ["MissionControl", "open_mission_control"]
 
 logger = logging.getLogger("mcstore.mission")
 
-_REPLAY_CHUNK: Final = 2048  # results applied between two checkpoints while replaying
+_REPLAY_BATCH: Final = 1000  # results read (and held) at a time while replaying
 
 
 class MissionControl:
@@ -142,20 +143,19 @@ class MissionControl:
             logger.info("Mission control history cleared (%d results reported meanwhile kept)", len(later))
 
     async def _replay(self) -> None:
-        """Apply the stored history in key order, as lnd's ``init``."""
+        """Apply the stored history in key order, as lnd's ``init``, streaming it in batches."""
         start = time.perf_counter()
-        results = await self._store.fetch_all()
-        count = len(results)
-        results.reverse()  # pop from the end, oldest first, releasing each result once applied
         apply = self._state.apply_result
-        while results:
-            for _ in range(min(_REPLAY_CHUNK, len(results))):
-                apply(results.pop())
-            await trio.lowlevel.checkpoint()
+        count = 0
+        async with contextlib.aclosing(self._store.iter_results(_REPLAY_BATCH)) as results:
+            async for result in results:  # each batch read is a checkpoint
+                apply(result)
+                count += 1
+            skipped = results.skipped
         self.replayed = count
         logger.info(
-            "Mission control state reconstructed: namespace=%r results=%d pairs=%d seconds=%.3f",
-            self._store.namespace, count, len(self._state), time.perf_counter() - start,
+            "Mission control state reconstructed: namespace=%r results=%d skipped=%d pairs=%d seconds=%.3f",
+            self._store.namespace, count, skipped, len(self._state), time.perf_counter() - start,
         )
 
     def __repr__(self) -> str:
@@ -180,8 +180,10 @@ async def open_mission_control(
     :func:`mcstore.open_store`, whose errors and shutdown guarantees apply unchanged: leaving
     the block, in any way, closes the store with a final flush of every reported result.
 
-    The stored results are replayed in key order before the block starts (cancellable, with a
-    checkpoint every few thousand results). Bad arguments raise ``TypeError``/``ValueError``
+    The stored results are replayed in key order before the block starts, streamed from one
+    consistent snapshot a thousand at a time, so memory stays bounded whatever the history's
+    size; undecodable rows are logged and skipped; each batch read is a checkpoint, where the
+    replay can be cancelled. Bad arguments raise ``TypeError``/``ValueError``
     before anything is opened.
     """
     if not isinstance(self_pubkey, (bytes, bytearray, memoryview)):

@@ -27,7 +27,9 @@ Differences from lnd (each a clear lnd bug; tested):
 
 Everything else follows lnd, quirks included: bimodal returns 0 for a zero capacity, and for a
 numerical overshoot of the probability above 1 or below 0; bimodal node weighting ignores
-amount-independent failures (amount 0), apriori counts them.
+amount-independent failures (amount 0), apriori counts them; an amount known to succeed gets
+0.95 from apriori, so with ``hop_probability`` above 0.95 a larger untried amount can score
+higher (a higher amount never scores higher otherwise: a tested property).
 """
 
 from __future__ import annotations
@@ -77,9 +79,12 @@ class Estimator(Protocol):
         to_pubkey: bytes,
         amount_msat: int,
         capacity_sat: int,
-    ) -> float: ...
+    ) -> float:
+        """The probability that ``from -> to_pubkey`` forwards ``amount_msat``, in [0, 1]."""
+        ...
 
     def local_pair_probability(self, now_ns: int, results: Mapping[bytes, TimedPairResult], to_pubkey: bytes) -> float:
+        """The same for one of this node's own channels (amount and capacity ignored)."""
         ...
 
 

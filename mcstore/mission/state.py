@@ -15,7 +15,9 @@ success (:class:`TimedPairResult`), and updates them from payment results with l
 
 Times are the results' ``time_reply_ns`` (ns since the Unix epoch, used as is: lnd would read
 values of 2**63 and above as times before 1970). ``None`` in a :class:`TimedPairResult` means
-"never" (Go's zero time).
+"never" (Go's zero time). Differences from lnd, both for values lnd mishandles: a success of
+2**64 - 1 msat sets the failure amount to 2**64 - 1 (lnd's u64 wraps it to 0, "every amount
+fails"); and see :mod:`.interpretation` for results lnd would crash on.
 
 Not thread-safe and not async: all methods are synchronous and run to completion, so within
 Trio they are atomic with respect to other tasks.
