@@ -24,10 +24,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import cases_add, cases_close, cases_codec, cases_flush, cases_scale, report
+from . import cases_add, cases_close, cases_codec, cases_flush, cases_mission, cases_scale, report
 from .common import CheckFailed, Config, Figure, machine
 
-CASE_NAMES = {"flush": 1, "throughput": 2, "add": 3, "codec": 4, "close": 5, "scale": 6}
+CASE_NAMES = {"flush": 1, "throughput": 2, "add": 3, "codec": 4, "close": 5, "scale": 6, "mission": 7}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
@@ -36,7 +36,7 @@ def _parse_cases(text: str) -> set[int]:
     for item in text.replace(" ", "").split(","):
         if not item:
             continue
-        if item.isdigit() and 1 <= int(item) <= 6:
+        if item.isdigit() and int(item) in CASE_NAMES.values():
             cases.add(int(item))
         elif item in CASE_NAMES:
             cases.add(CASE_NAMES[item])
@@ -86,7 +86,7 @@ def _plan(cfg: Config, cases: set[int]) -> list[tuple[int, Callable[[], Any]]]:
     flush_cases = cases & {1, 2}
     if flush_cases:
         plan.append((cases_flush.steps(cfg, flush_cases), lambda: cases_flush.run(cfg, flush_cases)))
-    for number, module in ((3, cases_add), (4, cases_codec), (5, cases_close), (6, cases_scale)):
+    for number, module in ((3, cases_add), (4, cases_codec), (5, cases_close), (6, cases_scale), (7, cases_mission)):
         if number in cases:
             plan.append((module.steps(cfg), functools.partial(module.run, cfg)))
     return plan
@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat if args.repeat is not None else (3 if args.quick else 9)
     if repeat < 1:
         _parser().error("--repeat must be at least 1")
-    cases = args.only or set(range(1, 7))
-    name = "quick" if args.quick else ("latest" if cases == set(range(1, 7)) else "partial")
+    cases = args.only or set(CASE_NAMES.values())
+    name = "quick" if args.quick else ("latest" if cases == set(CASE_NAMES.values()) else "partial")
     command = " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])])
     console = Console(width=None if sys.stdout.isatty() else 200)
     meta: dict[str, Any] = {

@@ -250,13 +250,12 @@ async def _throughput(cfg: Config, n: int) -> tuple[Figure, dict[str, Any]]:
     )
     ratio = fig.ratio
     fig.passed = ratio is not None and ratio >= THROUGHPUT_TARGET
-    ceiling = Stats.of(r / (r + e + h) for r, e, h in zip(raw_flush, encode_flush, hop_flush, strict=True)).median
     encode, hop = Stats.of(encode_flush).median, Stats.of(hop_flush).median
-    fig.extra.update(encode_per_flush_s=encode, thread_hop_per_flush_s=hop, ceiling_ratio=ceiling)
+    fig.extra.update(encode_per_flush_s=encode, thread_hop_per_flush_s=hop)
+    # Measured beside the figure, not a bound on it: the parts overlap in a real flush.
     fig.note = (
         f"per flush: raw {_ms(Stats.of(raw_flush).median)}, encoding {_ms(encode)}, "
-        f"thread round trip {_ms(hop)}; ceiling raw/(raw+encode+hop) = {ceiling:.2f}x"
-        + (" < target: out of reach with this design" if ceiling < THROUGHPUT_TARGET else "")
+        f"thread round trip {_ms(hop)} (the last two are costs raw sqlite3 does not pay)"
     )
     return fig, {"n": n, "store": Stats.of(store_flush), "raw": Stats.of(raw_flush)}
 

@@ -1,4 +1,5 @@
-"""Case 6: open time, ``fetch_all`` time and RSS for stores of 1k, 100k and 1M records.
+"""Case 6: open time, ``fetch_all`` time and RSS for stores of 1k, 100k and 1M records, and
+streaming with ``iter_results`` over the largest store.
 
 The files are built fast, with raw ``executemany``, in the store's own schema (an empty
 store creates the file first, so the DDL is the store's). 1,000 distinct encoded values are
@@ -10,10 +11,16 @@ is that of a process that did only this. Opening uses ``max_records=0``, so noth
 pruned. Baselines, also each in a fresh process: raw ``sqlite3`` connect + the same pragmas
 + reading the stored count (open); ``SELECT key, value ... ORDER BY key`` into a list of
 bytes pairs (``fetch_all``, without decoding).
+
+``iter_results`` (largest size only): the time to stream every result, and how much the RSS
+grows over its value after open (sampled every 1,000 results; target <= 64 MiB, whatever the
+history size). Baseline: a raw ``sqlite3`` cursor iterated over the same ``SELECT``, keeping
+nothing, in a fresh process too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -48,14 +55,22 @@ RSS_DELTA_TARGET: Final = 2 * 1024 * 1024
 MiB: Final = 1024 * 1024
 BIG: Final = 1_000_000
 """From this size on, only some repetitions run ``fetch_all``."""
+FETCH_RATIO_TARGET: Final = 4.0
+FETCH_TARGET_SIZE: Final = 100_000
+ITER_RSS_TARGET: Final = 64 * 1024 * 1024
+ITER_SAMPLE_EVERY: Final = 1000
 
 
 def _sizes(cfg: Config) -> tuple[int, ...]:
     return SIZES_QUICK if cfg.quick else SIZES_FULL
 
 
+def _iter_reps(cfg: Config) -> int:
+    return cfg.scaled(3, 2)
+
+
 def steps(cfg: Config) -> int:
-    return len(_sizes(cfg)) * (1 + cfg.scaled(5, 2))
+    return len(_sizes(cfg)) * (1 + cfg.scaled(5, 2)) + _iter_reps(cfg)
 
 
 def _label(size: int) -> str:
@@ -151,12 +166,48 @@ def _probe_raw(path: str, fetch: bool) -> dict[str, Any]:
     return probe
 
 
-def _spawn(kind: str, path: str, fetch: bool) -> dict[str, Any]:
+async def _probe_store_iter(path: str) -> dict[str, Any]:
+    async with mcstore.open_store(path, max_records=0, flush_interval=3600) as store:
+        gc.collect()
+        base = peak = rss_bytes()
+        count, last_id = 0, None
+        t0 = now_ns()
+        async with contextlib.aclosing(store.iter_results()) as results:
+            async for result in results:
+                count += 1
+                last_id = result.id
+                if count % ITER_SAMPLE_EVERY == 0:
+                    peak = max(peak, rss_bytes())
+        seconds = (now_ns() - t0) / 1e9
+        peak = max(peak, rss_bytes())
+    return {"iter_s": seconds, "rss_growth": peak - base, "count": count, "last_id": last_id}
+
+
+def _probe_raw_iter(path: str) -> dict[str, Any]:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        gc.collect()
+        base = peak = rss_bytes()
+        count = 0
+        t0 = now_ns()
+        cursor = conn.execute("SELECT key, value FROM mc_results WHERE namespace = ? ORDER BY key", (NAMESPACE,))
+        for _row in cursor:
+            count += 1
+            if count % ITER_SAMPLE_EVERY == 0:
+                peak = max(peak, rss_bytes())
+        seconds = (now_ns() - t0) / 1e9
+        peak = max(peak, rss_bytes())
+    finally:
+        conn.close()
+    return {"iter_s": seconds, "rss_growth": peak - base, "count": count}
+
+
+def _spawn(kind: str, path: str, fetch: bool, what: str | None = None) -> dict[str, Any]:
     root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.cases_scale", kind, path, "fetch" if fetch else "open"],
+        [sys.executable, "-m", "benchmarks.cases_scale", kind, path, what or ("fetch" if fetch else "open")],
         capture_output=True,
         text=True,
         env=env,
@@ -201,9 +252,6 @@ def run(cfg: Config) -> list[Figure]:
                     check(probe["last_id"] == size - 1, f"scale {label}: last id {probe['last_id']}")
                 (store_runs if kind == "store" else raw_runs).append(probe)
             cfg.advance(f"case 6: {label}, repetition {rep + 1}")
-        for suffix in ("", "-wal", "-shm", ".default.lock"):
-            if os.path.exists(path + suffix):
-                os.remove(path + suffix)
 
         def stats(runs: list[dict[str, Any]], key: str) -> Stats:
             return Stats.of(float(r[key]) for r in runs if key in r)
@@ -213,6 +261,14 @@ def run(cfg: Config) -> list[Figure]:
         open_pair = (stats(store_runs, "open_s"), stats(raw_runs, "open_s"))
         rss_pair = (stats(store_runs, "rss_open"), stats(raw_runs, "rss_open"))
         opens[size], rss[size] = open_pair, rss_pair
+        fetch_fig = Figure(
+            case=6,
+            label=f"fetch_all, {label}",
+            kind="time",
+            value=stats(store_runs, "fetch_s"),
+            baseline_label="raw: SELECT all rows, no decode",
+            baseline=stats(raw_runs, "fetch_s"),
+        )
         figures += [
             Figure(
                 case=6,
@@ -232,14 +288,7 @@ def run(cfg: Config) -> list[Figure]:
                 baseline=rss_pair[1],
                 note=f"process floor before open {floor.median / MiB:.1f} MiB",
             ),
-            Figure(
-                case=6,
-                label=f"fetch_all, {label}",
-                kind="time",
-                value=stats(store_runs, "fetch_s"),
-                baseline_label="raw: SELECT all rows, no decode",
-                baseline=stats(raw_runs, "fetch_s"),
-            ),
+            fetch_fig,
             Figure(
                 case=6,
                 label=f"RSS after fetch_all, {label}",
@@ -250,6 +299,15 @@ def run(cfg: Config) -> list[Figure]:
                 note="grows with history by design: fetch_all returns every result",
             ),
         ]
+        if size == FETCH_TARGET_SIZE:
+            fetch_fig.target = f"<= {FETCH_RATIO_TARGET:g}x raw"
+            fetch_ratio = fetch_fig.ratio
+            fetch_fig.passed = fetch_ratio is not None and fetch_ratio <= FETCH_RATIO_TARGET
+        if size == max(_sizes(cfg)):
+            figures += _run_iter(cfg, path, size, label)
+        for suffix in ("", "-wal", "-shm", ".default.lock"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
     small, large = min(opens), max(opens)
     open_fig = Figure(
         case=6,
@@ -278,11 +336,58 @@ def run(cfg: Config) -> list[Figure]:
     return figures
 
 
+def _run_iter(cfg: Config, path: str, size: int, label: str) -> list[Figure]:
+    """Stream the store at ``path`` with ``iter_results`` and with a raw cursor, alternately."""
+    store_runs: list[dict[str, Any]] = []
+    raw_runs: list[dict[str, Any]] = []
+    for rep in range(_iter_reps(cfg)):
+        order = ("store", "raw") if rep % 2 == 0 else ("raw", "store")
+        for kind in order:
+            probe = _spawn(kind, path, False, what="iter")
+            check(probe["count"] == size, f"scale {label}: {kind} streamed {probe['count']} rows, expected {size}")
+            if kind == "store":
+                check(probe["last_id"] == size - 1, f"scale {label}: iter_results last id {probe['last_id']}")
+            (store_runs if kind == "store" else raw_runs).append(probe)
+        cfg.advance(f"case 6: iter_results {label}, repetition {rep + 1}")
+
+    def stats(runs: list[dict[str, Any]], key: str) -> Stats:
+        return Stats.of(float(r[key]) for r in runs)
+
+    growth = stats(store_runs, "rss_growth")
+    rss_fig = Figure(
+        case=6,
+        label=f"RSS growth during iter_results, {label}",
+        kind="bytes",
+        value=growth,
+        baseline_label="raw: RSS growth iterating a cursor",
+        baseline=stats(raw_runs, "rss_growth"),
+        target=f"<= {ITER_RSS_TARGET // MiB} MiB",
+        note="peak over the RSS after open, sampled every 1,000 results",
+    )
+    rss_fig.passed = growth.median <= ITER_RSS_TARGET
+    return [
+        Figure(
+            case=6,
+            label=f"iter_results, {label}",
+            kind="time",
+            value=stats(store_runs, "iter_s"),
+            baseline_label="raw: iterate a cursor, no decode",
+            baseline=stats(raw_runs, "iter_s"),
+            note="batch_size 1000",
+        ),
+        rss_fig,
+    ]
+
+
 def _main(argv: list[str]) -> None:
-    """The probe: ``python -m benchmarks.cases_scale store|raw PATH fetch|open``; prints JSON."""
+    """The probe: ``python -m benchmarks.cases_scale store|raw PATH fetch|open|iter``; prints JSON."""
     kind, path, what = argv
-    fetch = what == "fetch"
-    result = trio.run(_probe_store, path, fetch) if kind == "store" else _probe_raw(path, fetch)
+    result: dict[str, Any]
+    if what == "iter":
+        result = trio.run(_probe_store_iter, path) if kind == "store" else _probe_raw_iter(path)
+    else:
+        fetch = what == "fetch"
+        result = trio.run(_probe_store, path, fetch) if kind == "store" else _probe_raw(path, fetch)
     print(json.dumps(result))
 
 

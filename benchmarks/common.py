@@ -379,6 +379,10 @@ class CountingBackend:
         self.calls += 1
         return await self.inner.clear()
 
+    async def open_snapshot(self) -> mcstore.backends.Snapshot:
+        self.calls += 1
+        return await self.inner.open_snapshot()
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .backends import Backend, FetchOutcome, FlushOutcome, SQLiteBackend
 from .codec import decode_result, encode_result
-from .errors import DecodeError, FlushError, StoreBusy, StoreClosed, StoreError, StoreLocked
+from .errors import DecodeError, FlushError, LocationError, StoreBusy, StoreClosed, StoreError, StoreLocked
 from .model import FAILURE_CODE_NAMES, Hop, PaymentFailure, PaymentResult, Route
 from .store import (
     DEFAULT_FLUSH_INTERVAL,
@@ -18,6 +18,7 @@ from .store import (
     DEFAULT_MAX_RECORDS,
     DEFAULT_SHUTDOWN_TIMEOUT,
     MissionControlStore,
+    ResultIterator,
     StoreState,
     StoreStats,
     open_store,
@@ -37,9 +38,11 @@ __all__ = [
     "FlushError",
     "FlushOutcome",
     "Hop",
+    "LocationError",
     "MissionControlStore",
     "PaymentFailure",
     "PaymentResult",
+    "ResultIterator",
     "Route",
     "SQLiteBackend",
     "StoreBusy",

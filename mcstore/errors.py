@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "DecodeError",
     "FlushError",
+    "LocationError",
     "StoreBusy",
     "StoreClosed",
     "StoreError",
@@ -59,3 +60,18 @@ class FlushError(StoreError):
     normally while some accepted results could not be persisted before ``shutdown_timeout``;
     those results are then in :attr:`~mcstore.MissionControlStore.unpersisted`.
     """
+
+
+class LocationError(StoreError):
+    """A database location that a read-only reader cannot use: missing, not a database, not
+    mcstore's, of a newer schema version, or unreadable.
+
+    Raised by :func:`mcstore.backends.open_reader`, which never creates or repairs anything.
+    ``location`` is the file or server (without a password), ``problem`` what is wrong with it;
+    the message is ``"<location>: <problem>"``.
+    """
+
+    def __init__(self, location: str, problem: str) -> None:
+        super().__init__(f"{location}: {problem}")
+        self.location = location
+        self.problem = problem

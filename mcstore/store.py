@@ -36,9 +36,10 @@ from typing import Final
 
 import trio
 
-from .backends import Backend, FlushOutcome, backend_for_path
-from .codec import encode_result
-from .errors import FlushError, StoreBusy, StoreClosed, StoreError
+from .backends import Backend, FlushOutcome, Row, Snapshot, backend_for_path
+from .backends.base import check_batch_size
+from .codec import decode_result, encode_result
+from .errors import DecodeError, FlushError, StoreBusy, StoreClosed, StoreError
 from .model import PaymentResult
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",
     "MAX_RETRY_BACKOFF",
     "MissionControlStore",
+    "ResultIterator",
     "StoreState",
     "StoreStats",
     "open_store",
@@ -150,6 +152,7 @@ class MissionControlStore:
         self._closing_cancels: set[trio.CancelScope] = set()
         self._deadline_cancels: set[trio.CancelScope] = set()
         self._flush_generation = 0  # counts batches taken by flushes (see _run_intake)
+        self._iterations: set[ResultIterator] = set()  # holding a snapshot (see iter_results)
         self._unpersisted: tuple[PaymentResult, ...] = ()
         # Counters.
         self._pending = 0
@@ -299,6 +302,38 @@ class MissionControlStore:
                 return
         assert scope.cancelled_caught
         raise StoreClosed("clear() stopped: the mission control store is closing; nothing was deleted")
+
+    def iter_results(self, batch_size: int = 1000) -> ResultIterator:
+        """Iterate over the namespace's durable results, oldest first (key order), in bounded memory.
+
+        ::
+
+            async with contextlib.aclosing(store.iter_results()) as results:
+                async for result in results:
+                    ...
+
+        The first step takes one consistent snapshot of the namespace (see
+        :class:`~mcstore.backends.Snapshot`) on its own read connection, and the iteration
+        sees exactly the results durable at that moment, whatever is flushed, pruned or
+        cleared meanwhile: flushes are not blocked while the caller iterates. Rows are read
+        ``batch_size`` at a time and decoded one by one, so memory stays bounded by
+        ``batch_size`` whatever the history size; each batch read is a checkpoint.
+
+        Rows that fail to decode are logged at WARNING, counted in the iterator's ``skipped``,
+        and skipped; unlike :meth:`fetch_all`, the iteration is read-only and deletes nothing
+        (the next ``fetch_all`` removes them).
+
+        The snapshot is released as soon as the iteration ends, or is closed: leaving the
+        loop early (``break``, an exception, cancellation) releases it at once when the
+        iterator is closed, which ``contextlib.aclosing`` does; otherwise it is released when
+        the store closes. Closing the store ends an iteration in progress: its next step (or
+        a batch read in progress) raises :class:`~mcstore.StoreClosed`; the close never waits
+        for the caller. Raises ``ValueError``/``TypeError`` for a ``batch_size`` that is not
+        an int >= 1, and :class:`~mcstore.StoreClosed` if the store is closing or closed.
+        """
+        check_batch_size(batch_size, "batch_size")
+        self._check_open("iter_results")
+        return ResultIterator(self, batch_size)
 
     def stats(self) -> StoreStats:
         """Return a snapshot of the store's counters. Never blocks; works in every state."""
@@ -580,6 +615,10 @@ class MissionControlStore:
                 pass
             if self._tasks_running:
                 await self._tasks_stopped.wait()
+            # Iterations in progress: their read in flight was cancelled when closing began;
+            # release their snapshots (prompt, and never waits for the iterating caller).
+            for iteration in list(self._iterations):
+                await iteration._release()
             await self._backend.aclose()
         self._finish()
         return True
@@ -612,6 +651,101 @@ class MissionControlStore:
             )
         logger.debug(STOPPED_MESSAGE)
         self._closed_event.set()
+
+
+class ResultIterator:
+    """The async iterator of :meth:`MissionControlStore.iter_results` (see there).
+
+    Close it with :meth:`aclose` (``contextlib.aclosing`` does) to release its snapshot as
+    soon as the caller stops iterating. Once it has ended (exhausted, closed, or after raising)
+    it raises ``StopAsyncIteration``.
+    """
+
+    def __init__(self, store: MissionControlStore, batch_size: int) -> None:
+        self._store = store
+        self.batch_size: Final = batch_size
+        self._snapshot: Snapshot | None = None
+        self._rows: list[Row] = []
+        self._index = 0
+        self._exhausted = False  # the last batch has been read (the snapshot is released)
+        self._done = False  # ended: exhausted and drained, closed, or failed
+        self.skipped = 0
+        """Rows that failed to decode and were skipped (each logged at WARNING)."""
+
+    @property
+    def snapshot_open(self) -> bool:
+        """True while the iterator holds a snapshot (from its first step to its last batch)."""
+        return self._snapshot is not None
+
+    def __aiter__(self) -> ResultIterator:
+        return self
+
+    async def __anext__(self) -> PaymentResult:
+        store = self._store
+        while True:
+            if self._done:
+                raise StopAsyncIteration
+            if store._state is not StoreState.OPEN:
+                await self._end()
+                raise StoreClosed(f"iter_results() on a {store._state.value} mission control store")
+            if self._index < len(self._rows):
+                key, value = self._rows[self._index]
+                self._index += 1
+                try:
+                    return decode_result(key, value)
+                except DecodeError as exc:
+                    self.skipped += 1
+                    logger.warning(
+                        "Skipping undecodable mission control result: namespace=%r key=%s: %s",
+                        store.namespace, bytes(key).hex(), exc,
+                    )
+                    continue
+            self._rows, self._index = [], 0  # let the previous batch go before reading the next
+            if self._exhausted:
+                await self._end()
+                raise StopAsyncIteration
+            await self._read_batch()
+
+    async def _read_batch(self) -> None:
+        store = self._store
+        with store._operation(cancel_when_closing=True) as scope:
+            try:
+                if self._snapshot is None:
+                    store._iterations.add(self)
+                    self._snapshot = await store._backend.open_snapshot()
+                rows = await self._snapshot.next_batch(self.batch_size)
+            except BaseException:
+                await self._end()
+                raise
+            self._rows = rows
+            if len(rows) < self.batch_size:  # the snapshot is exhausted: release it now
+                self._exhausted = True
+                await self._release()
+            return
+        assert scope.cancelled_caught
+        raise StoreClosed("iter_results() stopped: the mission control store is closing")
+
+    async def _end(self) -> None:
+        self._done = True
+        self._rows, self._index = [], 0
+        await self._release()
+
+    async def _release(self) -> None:
+        """Release the snapshot, shielded and promptly."""
+        snapshot, self._snapshot = self._snapshot, None
+        try:
+            if snapshot is not None:
+                with trio.CancelScope(shield=True):
+                    await snapshot.aclose()
+            else:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+        finally:
+            self._store._iterations.discard(self)
+
+    async def aclose(self) -> None:
+        """Stop iterating and release the snapshot at once. Harmless if called again; never
+        raises, also in a cancelled scope (so that ``aclosing`` never hides the caller's error)."""
+        await self._end()
 
 
 def _check_arguments(

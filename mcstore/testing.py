@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 import trio
 
 from . import store as _store_module
-from .backends.base import Backend, FetchOutcome, FlushOutcome
+from .backends.base import Backend, FetchOutcome, FlushOutcome, Snapshot
 from .backends.memory import MemoryBackend, MemoryDatabase
 from .errors import StoreError
 from .model import PaymentResult
@@ -199,6 +199,14 @@ class FaultyBackend:
         self._in_flight += 1
         try:
             return await self.inner.clear()
+        finally:
+            self._in_flight -= 1
+
+    async def open_snapshot(self) -> Snapshot:
+        """Delegated to ``inner``: snapshots are reads, and get no faults."""
+        self._in_flight += 1
+        try:
+            return await self.inner.open_snapshot()
         finally:
             self._in_flight -= 1
 

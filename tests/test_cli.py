@@ -8,6 +8,7 @@ own ``trio.run``.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import signal
@@ -227,13 +228,21 @@ def test_demo_default_database_is_in_the_current_directory(tmp_path: Path, monke
     assert (tmp_path / "mcstore-demo.sqlite").exists()
 
 
-def test_demo_prints_a_random_seed_that_repeats_the_run(tmp_path: Path) -> None:
-    result = run("demo", "--payments", "10", "--db", str(tmp_path / "a.sqlite"))
+def test_demo_prints_a_random_seed_that_repeats_the_run_byte_for_byte(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
+    result = run("demo", "--payments", "40", "--db", str(first))
     assert result.exit_code == 0
     seed = int(result.stdout.split("--seed ")[1].split(".")[0])
-    again = run("demo", "--payments", "10", "--db", str(tmp_path / "b.sqlite"), "--seed", str(seed))
+    again = run("demo", "--payments", "40", "--db", str(second), "--seed", str(seed))
+    assert again.exit_code == 0
     line = next(x.split() for x in result.stdout.splitlines() if x.startswith("attempts sent"))
     assert line == next(x.split() for x in again.stdout.splitlines() if x.startswith("attempts sent"))
+    # The same seed into a fresh database: the same rows, byte for byte (times included).
+    assert mc_rows(first) and mc_rows(first) == mc_rows(second)
+    # Continuing a history is deterministic too: it starts from what is stored, not the clock.
+    for db in (first, second):
+        assert run("demo", "--payments", "10", "--db", str(db), "--seed", "5").exit_code == 0
+    assert mc_rows(first) == mc_rows(second)
 
 
 def test_demo_without_cap_keeps_every_distinct_result(tmp_path: Path) -> None:
@@ -255,7 +264,10 @@ def test_demo_on_a_locked_namespace(tmp_path: Path) -> None:
         result = run("demo", "--payments", "5", "--db", str(db))
     finally:
         lock.release()
-    assert_one_line_error(result, 1, str(db), "open in another")
+    line = assert_one_line_error(result, 1, str(db), "namespace 'default' is open in another")
+    # The error comes before anything else, as one plain sentence.
+    assert result.stdout == ""
+    assert "(" not in line and ")" not in line
 
 
 def test_demo_refuses_a_database_that_is_not_mcstores(tmp_path: Path) -> None:
@@ -266,41 +278,22 @@ def test_demo_refuses_a_database_that_is_not_mcstores(tmp_path: Path) -> None:
     assert sha256(lnd) == before
 
 
-def _wait_for_rows(db: Path, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if db.exists():
-            try:
-                with closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as conn:
-                    if conn.execute("SELECT count(*) FROM mc_results").fetchone()[0] > 0:
-                        return
-            except sqlite3.Error:
-                pass
-        time.sleep(0.05)
-    raise AssertionError("the demo wrote nothing")
-
-
 def test_demo_ctrl_c_closes_gracefully_with_summary_and_exit_130(tmp_path: Path) -> None:
     db = tmp_path / "demo.sqlite"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mcstore", "demo", "--payments", str(10**7), "--db", str(db), "--seed", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(),
-    )
+    proc = _start("demo", "--payments", str(10**7), "--db", str(db), "--seed", "1", "-vv")
     try:
-        _wait_for_rows(db, time.monotonic() + 30)
+        out, err = _Lines(proc.stdout), _Lines(proc.stderr)
+        err.wait_for("Stored mission control results")  # a flush has committed
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        proc.wait(timeout=60)
+        stdout, stderr = out.rest(), err.rest()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130, err
-    assert "Interrupted by Ctrl-C" in out
-    assert "close time" in out and ": OK" in out
-    assert "Traceback" not in err
-    proof = next(line for line in out.splitlines() if line.startswith("Proof:"))
+        _stop(proc)
+    assert proc.returncode == 130, stderr
+    assert "Interrupted by Ctrl-C" in stdout
+    assert "close time" in stdout and ": OK" in stdout
+    assert "Traceback" not in stderr
+    proof = next(line for line in stdout.splitlines() if line.startswith("Proof:"))
     assert proof.startswith(f"Proof: {len(mc_rows(db))} records in the database, {len(mc_rows(db))} expected")
 
 
@@ -367,9 +360,17 @@ def test_stats_of_one_namespace(sample_db: Path) -> None:
     result = run("stats", str(sample_db), "--namespace", "other")
     assert result.exit_code == 0
     assert "'other'" in result.stdout and "'default'" not in result.stdout
-    unknown = run("stats", str(sample_db), "--namespace", "nope")
-    assert unknown.exit_code == 0
-    assert "warning:" in unknown.stderr and "'nope' holds no records" in unknown.stderr and "'other'" in unknown.stderr
+
+
+
+@pytest.mark.parametrize("command", ["stats", "reset"])
+def test_a_namespace_that_does_not_exist_is_an_error_listing_those_that_do(sample_db: Path, command: str) -> None:
+    rows = mc_rows(sample_db)
+    extra = ["--yes"] if command == "reset" else []
+    result = run(command, str(sample_db), "-n", "typo", *extra)
+    assert_one_line_error(result, 1, str(sample_db), "namespace 'typo' does not exist", "'default', 'other'")
+    assert result.stdout == ""
+    assert mc_rows(sample_db) == rows
 
 
 def test_stats_reports_and_keeps_undecodable_rows(sample_db: Path) -> None:
@@ -473,7 +474,7 @@ def test_export_of_an_unknown_namespace_is_empty_with_a_warning(sample_db: Path)
 
 def test_export_import_round_trip(sample_db: Path, tmp_path: Path) -> None:
     for flags in ([], ["--raw"]):
-        dump = tmp_path / "dump.jsonl"
+        dump = tmp_path / f"dump{len(flags)}.jsonl"
         assert run("export", str(sample_db), "-o", str(dump), *flags).exit_code == 0
         fresh = tmp_path / f"fresh{len(flags)}.sqlite"
         result = run("import", str(fresh), str(dump), "--max-records", "0")
@@ -522,6 +523,8 @@ def test_import_with_a_progress_bar(sample_db: Path, tmp_path: Path) -> None:
     result = run("import", str(tmp_path / "t.sqlite"), str(dump), "--progress")
     assert result.exit_code == 0
     assert "validating" in result.stderr
+    # The bar covers the write too.
+    assert f"writing {len(by_key(sample_results()))} records in one transaction" in result.stderr
 
 
 def test_import_of_an_empty_file_changes_nothing(tmp_path: Path) -> None:
@@ -794,3 +797,340 @@ async def test_store_all_succeeds_when_the_retry_at_close_does(autojump_clock: t
     stats = await store_all(backend, sample_results(), max_records=0)
     assert memory.database.results() == by_key(sample_results())
     assert stats.flush_failures == 1
+
+
+# -- issue 10: what a new user runs into ------------------------------------------------------
+
+
+def _dir_listing(directory: Path) -> set[str]:
+    return {p.name for p in directory.iterdir()}
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["the database itself", "a symlink to it", "a hard link to it", "its -wal file", "an lnd database"],
+)
+@pytest.mark.parametrize("force", [False, True], ids=["", "--force"])
+def test_export_never_writes_over_a_database(sample_db: Path, tmp_path: Path, case: str, force: bool) -> None:
+    output = tmp_path / "out"
+    if case == "the database itself":
+        output = sample_db
+    elif case == "a symlink to it":
+        output.symlink_to(sample_db)
+    elif case == "a hard link to it":
+        os.link(sample_db, output)
+    elif case == "its -wal file":
+        output = Path(f"{sample_db}-wal")
+    else:
+        build_channel_db(str(output), {})
+    before = {p.name: sha256(p) for p in tmp_path.iterdir() if p.is_file()}
+    result = run("export", str(sample_db), "-o", str(output), *(["--force"] if force else []))
+    assert_one_line_error(result, 1, str(output), "refusing")
+    assert {p.name: sha256(p) for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+def test_export_refuses_an_existing_file_unless_forced(sample_db: Path, tmp_path: Path) -> None:
+    output = tmp_path / "notes.jsonl"
+    output.write_text("keep me\n")
+    assert_one_line_error(run("export", str(sample_db), "-o", str(output)), 1, str(output), "--force")
+    assert output.read_text() == "keep me\n"
+    result = run("export", str(sample_db), "-o", str(output), "--force")
+    assert result.exit_code == 0, result.output
+    assert output.read_text() == run("export", str(sample_db)).stdout
+    assert _dir_listing(tmp_path) == {sample_db.name, output.name, "mc.sqlite.default.lock", "mc.sqlite.other.lock"}
+
+
+def test_export_to_a_directory_names_the_directory(sample_db: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    target.mkdir()
+    listing = _dir_listing(tmp_path)
+    line = assert_one_line_error(run("export", str(sample_db), "-o", str(target)), 1, f"{target}: is a directory")
+    assert "tmp" not in line.split(str(target))[-1]
+    assert _dir_listing(tmp_path) == listing and _dir_listing(target) == set()
+    missing = tmp_path / "no" / "out.jsonl"
+    assert_one_line_error(run("export", str(sample_db), "-o", str(missing)), 1, "does not exist")
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new file", "--force over a file"])
+def test_export_that_fails_half_way_leaves_nothing_half_written(
+    sample_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existing: bool
+) -> None:
+    cli_main = importlib.import_module("mcstore.cli.main")
+
+    output = tmp_path / "out.jsonl"
+    if existing:
+        output.write_text("old\n")
+    listing = _dir_listing(tmp_path)
+    calls = 0
+    real = cli_main.result_to_json_line
+
+    def failing(result: PaymentResult, *, raw: bool = False) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            raise OSError(28, "No space left on device")
+        return real(result, raw=raw)
+
+    monkeypatch.setattr(cli_main, "result_to_json_line", failing)
+    result = run("export", str(sample_db), "-o", str(output), "--force")
+    assert_one_line_error(result, 1, "No space left on device")
+    assert calls == 5
+    assert _dir_listing(tmp_path) == listing
+    if existing:
+        assert output.read_text() == "old\n"
+
+
+def test_export_summary_counts_the_undecodable_rows(sample_db: Path, tmp_path: Path) -> None:
+    with closing(sqlite3.connect(sample_db)) as conn:
+        conn.execute("INSERT INTO mc_results VALUES ('default', ?, ?)", (b"\x01" * 49, b"\xff\xff"))
+        conn.commit()
+    total = len(by_key(sample_results()))
+    result = run("export", str(sample_db), "-o", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 0
+    summary = result.stderr.strip().splitlines()[-1]
+    assert summary.startswith(f"Exported {total} records") and "skipped 1 undecodable row " in summary
+    to_stdout = run("export", str(sample_db))
+    assert f"exported {total} records" in to_stdout.stderr and "skipped 1 undecodable row " in to_stdout.stderr
+
+
+def test_importing_csv_says_import_reads_jsonl(sample_db: Path, tmp_path: Path) -> None:
+    dump = tmp_path / "dump.csv"
+    assert run("export", str(sample_db), "--format", "csv", "-o", str(dump)).exit_code == 0
+    target = tmp_path / "t.sqlite"
+    line = assert_one_line_error(
+        run("import", str(target), str(dump)), 1, f"{dump}:1:", "CSV", "import reads jsonl", '{"id":'
+    )
+    assert "Expecting value" not in line
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_is_accepted_before_and_after_the_command(tmp_path: Path, where: str) -> None:
+    command = ["demo", "--payments", "3", "--db", str(tmp_path / "d.sqlite"), "--seed", "1"]
+    args = ["-vv", *command] if where == "before" else [*command, "-vv"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "mcstore", *args], capture_output=True, text=True, env=subprocess_env(), timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "DEBUG mcstore" in proc.stderr and "Stopping mission control store ticker" in proc.stderr
+
+
+def _corrupt_a_page_of(db: Path, table: str) -> None:
+    """Overwrite the cell area of ``table``'s root page (a leaf) with garbage."""
+    with closing(sqlite3.connect(db)) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+    with open(db, "r+b") as f:
+        f.seek((root - 1) * page_size + page_size // 2)
+        f.write(b"\xa5" * (page_size // 2))
+
+
+def test_demo_proof_reports_a_damaged_file(tmp_path: Path) -> None:
+    db = tmp_path / "demo.sqlite"
+    assert run("demo", "--payments", "20", "--db", str(db), "--seed", "2").exit_code == 0
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("CREATE TABLE notes(x BLOB)")
+        conn.executemany("INSERT INTO notes VALUES (?)", [(os.urandom(40),) for _ in range(50)])
+        conn.commit()
+    _corrupt_a_page_of(db, "notes")
+    result = run("demo", "--payments", "20", "--db", str(db), "--seed", "3")
+    line = assert_one_line_error(result, 1, str(db), "Proof:", "quick_check")
+    assert "OK" not in line and ": OK" not in result.stdout
+
+
+def test_read_only_commands_leave_no_files_behind(sample_db: Path, tmp_path: Path) -> None:
+    write_db(sample_db, sample_results()[:1], namespace="empty")
+    assert run("reset", str(sample_db), "-n", "empty", "--yes").exit_code == 0
+    listing = _dir_listing(tmp_path)
+    assert not {f"{sample_db.name}-wal", f"{sample_db.name}-shm"} & listing
+    for args in (
+        ["stats", str(sample_db)],
+        ["export", str(sample_db)],
+        ["export", str(sample_db), "--format", "csv"],
+        ["reset", str(sample_db), "-n", "empty", "--yes"],
+    ):
+        result = run(*args)
+        assert result.exit_code == 0, (args, result.output)
+        assert _dir_listing(tmp_path) == listing, args
+    # The demo's proof reads the file after the store closed: nothing left either.
+    db = tmp_path / "demo.sqlite"
+    assert run("demo", "--payments", "5", "--db", str(db), "--seed", "1").exit_code == 0
+    assert _dir_listing(tmp_path) == listing | {db.name, f"{db.name}.default.lock"}
+
+
+def test_read_only_commands_read_beside_a_running_writer(sample_db: Path, tmp_path: Path) -> None:
+    # A writer has the file open: its -wal holds a commit the main file does not have yet.
+    extra = [item.result for item in simulate(3, seed=77, start_ns=START_NS * 3) if not item.duplicate]
+    with closing(sqlite3.connect(sample_db)) as writer:
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        writer.executemany(
+            "INSERT INTO mc_results VALUES ('default', ?, ?)", [encode_result(r) for r in extra]
+        )
+        writer.commit()
+        wal = tmp_path / f"{sample_db.name}-wal"
+        assert wal.exists()
+        digest, listing = sha256(sample_db), _dir_listing(tmp_path)
+        result = run("export", str(sample_db))
+        assert result.exit_code == 0
+        assert len(result.stdout.splitlines()) == len(by_key(sample_results() + extra))
+        assert sha256(sample_db) == digest and _dir_listing(tmp_path) == listing
+
+
+class _Lines:
+    """The lines of a child's pipe, read by a thread, waited for with a deadline."""
+
+    def __init__(self, stream: Any) -> None:
+        import queue
+        import threading
+
+        self.seen: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+
+        def pump() -> None:
+            try:
+                for line in stream:
+                    self._queue.put(line)
+            except (OSError, ValueError):  # closed by _stop
+                pass
+            self._queue.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def wait_for(self, needle: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            if line is None:
+                raise AssertionError(f"{needle!r} never came; got {self.seen}")
+            self.seen.append(line)
+            if needle in line:
+                return line
+
+    def rest(self) -> str:
+        while (line := self._queue.get(timeout=60)) is not None:
+            self.seen.append(line)
+        return "".join(self.seen)
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    def child_setup() -> None:
+        # A child of a non-interactive shell may inherit SIGINT as ignored.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "mcstore", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+        preexec_fn=child_setup,
+    )
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Kill the child if it still runs, reap it, and close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=60)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def _write_lock(db: Path) -> sqlite3.Connection:
+    """A connection holding ``db``'s write lock until it rolls back: the store's flushes wait."""
+    conn = sqlite3.connect(db, isolation_level=None, timeout=30)
+    conn.execute("BEGIN IMMEDIATE")
+    return conn
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("commit", [True, False], ids=["committed", "nothing imported"])
+def test_ctrl_c_during_import_says_what_was_imported(sample_db: Path, tmp_path: Path, commit: bool) -> None:
+    fresh = [item.result for item in simulate(100, seed=42, start_ns=START_NS * 2) if not item.duplicate]
+    dump = tmp_path / "new.jsonl"
+    dump.write_text("".join(json.dumps(_good_record(r)) + "\n" for r in fresh))
+    before = mc_rows(sample_db)
+    lock = _write_lock(sample_db)
+    proc = _start("import", str(sample_db), str(dump), "--max-records", "0", "-vv")
+    try:
+        err = _Lines(proc.stderr)
+        err.wait_for(f"Writing {len(fresh)} results")  # the write phase: its flush waits for the lock
+        proc.send_signal(signal.SIGINT)
+        err.wait_for("Stopping mission control store ticker")  # the close began
+        if commit:
+            lock.execute("ROLLBACK")  # the close's final flush can now commit
+        proc.wait(timeout=60)
+        stderr = err.rest()
+    finally:
+        _stop(proc)
+        lock.close()
+    assert proc.returncode == 130, stderr
+    message = next(line for line in stderr.splitlines() if line.startswith("Error: "))
+    if commit:
+        assert message == (
+            f"Error: {sample_db}: interrupted after the import committed: {len(fresh)} added, 0 deduplicated, "
+            f"0 pruned; {len(before) - 3 + len(fresh)} now stored in namespace 'default'"
+        )
+        assert fetch_all(sample_db) == by_key(sample_results() + fresh)
+    else:
+        assert message == f"Error: {sample_db}: interrupted: nothing was imported"
+        assert mc_rows(sample_db) == before
+
+
+def test_ctrl_c_while_validating_an_import_imports_nothing(
+    sample_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli_main = importlib.import_module("mcstore.cli.main")
+
+    def interrupted(lines: Any) -> Any:
+        next(iter(lines))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "iter_json_lines", interrupted)
+    dump = tmp_path / "d.jsonl"
+    assert run("export", str(sample_db), "-o", str(dump)).exit_code == 0
+    rows = mc_rows(sample_db)
+    assert_one_line_error(run("import", str(sample_db), str(dump)), 130, "interrupted while validating: nothing")
+    assert mc_rows(sample_db) == rows
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("presses", [2, 3])
+def test_ctrl_c_again_while_the_demo_closes(tmp_path: Path, presses: int) -> None:
+    db = tmp_path / "demo.sqlite"
+    proc = _start("demo", "--payments", str(10**7), "--db", str(db), "--seed", "4")
+    lock: sqlite3.Connection | None = None
+    try:
+        out, err = _Lines(proc.stdout), _Lines(proc.stderr)
+        out.wait_for("repeat this run")
+        lock = _write_lock(db)  # from now on the store's flushes, the close's included, wait
+        proc.send_signal(signal.SIGINT)
+        err.wait_for("Ctrl-C: stopping the payments")
+        proc.send_signal(signal.SIGINT)
+        err.wait_for("closing, please wait")
+        if presses == 3:
+            proc.send_signal(signal.SIGINT)
+            aborted = err.wait_for("aborted by Ctrl-C while the store was closing")
+        lock.execute("ROLLBACK")
+        proc.wait(timeout=60)
+        stdout, stderr = out.rest(), err.rest()
+    finally:
+        _stop(proc)
+        if lock is not None:
+            lock.close()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    if presses == 2:
+        # The summary and the proof still follow.
+        assert "close time" in stdout and "Interrupted by Ctrl-C" in stdout
+        proof = next(line for line in stdout.splitlines() if line.startswith("Proof:"))
+        assert proof.endswith("nothing accepted was lost.")
+        assert proof.startswith(f"Proof: {len(mc_rows(db))} records in the database, {len(mc_rows(db))} expected")
+        return
+    # What the abort said is what the file holds: it stopped where the last flush left it.
+    stored = int(aborted.split("the last flush left ")[1].split()[0])
+    assert "Proof:" not in stdout
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT count(*) FROM mc_results").fetchone()[0] == stored

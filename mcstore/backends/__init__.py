@@ -2,19 +2,22 @@
 
 * :mod:`mcstore.backends.base`: the protocol (the persistence seam) and its outcome records.
 * :mod:`mcstore.backends.sqlite`: :class:`SQLiteBackend`, one SQLite file.
+* :mod:`mcstore.backends.sqlite_read`: SQLite snapshots and the read-only SQLite reader.
 * :mod:`mcstore.backends.memory`: :class:`MemoryBackend`, in Trio, for virtual-time tests.
 
 :func:`backend_for_path` is the one place that turns what a caller passed as ``path`` into a
-backend.
+backend, and :func:`open_reader` the one place that turns a location into a read-only
+:class:`Reader`.
 """
 
 from __future__ import annotations
 
 import os
 
-from .base import Backend, FetchOutcome, FlushOutcome
-from .memory import MemoryBackend, MemoryDatabase
-from .sqlite import SQLiteBackend
+from .base import Backend, FetchOutcome, FlushOutcome, Reader, Row, Snapshot
+from .memory import MemoryBackend, MemoryDatabase, MemorySnapshot
+from .sqlite import SCHEMA_VERSION, SQLiteBackend
+from .sqlite_read import SQLiteReader, SQLiteSnapshot
 
 __all__ = [
     "Backend",
@@ -22,9 +25,16 @@ __all__ = [
     "FlushOutcome",
     "MemoryBackend",
     "MemoryDatabase",
+    "MemorySnapshot",
+    "Reader",
+    "Row",
     "SQLiteBackend",
+    "SQLiteReader",
+    "SQLiteSnapshot",
+    "Snapshot",
     "backend_for_path",
     "is_backend",
+    "open_reader",
 ]
 
 
@@ -44,3 +54,17 @@ def backend_for_path(path: str | os.PathLike[str] | Backend, *, synchronous: str
     if isinstance(path, (str, os.PathLike)):
         return SQLiteBackend(path, synchronous=synchronous)
     raise TypeError(f"path must be a file path or a Backend, got {path!r}")
+
+
+async def open_reader(location: str | os.PathLike[str]) -> Reader:
+    """Open a read-only :class:`Reader` of the mcstore database at ``location`` (a file path).
+
+    It takes no namespace lock and writes nothing, so it works while a store writes the same
+    database. Close it with ``await reader.aclose()`` (or ``contextlib.aclosing``). Raises
+    :class:`~mcstore.LocationError` for a location that does not hold an mcstore database this
+    version can read (a missing file is never created), and ``TypeError`` for a location of
+    another type, naming the value. Cancellation closes whatever was opened.
+    """
+    if isinstance(location, (str, os.PathLike)):
+        return await SQLiteReader.open(location, newest_schema=SCHEMA_VERSION)
+    raise TypeError(f"location must be a file path, got {location!r}")

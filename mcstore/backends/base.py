@@ -8,7 +8,9 @@ or add latency without touching the store.
 
 Contract of every backend (the store relies on each point):
 
-* Calls are never concurrent: the store serialises them.
+* Calls are never concurrent: the store serialises them. The one exception is reading
+  through a :class:`Snapshot` (see :meth:`Backend.open_snapshot`), which may run at any time,
+  alongside any other call.
 * :meth:`Backend.store_results` and :meth:`Backend.clear` are atomic. When one returns, its
   change is durable in full; when one raises (an error, or ``trio.Cancelled``), nothing of it
   was applied. A cancelled call may still return normally if its change had already been
@@ -17,17 +19,34 @@ Contract of every backend (the store relies on each point):
   on the store's shutdown holds.
 * No call leaves work running (a thread, a task, an open transaction) after it returns or
   raises.
+
+Reading without blocking writers: :meth:`Backend.open_snapshot` (for the store's
+``iter_results``) and :class:`Reader` (for read-only tools such as ``mcstore export``) both
+hand out a :class:`Snapshot`, one consistent view of a namespace read in bounded batches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 
 from ..model import PaymentResult
 
-__all__ = ["Backend", "FetchOutcome", "FlushOutcome"]
+__all__ = ["Backend", "FetchOutcome", "FlushOutcome", "Reader", "Row", "Snapshot", "check_batch_size"]
+
+Row: TypeAlias = tuple[bytes, bytes]
+"""One stored result as lnd's bytes: ``(key, value)``."""
+
+
+def check_batch_size(value: object, name: str = "max_rows") -> int:
+    """Return ``value`` if it is an int >= 1; else raise ``TypeError``/``ValueError`` naming
+    ``name`` and the value."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +77,94 @@ class FetchOutcome:
     """Rows that failed to decode, and were deleted."""
     stored: int
     """Rows in the namespace after the corrupted ones were removed."""
+
+
+@runtime_checkable
+class Snapshot(Protocol):
+    """One consistent, read-only view of one namespace's rows, read in bounded batches.
+
+    Got from :meth:`Backend.open_snapshot` or :meth:`Reader.open_snapshot`. Contract of every
+    implementation:
+
+    * **Consistent.** Every batch comes from the same view of the namespace: the state as
+      of one moment between the start and the return of the call that opened the snapshot.
+      Writes committed after that moment are not seen; nothing is seen twice or skipped.
+    * **Never blocks writers.** The snapshot reads on its own connection (SQLite WAL: its own
+      read transaction; PostgreSQL: a ``REPEATABLE READ READ ONLY`` transaction); a flush,
+      a clear or another process's write commits while the snapshot is open. It takes no
+      namespace lock, writes nothing and never deletes a row, decodable or not.
+    * **Bounded memory.** The implementation holds O(``max_rows``) rows at a time (keyset
+      pagination or a server-side cursor), whatever the namespace's size. (The in-Trio
+      :class:`~mcstore.backends.MemoryBackend` copies the namespace at open: it is a fake.)
+    * **Calls are sequential**, except :meth:`aclose`, which may be called at any time from
+      any task, also while :meth:`next_batch` or :meth:`count` runs in another one.
+    * **Cancellation is prompt**, as for :class:`Backend` calls: a running statement is
+      interrupted, nothing is left running. A :meth:`next_batch` or :meth:`count` that
+      raised (cancelled or failed) leaves the snapshot usable only for :meth:`aclose`.
+    * **Released at once.** :meth:`aclose` ends the read transaction and frees the
+      connection and its thread before it returns, so that, for example, an SQLite WAL
+      checkpoint can complete again. A snapshot must always be closed: use
+      ``async with contextlib.aclosing(snapshot)`` or ``try``/``finally``.
+    """
+
+    async def next_batch(self, max_rows: int) -> list[Row]:
+        """The next at most ``max_rows`` (>= 1) rows, ``(key, value)``, in ascending bytewise key order.
+
+        Continues after the last row returned. A batch shorter than ``max_rows`` means the
+        snapshot is exhausted: every later call returns ``[]``. Raises ``ValueError`` for
+        ``max_rows < 1`` (see :func:`check_batch_size`), :class:`~mcstore.StoreClosed` once
+        :meth:`aclose` has begun (also when it interrupts this call from another task), and
+        :class:`~mcstore.StoreError` if reading fails.
+        """
+        ...
+
+    async def count(self) -> int:
+        """How many rows the snapshot holds in all (read and unread). May cost a scan of the
+        namespace's keys; raises as :meth:`next_batch` does."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the snapshot: end its read transaction, close its connection and thread.
+
+        Interrupts a call in progress in another task (which then raises
+        :class:`~mcstore.StoreClosed`) and returns once everything is released. Runs to the end
+        even in a cancelled scope, and promptly. Harmless if called again, or concurrently:
+        every call returns once the snapshot is released.
+        """
+        ...
+
+
+@runtime_checkable
+class Reader(Protocol):
+    """Read-only access to every namespace at a location, for tools such as ``mcstore export``.
+
+    Opened by :func:`mcstore.backends.open_reader`. It takes no namespace lock (a store may be
+    writing meanwhile), and creates, repairs and deletes nothing: a location that does not
+    hold an mcstore database is an error, not a database to create.
+    """
+
+    location: str
+    """Where the database is, as given to :func:`~mcstore.backends.open_reader` (no password)."""
+    schema_version: int
+    """The mcstore schema version found at the location (at most the one this mcstore writes)."""
+
+    async def namespaces(self) -> Mapping[str, int]:
+        """Every namespace that has rows or a recorded count, sorted by name, with its number
+        of rows (decodable or not) at the moment of the call."""
+        ...
+
+    async def open_snapshot(self, namespace: str) -> Snapshot:
+        """Open a :class:`Snapshot` of ``namespace`` (empty if the namespace holds no rows).
+
+        Any number may be open at once, each on its own connection. :meth:`aclose` closes
+        those still open.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Close every snapshot still open, then the reader's own connection. Harmless if
+        called twice; runs to the end even in a cancelled scope."""
+        ...
 
 
 @runtime_checkable
@@ -93,6 +200,19 @@ class Backend(Protocol):
         """Delete every result of the namespace atomically; return how many were deleted."""
         ...
 
+    async def open_snapshot(self) -> Snapshot:
+        """Open a :class:`Snapshot` of the namespace's durable rows (see its contract).
+
+        May be called while the backend is open, at any time: also while another call (a
+        flush) runs, and while other snapshots are open; each snapshot has its own connection,
+        so it neither waits for the other calls nor delays them. Raises
+        :class:`~mcstore.StoreError` if the backend is not open or the snapshot cannot be
+        opened; on failure nothing stays open.
+        """
+        ...
+
     async def aclose(self) -> None:
-        """Release the namespace and every resource. Harmless if called twice."""
+        """Release the namespace and every resource, first closing every :class:`Snapshot`
+        still open (their calls then raise :class:`~mcstore.StoreClosed`). Harmless if
+        called twice."""
         ...

@@ -8,6 +8,10 @@ several backends on one to model a reopen, or two namespaces side by side. A flu
 change in one synchronous step after its last checkpoint, so a cancelled flush leaves nothing
 behind: all in, or all out. It injects no faults: wrap it in
 :class:`~mcstore.testing.FaultyBackend` for that.
+
+Its :class:`MemorySnapshot` copies the namespace's rows when it opens (the one departure from
+the :class:`~mcstore.backends.Snapshot` contract, whose real implementations hold one batch at
+a time) and hands them out in batches of the size asked for, with a checkpoint per call.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from collections.abc import Sequence
 import trio
 
 from ..codec import decode_result, encode_result
-from ..errors import DecodeError, StoreError, StoreLocked
+from ..errors import DecodeError, StoreClosed, StoreError, StoreLocked
 from ..model import PaymentResult
-from .base import FetchOutcome, FlushOutcome
+from .base import FetchOutcome, FlushOutcome, Row, check_batch_size
 
-__all__ = ["MemoryBackend", "MemoryDatabase"]
+__all__ = ["MemoryBackend", "MemoryDatabase", "MemorySnapshot"]
 
 logger = logging.getLogger("mcstore")
 
@@ -48,6 +52,49 @@ class MemoryDatabase:
         return [decode_result(k, rows[k]) for k in sorted(rows)]
 
 
+class MemorySnapshot:
+    """A :class:`~mcstore.backends.Snapshot` of a copy of one namespace's rows, taken at open."""
+
+    def __init__(self, rows: dict[bytes, bytes], backend: MemoryBackend | None = None) -> None:
+        self._rows: list[Row] = sorted(rows.items())
+        self._total = len(self._rows)
+        self._position = 0
+        self._backend = backend
+        self.closed = False
+        """True once :meth:`aclose` was called."""
+        self.batches: list[int] = []
+        """The size of every batch handed out, in order (for tests of bounded reads)."""
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StoreClosed("snapshot is closed")
+
+    async def next_batch(self, max_rows: int) -> list[Row]:
+        """See :meth:`mcstore.backends.Snapshot.next_batch`."""
+        check_batch_size(max_rows)
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+        batch = self._rows[self._position : self._position + max_rows]
+        self._position += len(batch)
+        self.batches.append(len(batch))
+        return batch
+
+    async def count(self) -> int:
+        """See :meth:`mcstore.backends.Snapshot.count`."""
+        await trio.lowlevel.checkpoint()
+        self._check_open()
+        return self._total
+
+    async def aclose(self) -> None:
+        """See :meth:`mcstore.backends.Snapshot.aclose`."""
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        if not self.closed:
+            self.closed = True
+            self._rows = []
+            if self._backend is not None:
+                self._backend._snapshots.discard(self)
+
+
 class MemoryBackend:
     """A :class:`~mcstore.backends.Backend` that keeps rows in a :class:`MemoryDatabase`."""
 
@@ -58,6 +105,12 @@ class MemoryBackend:
         """Calls of ``store_results``, whatever their outcome."""
         self.calls_in_flight = 0
         self._open = False
+        self._snapshots: set[MemorySnapshot] = set()
+
+    @property
+    def snapshots_open(self) -> int:
+        """Snapshots opened by :meth:`open_snapshot` and not closed yet."""
+        return len(self._snapshots)
 
     def _rows(self) -> dict[bytes, bytes]:
         if not self._open:
@@ -135,8 +188,16 @@ class MemoryBackend:
         self.database.transactions += 1
         return deleted
 
+    async def open_snapshot(self) -> MemorySnapshot:
+        await trio.lowlevel.checkpoint()
+        snapshot = MemorySnapshot(self._rows(), self)
+        self._snapshots.add(snapshot)
+        return snapshot
+
     async def aclose(self) -> None:
         await trio.lowlevel.cancel_shielded_checkpoint()
+        for snapshot in list(self._snapshots):
+            await snapshot.aclose()
         if self._open:
             self._open = False
             self.database.locked.discard(self.namespace)

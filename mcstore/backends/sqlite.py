@@ -35,6 +35,7 @@ from ..model import PaymentResult
 from ._lock import NamespaceLock
 from ._thread import WorkerThread
 from .base import FetchOutcome, FlushOutcome
+from .sqlite_read import SQLiteSnapshot
 
 __all__ = ["SCHEMA_VERSION", "SYNCHRONOUS_MODES", "SQLiteBackend"]
 
@@ -136,6 +137,7 @@ class SQLiteBackend:
         self._cancel = _CancelFlag()
         self._rolling_back = False
         self._closed = False
+        self._snapshots: set[SQLiteSnapshot] = set()
 
     @property
     def calls_in_flight(self) -> int:
@@ -146,6 +148,11 @@ class SQLiteBackend:
     def worker(self) -> WorkerThread:
         """The backend's worker thread (alive from ``open`` until ``aclose`` returns)."""
         return self._worker
+
+    @property
+    def snapshots_open(self) -> int:
+        """Snapshots opened by :meth:`open_snapshot` and not closed yet."""
+        return len(self._snapshots)
 
     # -- running SQLite off the Trio thread ----------------------------------------------
 
@@ -400,6 +407,18 @@ class SQLiteBackend:
 
         return await self._call(work, "clear")
 
+    async def open_snapshot(self) -> SQLiteSnapshot:
+        """A snapshot on its own read-only connection and thread (see
+        :class:`~mcstore.backends.sqlite_read.SQLiteSnapshot`); it never waits for a flush."""
+        if self._conn is None or self._closed:
+            raise StoreError(f"SQLite backend for {self.path!r} is not open")
+        if self.path == ":memory:":
+            raise StoreError("a private in-memory SQLite database (':memory:') has no snapshots")
+        snapshot = SQLiteSnapshot(self.path, self.namespace, on_release=self._snapshots.discard)
+        self._snapshots.add(snapshot)
+        await snapshot.start()
+        return snapshot
+
     async def _call(self, work: Callable[[], T], what: str) -> T:
         """Run ``work`` in the worker thread; report SQLite failures as StoreError."""
         try:
@@ -410,14 +429,17 @@ class SQLiteBackend:
     async def aclose(self) -> None:
         """Close the connection, release the namespace lock, and end the worker thread.
 
-        Harmless if called twice. Runs shielded: closing is cleanup, and must finish even in a
-        cancelled scope. When it returns, the worker thread has ended.
+        Harmless if called twice. Closes every snapshot still open first. Runs shielded:
+        closing is cleanup, and must finish even in a cancelled scope. When it returns, the
+        worker thread has ended.
         """
         if self._closed:
             return
         self._closed = True
         with trio.CancelScope(shield=True):
             try:
+                for snapshot in list(self._snapshots):
+                    await snapshot.aclose()
                 if self._worker.alive:
                     await self._run(self._close_sync)
                 else:

@@ -43,6 +43,7 @@ from ..model import (
 
 __all__ = [
     "CSV_COLUMNS",
+    "JSONL_EXAMPLE",
     "RecordError",
     "format_hops",
     "format_time_ns",
@@ -438,6 +439,24 @@ def _field_near(text: str, position: int) -> str:
     return names[-1] if names else ""
 
 
+JSONL_EXAMPLE: Final = (
+    '{"id":1,"time_fwd_ns":1767225600000000000,"time_reply_ns":1767225600250000000,'
+    '"route":{"source_pubkey":"02ab...","total_amount_msat":1000,"hops":[...]},"failure":null}'
+)
+"""What a line of the jsonl that ``import`` reads looks like (shortened)."""
+
+
+def _not_jsonl(text: str) -> str:
+    """The problem with a line that is not even the start of a JSON object."""
+    csv_hint = ""
+    if text.startswith(",".join(CSV_COLUMNS[:2])):
+        csv_hint = "this is the CSV that 'export --format csv' writes; "
+    return (
+        f"{csv_hint}import reads jsonl, one JSON object per line as 'mcstore export' writes it "
+        f"by default, such as {JSONL_EXAMPLE}"
+    )
+
+
 def parse_json_line(text: str) -> PaymentResult:
     """Parse one jsonl line into a result; raise :class:`RecordError` if it is not a valid record.
 
@@ -447,6 +466,8 @@ def parse_json_line(text: str) -> PaymentResult:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
+        if not text.lstrip().startswith("{"):
+            raise RecordError("json", _not_jsonl(text)) from None
         near = _field_near(text, exc.pos)
         where = f"column {exc.colno}" + (f", after field {near!r}" if near else "")
         raise RecordError("json", f"invalid JSON at {where}: {exc.msg}") from None

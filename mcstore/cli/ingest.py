@@ -3,8 +3,9 @@
 So the namespace lock, deduplication and the ``max_records`` cap apply to the command line
 exactly as to a program. Three jobs:
 
-* :func:`run_demo` records a simulated node's payment attempts (:mod:`mcstore.demo`) as they
-  come, through :meth:`~mcstore.MissionControlStore.put`, and stops gracefully on Ctrl-C;
+* :func:`run_demo` routes a simulated node's payments with mission control
+  (:mod:`mcstore.cli.routing`) and reports every attempt through
+  :meth:`~mcstore.mission.MissionControl.report_result`, and stops gracefully on Ctrl-C;
 * :func:`store_all` writes already-validated results in one transaction: all or nothing;
 * :func:`clear_namespace` deletes a namespace's results.
 
@@ -14,6 +15,7 @@ through a callback, so this module knows nothing of how it is shown.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -25,29 +27,44 @@ from typing import Final
 import trio
 
 from ..backends import Backend
-from ..errors import FlushError
+from ..errors import FlushError, StoreBusy
+from ..mission import AprioriEstimator, BimodalEstimator, open_mission_control
 from ..model import PaymentResult
 from ..store import MissionControlStore, StoreStats, open_store
-from .demo import SyntheticNetwork, demo_network, simulate
-from .readonly import connect_readonly, namespace_keys
+from .demo import SyntheticNetwork, demo_network
+from .readonly import connect_readonly, namespace_keys, quick_check
+from .routing import PaymentOutcome, ProbabilitySource, RoutedPayments
 
 __all__ = [
+    "DEMO_EPOCH_NS",
+    "DEMO_ESTIMATORS",
     "DEMO_FLUSH_INTERVAL",
     "DemoOutcome",
     "DemoProgress",
+    "ImportOutcome",
+    "OnInterrupt",
+    "OnOpen",
     "Proof",
     "clear_namespace",
+    "import_results",
     "run_demo",
     "store_all",
     "verify_demo",
 ]
+
+logger = logging.getLogger(__name__)
 
 DEMO_FLUSH_INTERVAL: Final = 0.05
 """The demo flushes often, so that progress is visible in the database as it runs."""
 _BULK_FLUSH_INTERVAL: Final = 24 * 3600.0
 """For bulk writes the ticker must never fire: one explicit flush writes everything at once."""
 _NS: Final = 1_000_000_000
-_MEAN_PAYMENT_GAP_NS: Final = 3 * _NS // 2
+DEMO_EPOCH_NS: Final = 1_767_225_600 * _NS
+"""Where a demo history starts in an empty namespace: 2026-01-01T00:00:00Z. A fixed time, not
+the clock, so that a seed repeats a run byte for byte."""
+DEMO_ESTIMATORS: Final = ("apriori", "bimodal", "none")
+"""How the demo may route: with mission control and lnd's apriori or bimodal estimator, or
+without mission control ("none": the cheapest route, remembering only the payment's own failures)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +99,20 @@ class DemoOutcome:
     """Accepted results that the store could not make durable (0 after a healthy close)."""
     model_keys: frozenset[bytes]
     """Every key the namespace should know: those stored at open plus those accepted since."""
+    estimator: str = "apriori"
+    """How the payments were routed: one of :data:`DEMO_ESTIMATORS`."""
+    payment_outcomes: tuple[PaymentOutcome, ...] = ()
+    """How each payment that ended went, in order: attempts made and success."""
+    replayed: int = 0
+    """Stored results replayed into mission control at open (a continued history)."""
+
+
+OnOpen = Callable[[], None]
+"""Called once the store is open and holds the namespace lock, before anything is written."""
+OnInterrupt = Callable[[int, StoreStats | None], None]
+"""Called on each Ctrl-C during :func:`run_demo` with how many there have been (1, 2, ...) and
+the store's counters at that moment (``None`` before the store is open). It should not raise;
+it may end the process (an abort), and otherwise the demo carries on closing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +127,13 @@ class Proof:
     """Keys the model expects that the database lacks."""
     unexpected: int
     """Keys in the database that the model does not expect."""
+    damage: tuple[str, ...] = ()
+    """What ``PRAGMA quick_check`` reports about the file (empty when it is sound)."""
 
     @property
     def ok(self) -> bool:
-        """True when the database holds exactly the keys the model expects."""
-        return self.missing == 0 and self.unexpected == 0
+        """True when the file is sound and holds exactly the keys the model expects."""
+        return self.missing == 0 and self.unexpected == 0 and not self.damage
 
 
 def _read_keys(path: str, namespace: str) -> set[bytes]:
@@ -118,6 +151,7 @@ def _sigint_receiver() -> AbstractContextManager[AsyncIterator[int] | None]:
 
 @dataclass(slots=True)
 class _DemoTally:
+    store: MissionControlStore | None = None
     payments_started: int = 0
     sent: int = 0
     duplicates: int = 0
@@ -125,6 +159,8 @@ class _DemoTally:
     failures: int = 0
     interrupted: bool = False
     close_seconds: float = 0.0
+    replayed: int = 0
+    outcomes: list[PaymentOutcome] | None = None
 
 
 async def _record_demo(
@@ -139,35 +175,64 @@ async def _record_demo(
     flush_interval: float,
     network: SyntheticNetwork,
     on_progress: Callable[[DemoProgress], None] | None,
+    on_open: OnOpen | None,
+    estimator: str,
 ) -> tuple[MissionControlStore, set[bytes]]:
     model: set[bytes] = set()
     close_started: float | None = None
     try:
-        async with open_store(
-            path, namespace=namespace, max_records=max_records, flush_interval=flush_interval
-        ) as store:
+        async with open_mission_control(
+            path,
+            self_pubkey=network.source_pubkey,
+            # "none" still records (and replays) the history; it only routes without it.
+            estimator=BimodalEstimator() if estimator == "bimodal" else AprioriEstimator(),
+            namespace=namespace,
+            max_records=max_records,
+            flush_interval=flush_interval,
+        ) as mc:
+            store = mc.store
+            tally.store = store
+            tally.replayed = mc.replayed
             try:
                 # Read once the store holds the namespace lock, so that no one else writes it.
                 model = await trio.to_thread.run_sync(_read_keys, path, namespace)
-                newest_ns = max((int.from_bytes(k[:8], "big") for k in model), default=0)
-                largest_id = max((int.from_bytes(k[8:16], "big") for k in model), default=0)
-                start_ns = max(time.time_ns() - payments * _MEAN_PAYMENT_GAP_NS, newest_ns + _NS)
+                if on_open is not None:
+                    on_open()
+                start_ns, largest_id = DEMO_EPOCH_NS, 0
+                if model:
+                    start_ns = max(int.from_bytes(k[:8], "big") for k in model) + _NS
+                    largest_id = max(int.from_bytes(k[8:16], "big") for k in model)
+                probability: ProbabilitySource | None = None
+                if estimator != "none":
+
+                    def probability(source: bytes, target: bytes, amount: int, capacity: int, now: int) -> float:
+                        return mc.probability(source, target, amount, capacity, now_ns=now)
+
+                payer = RoutedPayments(
+                    network, seed=seed, start_ns=start_ns, first_id=largest_id + 1, probability=probability
+                )
+                tally.outcomes = payer.outcomes
                 with produce:
-                    for item in simulate(
-                        payments, seed=seed, start_ns=start_ns, first_id=largest_id + 1, network=network
-                    ):
-                        await store.put(item.result)
-                        model.add(item.result.key)
+                    for result in payer.run(payments):
+                        # Reported before the next route is searched: the retry learns from it.
+                        while True:
+                            try:
+                                mc.report_result(result)
+                                break
+                            except StoreBusy:
+                                await store.flush()  # a full intake waits for the store to catch up
+                        model.add(result.key)
                         tally.sent += 1
-                        tally.payments_started = item.payments_started
-                        if item.duplicate:
-                            tally.duplicates += 1
-                        elif item.result.success:
+                        tally.payments_started = payer.payments_started
+                        if result.success:
                             tally.successes += 1
                         else:
                             tally.failures += 1
                         if on_progress is not None:
                             on_progress(DemoProgress(tally.payments_started, tally.sent))
+                        # Lets the store's intake run, and Ctrl-C stop the payments.
+                        await trio.lowlevel.checkpoint()
+                    tally.payments_started = payer.payments_started
             finally:
                 close_started = time.perf_counter()
     except FlushError:
@@ -190,29 +255,48 @@ async def run_demo(
     flush_interval: float = DEMO_FLUSH_INTERVAL,
     network: SyntheticNetwork | None = None,
     on_progress: Callable[[DemoProgress], None] | None = None,
+    on_open: OnOpen | None = None,
+    on_interrupt: OnInterrupt | None = None,
+    estimator: str = "apriori",
 ) -> DemoOutcome:
-    """Record ``payments`` simulated payments into ``namespace`` of the database ``path``.
+    """Make ``payments`` simulated payments, recording every attempt into ``namespace`` of ``path``.
+
+    The payments are routed with mission control (:func:`~mcstore.mission.open_mission_control`
+    over the database, with the ``estimator`` named, one of :data:`DEMO_ESTIMATORS`): the
+    stored history is replayed at open, every attempt is reported through
+    :meth:`~mcstore.mission.MissionControl.report_result`, and each route is searched with
+    the probabilities of that moment (:class:`~mcstore.cli.routing.RoutedPayments`). With
+    ``"none"`` the attempts are still recorded, but routed without mission control.
 
     The history continues what is stored: attempt ids follow the largest stored id, and the
-    simulated clock starts after the newest stored reply (or ``payments`` * 1.5 s before
-    now, whichever is later). Each result goes through ``store.put()``, so a full intake
-    waits rather than fails.
+    simulated clock starts one second after the newest stored reply, or at
+    :data:`DEMO_EPOCH_NS` in an empty namespace. Nothing depends on the wall clock, so the
+    same ``seed`` into the same database state writes the same rows, byte for byte. Each
+    result goes through ``store.put()``, so a full intake waits rather than fails.
+    ``on_open`` is called once the store holds the namespace lock, before the first write.
 
     Ctrl-C (SIGINT) stops the payments; the store then closes as usual, with its final flush,
-    and the outcome says ``interrupted``. Raises what :func:`~mcstore.open_store` raises
-    (``StoreLocked``, ``StoreError``); a final flush that fails is not raised but reported in
-    :attr:`DemoOutcome.unpersisted`.
+    and the outcome says ``interrupted``. Every Ctrl-C, the first included, is also passed to
+    ``on_interrupt``; the later ones do not stop the close. Raises what
+    :func:`~mcstore.open_store` raises (``StoreLocked``, ``StoreError``); a final flush that
+    fails is not raised but reported in :attr:`DemoOutcome.unpersisted`.
     """
+    if estimator not in DEMO_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {', '.join(DEMO_ESTIMATORS)}, got {estimator!r}")
     tally = _DemoTally()
     produce = trio.CancelScope()
     started_at = time.perf_counter()
 
     async def watch_sigint(signals: AsyncIterator[int]) -> None:
+        presses = 0
         async for _ in signals:
-            # The first Ctrl-C stops the payments; later ones are absorbed, as the close is
-            # already bounded by the store's shutdown_timeout.
+            # The first Ctrl-C stops the payments; the close that follows is bounded by the
+            # store's shutdown_timeout, so later ones only go to on_interrupt.
+            presses += 1
             tally.interrupted = True
             produce.cancel()
+            if on_interrupt is not None:
+                on_interrupt(presses, None if tally.store is None else tally.store.stats())
 
     error: Exception | None = None
     with _sigint_receiver() as signals:
@@ -231,6 +315,8 @@ async def run_demo(
                     flush_interval=flush_interval,
                     network=network if network is not None else demo_network(),
                     on_progress=on_progress,
+                    on_open=on_open,
+                    estimator=estimator,
                 )
             except Exception as exc:
                 # Raised below, outside the nursery, so that it is not wrapped in a group.
@@ -252,11 +338,14 @@ async def run_demo(
         elapsed_seconds=time.perf_counter() - started_at,
         unpersisted=len(store.unpersisted),
         model_keys=frozenset(model),
+        estimator=estimator,
+        payment_outcomes=tuple(tally.outcomes or ()),
+        replayed=tally.replayed,
     )
 
 
 def verify_demo(path: str, namespace: str, model_keys: frozenset[bytes], max_records: int) -> Proof:
-    """Compare the namespace's keys with what the model says must be there.
+    """Check the file with ``PRAGMA quick_check`` and compare the namespace's keys with the model's.
 
     The store keeps the ``max_records`` greatest keys of all it accepted (all of them with no
     cap), so that is exactly the set expected. Reads the file read-only.
@@ -264,13 +353,16 @@ def verify_demo(path: str, namespace: str, model_keys: frozenset[bytes], max_rec
     expected = sorted(model_keys)
     if max_records:
         expected = expected[-max_records:]
-    actual = _read_keys(path, namespace)
+    with closing(connect_readonly(path)) as conn:
+        damage = quick_check(conn)
+        actual = namespace_keys(conn, namespace)
     wanted = set(expected)
     return Proof(
         expected=len(wanted),
         actual=len(actual),
         missing=len(wanted - actual),
         unexpected=len(actual - wanted),
+        damage=tuple(damage),
     )
 
 
@@ -280,6 +372,7 @@ async def store_all(
     *,
     namespace: str = "default",
     max_records: int = 1000,
+    on_open: Callable[[MissionControlStore], None] | None = None,
 ) -> StoreStats:
     """Write ``results`` into ``namespace`` of ``path`` through a store, in one transaction.
 
@@ -289,6 +382,12 @@ async def store_all(
     only if that fails too is :class:`~mcstore.FlushError` raised, and then nothing was
     written. ``path`` may also be a :class:`~mcstore.Backend`. Returns the store's counters
     after close. Raises what :func:`~mcstore.open_store` raises.
+
+    ``on_open`` gets the store as soon as it is open. When the write is cancelled or
+    interrupted (Ctrl-C), the store still closes with its final flush before the exception
+    propagates; the store then tells what became durable: nothing is in
+    :attr:`~mcstore.MissionControlStore.unpersisted` after a commit, everything accepted is
+    there after none.
     """
     store: MissionControlStore | None = None
     try:
@@ -299,6 +398,8 @@ async def store_all(
             flush_interval=_BULK_FLUSH_INTERVAL,
             max_pending=max(1, len(results)),
         ) as store:
+            if on_open is not None:
+                on_open(store)
             for result in results:
                 store.add_result(result)
             await store.flush()
@@ -308,6 +409,81 @@ async def store_all(
             raise
     assert store is not None
     return store.stats()
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    """What :func:`import_results` did."""
+
+    stats: StoreStats | None
+    """The store's counters after it closed; ``None`` if it never opened."""
+    unpersisted: int
+    """Accepted results that are not durable (all of them when the write failed)."""
+    interrupted: bool
+    """Ctrl-C (SIGINT) came during the write."""
+
+
+async def import_results(
+    path: str,
+    results: Sequence[PaymentResult],
+    *,
+    namespace: str = "default",
+    max_records: int = 1000,
+    on_done: Callable[[ImportOutcome], None] | None = None,
+) -> ImportOutcome:
+    """:func:`store_all`, with Ctrl-C turned into a cancellation of the write.
+
+    On Ctrl-C the caller's flush is cancelled, and the store's close runs its final flush as
+    always (shielded, bounded by its ``shutdown_timeout``): so the write still ends all or
+    nothing, and the outcome says which, from what the store reported durable. Without
+    Ctrl-C, a write that fails raises :class:`~mcstore.FlushError` as :func:`store_all`
+    does; with it, the failure is reported in :attr:`ImportOutcome.unpersisted` instead.
+    Raises what :func:`~mcstore.open_store` raises. ``on_done`` also gets the outcome, so
+    that a caller still has it if a late Ctrl-C ends ``trio.run`` with ``KeyboardInterrupt``.
+    """
+    opened: list[MissionControlStore] = []
+    interrupted = False
+    work = trio.CancelScope()
+    error: Exception | None = None
+
+    async def watch_sigint(signals: AsyncIterator[int]) -> None:
+        nonlocal interrupted
+        async for _ in signals:
+            interrupted = True
+            work.cancel()
+
+    def writing(store: MissionControlStore) -> None:
+        opened.append(store)
+        logger.info(
+            "Writing %d results into namespace %r of %s in one transaction", len(results), namespace, path
+        )
+
+    with _sigint_receiver() as signals:
+        async with trio.open_nursery() as guard:
+            if signals is not None:
+                guard.start_soon(watch_sigint, signals)
+            try:
+                with work:
+                    await store_all(
+                        path, results, namespace=namespace, max_records=max_records, on_open=writing
+                    )
+            except FlushError as exc:
+                if not interrupted:
+                    error = exc
+            except Exception as exc:
+                # Raised below, outside the nursery, so that it is not wrapped in a group.
+                error = exc
+            guard.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    store = opened[0] if opened else None
+    if store is None:
+        outcome = ImportOutcome(None, 0, interrupted)
+    else:
+        outcome = ImportOutcome(store.stats(), len(store.unpersisted), interrupted)
+    if on_done is not None:
+        on_done(outcome)
+    return outcome
 
 
 async def clear_namespace(path: str, namespace: str = "default") -> int:

@@ -7,23 +7,30 @@
 ``import``     read jsonl back through a store, all or nothing
 ``import-lnd`` import an lnd node's history from its ``channel.sqlite`` (:mod:`mcstore.lnd_import`)
 ``reset``      clear a namespace
+``querymc``    the pair history rebuilt from a namespace, read-only (:mod:`mcstore.cli.mission_cmds`)
+``queryprob``  a success probability and the pair's history, read-only
 =============  ===================================================================
 
 Every expected error is one line on stderr, ``Error: <file>: <what>`` (``<file>:<line>:
-<field>: <what>`` for a bad import line), with exit code 1, or 2 for a usage error; an
-interrupted demo exits with 130 after its summary.
+<field>: <what>`` for a bad import line), with exit code 1, or 2 for a usage error. Ctrl-C
+exits with 130: the demo after its summary and proof, an import with one line saying whether
+it committed, as the store reported it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import logging
 import os
 import secrets
+import signal
 import sqlite3
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -44,10 +51,11 @@ from rich.progress import (
 from rich.table import Table
 
 from .. import __version__
+from ..backends import Snapshot, open_reader
 from ..backends.sqlite import SCHEMA_VERSION
 from ..errors import DecodeError, StoreError, StoreLocked
 from ..model import PaymentResult
-from ..store import DEFAULT_MAX_RECORDS
+from ..store import DEFAULT_MAX_RECORDS, StoreStats
 from .demo import DEFAULT_NODES, demo_network
 from .export import (
     CSV_COLUMNS,
@@ -57,25 +65,34 @@ from .export import (
     result_to_csv_row,
     result_to_json_line,
 )
-from .ingest import DemoOutcome, DemoProgress, clear_namespace, run_demo, store_all, verify_demo
+from .ingest import (
+    DEMO_ESTIMATORS,
+    DemoOutcome,
+    DemoProgress,
+    ImportOutcome,
+    clear_namespace,
+    import_results,
+    run_demo,
+    verify_demo,
+)
 from .lnd_import import read_history
 from .readonly import (
     DatabaseFileError,
     NamespaceStats,
     check_write_target,
     count_results,
-    iter_results,
     namespace_stats,
     namespaces,
     open_mcstore_readonly,
-    schema_version,
+    stream_results,
 )
+from .routing import PlotUnavailable, check_plotting, learning, plot_success
 
 __all__ = ["DEFAULT_DEMO_DB", "DEFAULT_DEMO_PAYMENTS", "cli", "main"]
 
 DEFAULT_DEMO_DB: Final = "mcstore-demo.sqlite"
 """The demo's database: a file in the current directory, so that a second run continues it."""
-DEFAULT_DEMO_PAYMENTS: Final = 5000
+DEFAULT_DEMO_PAYMENTS: Final = 2000
 PROGRESS_MIN_BYTES: Final = 1 << 20
 """``import`` shows a progress bar by default for files at least this large."""
 EXIT_INTERRUPTED: Final = 130
@@ -107,8 +124,42 @@ _NO_ARGS_IS_HELP: Final[tuple[type[BaseException], ...]] = tuple(
 )
 
 
+def _configure_logging(verbose: int) -> None:
+    """Send the store's log messages to stderr: INFO for ``verbose`` 1, DEBUG for 2 or more."""
+    if verbose:
+        logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+        level = logging.DEBUG if verbose > 1 else logging.INFO
+        logger = logging.getLogger("mcstore")
+        if logger.level == logging.NOTSET or level < logger.level:
+            logger.setLevel(level)
+
+
+def _verbose_callback(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
+    _configure_logging(value)
+    return value
+
+
+_VERBOSE_HELP: Final = "Log the store's messages to stderr (-v: INFO, -vv: DEBUG)."
+
+
 class _Group(click.Group):
-    """A group whose usage errors, its own and its commands', come out as one line."""
+    """A group whose usage errors, its own and its commands', come out as one line.
+
+    Every command added to it also takes ``-v``/``--verbose``, so that ``mcstore demo -v``
+    works as well as ``mcstore -v demo``.
+    """
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.append(
+            click.Option(
+                ["-v", "--verbose"],
+                count=True,
+                expose_value=False,
+                callback=_verbose_callback,
+                help=_VERBOSE_HELP,
+            )
+        )
+        super().add_command(cmd, name)
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
@@ -146,9 +197,9 @@ def _reported(path: str, namespace: str | None = None) -> Iterator[None]:
         raise
     except DatabaseFileError as exc:
         _fail(str(exc))
-    except StoreLocked as exc:
+    except StoreLocked:
         which = f"namespace {namespace!r}" if namespace is not None else "the namespace"
-        _fail(f"{path}: {which} is open in another mcstore process or store ({exc})")
+        _fail(f"{path}: {which} is open in another mcstore process or store; try again once it has closed")
     except StoreError as exc:
         _fail(f"{path}: {exc}")
     except sqlite3.Error as exc:
@@ -205,6 +256,11 @@ def _warn(message: str) -> None:
     click.echo(f"warning: {_one_line(message)}", err=True)
 
 
+def _fail_unknown_namespace(db: str, namespace: str, names: list[str]) -> NoReturn:
+    known = ", ".join(map(repr, names)) or "none, the database is empty"
+    _fail(f"{db}: namespace {namespace!r} does not exist; the namespaces are: {known}")
+
+
 def _warn_unknown_namespace(db: str, namespace: str, names: list[str]) -> None:
     # Not an error: a namespace that was never written and one that was cleared look alike,
     # and both hold no records. The warning catches a misspelt name.
@@ -239,9 +295,7 @@ def _percent(part: int, whole: int) -> str:
 
 @click.group(cls=_Group, context_settings=_CONTEXT, no_args_is_help=True)
 @click.version_option(__version__, "-V", "--version", prog_name="mcstore")
-@click.option(
-    "-v", "--verbose", count=True, help="Log the store's messages to stderr (-v: INFO, -vv: DEBUG)."
-)
+@click.option("-v", "--verbose", count=True, help=_VERBOSE_HELP)
 def cli(verbose: int) -> None:
     """A durable store of Lightning mission control results, byte-compatible with lnd.
 
@@ -249,9 +303,7 @@ def cli(verbose: int) -> None:
     Commands that write (demo, import, import-lnd, reset) go through the store, with its
     namespace lock, deduplication and cap; stats and export only read.
     """
-    if verbose:
-        logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-        logging.getLogger("mcstore").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    _configure_logging(verbose)
 
 
 def main() -> None:
@@ -285,6 +337,102 @@ class _DemoBar:
         self._progress.refresh()
 
 
+class _Interrupted(click.ClickException):
+    """An error after Ctrl-C: one line saying what state things were left in; exit 130."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _interrupted_demo(db: str) -> Iterator[None]:
+    """A Ctrl-C that escapes the demo's own handling: before it began, or as ``trio.run`` ended."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise _Interrupted(
+            f"{db}: interrupted before the demo could report; 'mcstore stats {db}' shows what the file holds"
+        ) from None
+
+
+class _DemoInterrupts:
+    """What the demo does on each Ctrl-C, counted from the first.
+
+    The first stops the payments (:func:`~mcstore.cli.ingest.run_demo` does that) and says so.
+    While the store closes, and then while the summary and the proof are printed, the second
+    says "closing, please wait" and changes nothing. The third aborts: during the close it
+    ends the process at once, after saying what the store reported durable so far; during
+    the proof it stops the proof, after the summary of the closed store.
+    """
+
+    ABORT_AT: Final = 3
+
+    def __init__(self, db: str, namespace: str, progress: Progress) -> None:
+        self.db = db
+        self.namespace = namespace
+        self.presses = 0
+        self._progress = progress
+
+    def _please_wait(self) -> None:
+        left = self.ABORT_AT - self.presses
+        click.echo(f"closing, please wait; Ctrl-C {left} more time{'s' if left > 1 else ''} aborts", err=True)
+
+    def _notice(self) -> None:
+        if self.presses == 1:
+            click.echo(
+                "Ctrl-C: stopping the payments; the store closes, then the summary and the proof follow.",
+                err=True,
+            )
+        else:
+            self._please_wait()
+
+    def while_closing(self, _presses: int, stats: StoreStats | None) -> None:
+        """``run_demo``'s ``on_interrupt``: runs in the Trio loop, while the store is open or closing."""
+        self.presses += 1
+        if self.presses < self.ABORT_AT:
+            self._notice()
+            return
+        self._progress.stop()
+        if stats is None:
+            known = "the store was not open yet, so nothing was written"
+        else:
+            known = (
+                f"the last flush left {stats.stored} records in namespace {self.namespace!r}; "
+                f"{stats.pending} accepted results were not yet durable and may be missing; "
+                "SQLite keeps the file consistent"
+            )
+        click.echo(f"Error: {self.db}: aborted by Ctrl-C while the store was closing: {known}.", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # The close is shielded from cancellation (it is what keeps results safe); an abort
+        # is the one way out, and SQLite's journal keeps a half-done transaction out.
+        os._exit(EXIT_INTERRUPTED)
+
+    @contextlib.contextmanager
+    def after_close(self, outcome: DemoOutcome | None) -> Iterator[DemoOutcome]:
+        """Count Ctrl-C while the summary and the proof run; the third stops the proof."""
+
+        def handler(_signum: int, _frame: object) -> None:
+            self.presses += 1
+            if self.presses >= self.ABORT_AT:
+                raise KeyboardInterrupt
+            self._please_wait()
+
+        assert outcome is not None
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, handler) if main_thread else None
+        try:
+            yield outcome
+        except KeyboardInterrupt:
+            raise _Interrupted(
+                f"{self.db}: aborted by Ctrl-C before the proof finished; the store had closed with "
+                f"{outcome.stats.stored} records in namespace {self.namespace!r} and "
+                f"{outcome.unpersisted} accepted results not durable"
+            ) from None
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGINT, previous)
+
+
 def _print_demo_summary(
     console: Console, db: str, namespace: str, max_records: int, outcome: DemoOutcome
 ) -> None:
@@ -311,7 +459,30 @@ def _print_demo_summary(
     table.add_row("elapsed", _seconds(outcome.elapsed_seconds), f"{rate:.0f} results/s")
     if outcome.unpersisted:
         table.add_row("unpersisted", str(outcome.unpersisted), "accepted but not durable")
+    _add_learning_rows(table, outcome)
     console.print(table)
+
+
+def _add_learning_rows(table: Table, outcome: DemoOutcome) -> None:
+    """The rows that show mission control learning: the first and last tenth, and attempts."""
+    summary = learning(outcome.payment_outcomes)
+    if outcome.estimator == "none":
+        table.add_row("routing", "none", "the cheapest route, no mission control")
+    else:
+        table.add_row("routing", outcome.estimator, "mission control, with lnd's estimator")
+        table.add_row("replayed", str(outcome.replayed), "stored results, into mission control at open")
+    if summary is None:
+        return
+    tenth = f"of {summary.tenth} payments"
+    table.add_row("first tenth", _percent_of(summary.first_success_rate), f"succeeded {tenth}, "
+                  f"{summary.first_attempts:.2f} attempts each")
+    table.add_row("last tenth", _percent_of(summary.last_success_rate), f"succeeded {tenth}, "
+                  f"{summary.last_attempts:.2f} attempts each")
+    table.add_row("attempts", f"{summary.mean_attempts:.2f}", f"per payment, over {summary.payments} payments")
+
+
+def _percent_of(rate: float) -> str:
+    return f"{100 * rate:.1f}%"
 
 
 @cli.command(context_settings=_CONTEXT)
@@ -339,31 +510,58 @@ def _print_demo_summary(
 )
 @_namespace_option("default", "The namespace to record into.")
 @_max_records_option
+@click.option(
+    "--estimator",
+    type=click.Choice(DEMO_ESTIMATORS),
+    default="apriori",
+    show_default=True,
+    help="Route with mission control and this lnd estimator, or without mission control (none).",
+)
+@click.option(
+    "--plot",
+    metavar="FILE.png",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Draw the success rate over the run into FILE.png (needs matplotlib).",
+)
 @click.pass_context
 def demo(
-    ctx: click.Context, db: str, payments: int, seed: int | None, namespace: str, max_records: int
+    ctx: click.Context,
+    db: str,
+    payments: int,
+    seed: int | None,
+    namespace: str,
+    max_records: int,
+    estimator: str,
+    plot: str | None,
 ) -> None:
-    """Simulate a node paying over a synthetic network, recording every attempt.
+    """Simulate a node paying over a synthetic network with mission control, recording every attempt.
 
-    Routes of 1 to 6 hops over a network of 200 nodes; BOLT 4 failures such as
-    temporary_channel_failure, fee_insufficient, unknown_next_peer, mpp_timeout and
-    incorrect_or_unknown_payment_details; replies out of order and a few duplicates.
+    The network has 200 nodes, and channels whose balances are hidden: an attempt fails
+    (temporary_channel_failure) where a node lacks the balance to forward, or where the next
+    peer is offline (unknown_next_peer); a few recipients refuse the payment
+    (incorrect_or_unknown_payment_details). Each payment takes the route with the best
+    probability-weighted cost (fees plus an attempt cost divided by the success probability
+    that mission control estimates, as lnd's pathfinding does), reports every attempt to
+    mission control, and retries along the next best route, up to 3 attempts. The summary
+    shows the success rate of the first and the last tenth of the payments and the attempts
+    per payment: the learning. --estimator none routes without mission control, to compare.
+
     Every attempt goes through the store, with a progress bar. At the end, or on Ctrl-C,
     the store closes gracefully and a summary is printed, with proof that no accepted
     result was lost: the database's records against the model's.
     """
     if seed is None:
         seed = secrets.randbelow(2**32)
+    if plot is not None:
+        try:
+            check_plotting()
+        except PlotUnavailable as exc:
+            _fail(str(exc))
     out = _stdout()
     network = demo_network()
     with _reported(db, namespace):
         check_write_target(db)
-    out.print(
-        f"Simulating {payments} payments from node {network.source_pubkey.hex()[:16]}... over a synthetic "
-        f"network of {DEFAULT_NODES} nodes and {len(network.channels)} channels, "
-        f"into {db} (namespace {namespace!r})."
-    )
-    out.print(f"Seed {seed}: repeat this run with --seed {seed}.")
     console = _stderr()
     progress = Progress(
         TextColumn("{task.description}"),
@@ -376,10 +574,22 @@ def demo(
         # Off a terminal (a pipe, a CI log) a bar cannot redraw: the summary says it all.
         disable=not console.is_terminal,
     )
+
+    def announce() -> None:
+        # Only once the store holds the namespace lock: a lock error comes before any of this.
+        out.print(
+            f"Simulating {payments} payments from node {network.source_pubkey.hex()[:16]}... over a "
+            f"synthetic network of {DEFAULT_NODES} nodes and {len(network.channels)} channels, "
+            f"into {db} (namespace {namespace!r})."
+        )
+        out.print(f"Seed {seed}: repeat this run with --seed {seed}.")
+        progress.start()
+
+    interrupts = _DemoInterrupts(db, namespace, progress)
     outcome: DemoOutcome | None = None
-    with progress, _reported(db, namespace):
-        bar = _DemoBar(progress, payments)
-        try:
+    bar = _DemoBar(progress, payments)
+    try:
+        with _reported(db, namespace), _interrupted_demo(db):
             outcome = trio.run(
                 lambda: run_demo(
                     db,
@@ -389,29 +599,115 @@ def demo(
                     max_records=max_records,
                     network=network,
                     on_progress=bar.update,
+                    on_open=announce,
+                    on_interrupt=interrupts.while_closing,
+                    estimator=estimator,
                 ),
                 restrict_keyboard_interrupt_to_checkpoints=True,
             )
-        finally:
-            bar.finish(outcome)
-    assert outcome is not None
-    _print_demo_summary(out, db, namespace, max_records, outcome)
-    with _reported(db, namespace):
-        proof = verify_demo(db, namespace, outcome.model_keys, max_records)
+    finally:
+        bar.finish(outcome)
+        progress.stop()
+    with interrupts.after_close(outcome):
+        _print_demo_summary(out, db, namespace, max_records, outcome)
+        with _reported(db, namespace):
+            proof = verify_demo(db, namespace, outcome.model_keys, max_records)
     distinct = len(outcome.model_keys)
     basis = f"min({max_records}, {distinct} distinct keys)" if max_records else f"{distinct} distinct keys"
     line = f"Proof: {proof.actual} records in the database, {proof.expected} expected by the model ({basis})"
+    if proof.damage:
+        shown = "; ".join(proof.damage[:3]) + (f"; and {len(proof.damage) - 3} more" if len(proof.damage) > 3 else "")
+        _fail(f"{db}: {line}: FAILED, the file is damaged, PRAGMA quick_check says: {shown}")
     if not proof.ok:
         _fail(
             f"{db}: {line}: MISMATCH, {proof.missing} accepted results missing, {proof.unexpected} unexpected"
         )
-    out.print(f"{line}: OK, nothing accepted was lost.")
+    out.print(f"{line}: OK, the file passes PRAGMA quick_check and nothing accepted was lost.")
+    if plot is not None and outcome.payment_outcomes:
+        routing = "without mission control" if estimator == "none" else f"mission control, {estimator} estimator"
+        try:
+            plot_success(outcome.payment_outcomes, plot, title=f"mcstore demo, seed {seed}: {routing}")
+        except OSError as exc:
+            _fail(f"{plot}: cannot write the plot: {exc.strerror or exc}")
+        out.print(f"Plot of the success rate over the run: {plot}")
     if outcome.interrupted:
         out.print(
             f"Interrupted by Ctrl-C after {outcome.payments_started} of {payments} payments; "
             "the store closed gracefully."
         )
         ctx.exit(EXIT_INTERRUPTED)
+
+
+# -- reading: progress over a namespace's rows ------------------------------------------------
+
+
+def _wants_bar(show: bool | None, *, uses_stdout: bool) -> bool:
+    """``--progress``/``--no-progress``, or by default: on when stderr is a terminal, unless
+    the output goes to stdout on that terminal too."""
+    if show is not None:
+        return show
+    return _stderr().is_terminal and not (uses_stdout and sys.stdout.isatty())
+
+
+class _RowsBar:
+    """A progress bar over the rows of a snapshot on stderr, redrawn at most ten times a second.
+
+    Disabled, it costs nothing and never counts the rows.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            console=_stderr(),
+            auto_refresh=False,
+            disable=not enabled,
+        )
+        self._task: Any = None
+        self._done = 0
+        self._last = 0.0
+
+    def __enter__(self) -> _RowsBar:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, completed=self._done)
+            self._progress.refresh()
+        self._progress.__exit__(None, None, None)
+
+    async def start(self, description: str, snapshot: Snapshot) -> None:
+        """A new bar for ``snapshot``'s rows (counted only when the bar is shown)."""
+        if not self.enabled:
+            return
+        total = await snapshot.count()
+        if self._task is not None:
+            self._progress.update(self._task, completed=self._done)
+        self._done = 0
+        self._task = self._progress.add_task(description, total=total)
+        self._progress.refresh()
+
+    def advance(self, rows: int) -> None:
+        if not self.enabled:
+            return
+        self._done += rows
+        now = time.monotonic()
+        if now - self._last >= 0.1:
+            self._last = now
+            self._progress.update(self._task, completed=self._done)
+            self._progress.refresh()
+
+
+_read_progress_option = click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar on stderr. [default: when stderr is a terminal that the output does not go to]",
+)
 
 
 # -- stats ----------------------------------------------------------------------------------
@@ -445,27 +741,46 @@ def _stats_tables(s: NamespaceStats, top: int) -> list[Table]:
     return tables
 
 
+async def _gather_stats(
+    db: str, namespace: str | None, show_progress: bool | None
+) -> tuple[int, list[NamespaceStats]]:
+    """The schema version and the stats of ``namespace`` (or of every namespace) of ``db``."""
+    async with contextlib.aclosing(await open_reader(db)) as reader:
+        names = list(await reader.namespaces())
+        if namespace is not None:
+            if namespace not in names:
+                _fail_unknown_namespace(db, namespace, names)
+            names = [namespace]
+        all_stats = []
+        with _RowsBar(_wants_bar(show_progress, uses_stdout=False)) as bar:
+            for name in names:
+                async with contextlib.aclosing(await reader.open_snapshot(name)) as snapshot:
+                    await bar.start(f"namespace {name!r}", snapshot)
+                    all_stats.append(
+                        await namespace_stats(snapshot, name, _bad_row_reporter(db, name), on_rows=bar.advance)
+                    )
+        return reader.schema_version, all_stats
+
+
 @cli.command(context_settings=_CONTEXT)
 @_db_argument
 @_namespace_option(None, "Only this namespace. [default: every namespace]")
 @click.option(
     "--top", type=click.IntRange(min=1), default=10, show_default=True, help="Failure codes to list."
 )
-def stats(db: str, namespace: str | None, top: int) -> None:
+@_read_progress_option
+def stats(db: str, namespace: str | None, top: int, progress: bool | None) -> None:
     """Summarise the database DB, read-only.
 
     Per namespace: the record count, the oldest and newest reply time, the success/failure
     split and the most common failure codes; and the schema version. Rows that fail to
-    decode are reported on stderr and skipped, never deleted.
+    decode are reported on stderr and skipped, never deleted. Each namespace is read from
+    one consistent snapshot, streamed: memory stays flat whatever its size.
     """
-    with _reported(db, namespace), closing(open_mcstore_readonly(db)) as conn:
-        version = schema_version(conn)
-        names = namespaces(conn)
-        if namespace is not None:
-            if namespace not in names:
-                _warn_unknown_namespace(db, namespace, names)
-            names = [namespace]
-        all_stats = [namespace_stats(conn, name, _bad_row_reporter(db, name)) for name in names]
+    with _reported(db, namespace):
+        version, all_stats = trio.run(
+            _gather_stats, db, namespace, progress, restrict_keyboard_interrupt_to_checkpoints=True
+        )
     out = _stdout()
     out.print(f"{db}: mcstore schema version {version} (this mcstore writes {SCHEMA_VERSION})")
     if not all_stats:
@@ -488,72 +803,165 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
+def _check_output(path: str, db: str, force: bool) -> str:
+    """Check that ``export -o path`` may write ``path``; return the file to replace.
+
+    Refused, whatever ``force`` says: a directory, a missing directory, the database being
+    read or one of its companion files (through any symlink or hard link), and any SQLite
+    file. Refused without ``force``: any other existing file. A symlink is followed: its
+    target is what gets replaced.
+    """
+    target = os.path.realpath(path)
+    if os.path.isdir(target):
+        _fail(f"{path}: is a directory; give a file name for the output")
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        _fail(f"{path}: directory {os.path.dirname(path) or '.'!r} does not exist")
+    for companion in ("", "-wal", "-shm", "-journal"):
+        if _same_file(target, db + companion):
+            what = "the database being exported" if not companion else f"the {companion[1:]} file of {db}"
+            _fail(f"{path}: is {what}; refusing to write it")
+    if not os.path.lexists(target):
+        return target
+    try:
+        with open(target, "rb") as f:
+            is_sqlite = f.read(16) == b"SQLite format 3\x00"
+    except OSError as exc:
+        _fail(f"{path}: cannot read: {exc.strerror or exc}")
+    if is_sqlite:
+        _fail(f"{path}: is an SQLite database; refusing to overwrite it with an export")
+    if not force:
+        _fail(f"{path}: already exists; refusing to overwrite it without --force")
+    return target
+
+
 @contextlib.contextmanager
-def _output(path: str) -> Iterator[IO[str]]:
-    """stdout for ``-``; otherwise a temporary file beside ``path``, renamed onto it on success."""
+def _output(path: str, db: str, force: bool) -> Iterator[IO[str]]:
+    """stdout for ``-``; otherwise a temporary file beside ``path``, moved onto it on success.
+
+    Nothing is left half-written: on any failure the temporary file is removed, and ``path``
+    is untouched. Without ``force`` the move never replaces a file that appeared meanwhile.
+    """
     if path == "-":
         stream = sys.stdout
         yield stream
         stream.flush()
         return
-    temporary = f"{path}.tmp-{os.getpid()}"
+    target = _check_output(path, db, force)
     try:
-        try:
-            stream = open(temporary, "w", encoding="utf-8", newline="")
-        except OSError as exc:
-            _fail(f"{path}: cannot write: {exc.strerror or exc}")
-        with stream:
+        fd, temporary = tempfile.mkstemp(
+            prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=os.path.dirname(target)
+        )
+    except OSError as exc:
+        _fail(f"{path}: cannot write: {exc.strerror or exc}")
+    try:
+        with open(fd, "w", encoding="utf-8", newline="") as stream:
             yield stream
-        os.replace(temporary, path)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())
+        if force:
+            os.replace(temporary, target)
+        else:
+            try:
+                os.link(temporary, target)  # fails, rather than replaces, if it exists by now
+            except FileExistsError:
+                _fail(f"{path}: already exists; refusing to overwrite it without --force")
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @cli.command(context_settings=_CONTEXT)
 @_db_argument
 @_namespace_option("default", "The namespace to export.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
-@click.option("-o", "--output", default="-", metavar="FILE", help="Write to FILE instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    default="-",
+    metavar="FILE",
+    help="Write to FILE instead of stdout: a new file, written whole or not at all.",
+)
+@click.option(
+    "--force", is_flag=True, help="Replace FILE if it exists (never the database itself, nor any SQLite file)."
+)
 @click.option("--raw", is_flag=True, help="Add lnd's key and value bytes (hex) to each record.")
-def export(db: str, namespace: str, fmt: str, output: str, raw: bool) -> None:
+@_read_progress_option
+def export(
+    db: str, namespace: str, fmt: str, output: str, force: bool, raw: bool, progress: bool | None
+) -> None:
     """Write the results of a namespace of DB, one per line, oldest first; read-only.
 
     jsonl (what `mcstore import` reads) or csv. Pubkeys and failure messages are hex, times
-    are given both in ns and as ISO-8601 UTC, and failure codes with their BOLT 4 name.
+    are given both in ns and as ISO-8601 UTC, and failure codes with their BOLT 4 name. The
+    namespace is read from one consistent snapshot and streamed, in constant memory
+    whatever its size, while a store may keep writing.
     """
     count = 0
-    try:
-        with _reported(db, namespace), closing(open_mcstore_readonly(db)) as conn:
-            names = namespaces(conn)
+    skipped = 0
+    report_bad_row = _bad_row_reporter(db, namespace)
+
+    def bad_row(key: bytes, exc: DecodeError) -> None:
+        nonlocal skipped
+        skipped += 1
+        report_bad_row(key, exc)
+
+    def write_all(stream: IO[str]) -> Callable[[PaymentResult], object]:
+        if fmt == "csv":
+            writer = csv.writer(stream, lineterminator="\n")
+            writer.writerow([*CSV_COLUMNS, *(("raw_key", "raw_value") if raw else ())])
+            return lambda result: writer.writerow(result_to_csv_row(result, raw=raw))
+        return lambda result: stream.write(result_to_json_line(result, raw=raw) + "\n")
+
+    async def run_export() -> int:
+        exported = 0
+        async with contextlib.aclosing(await open_reader(db)) as reader:
+            names = await reader.namespaces()
             if namespace not in names:
-                _warn_unknown_namespace(db, namespace, names)
-            # Closed before the connection is, even when writing fails half-way.
-            with closing(iter_results(conn, namespace, _bad_row_reporter(db, namespace))) as rows:
-                with _output(output) as stream:
-                    if fmt == "csv":
-                        writer = csv.writer(stream, lineterminator="\n")
-                        writer.writerow([*CSV_COLUMNS, *(("raw_key", "raw_value") if raw else ())])
-                        for _key, _value, result in rows:
-                            writer.writerow(result_to_csv_row(result, raw=raw))
-                            count += 1
-                    else:
-                        for _key, _value, result in rows:
-                            stream.write(result_to_json_line(result, raw=raw) + "\n")
-                            count += 1
+                _warn_unknown_namespace(db, namespace, list(names))
+            async with contextlib.aclosing(await reader.open_snapshot(namespace)) as snapshot:
+                with _RowsBar(_wants_bar(progress, uses_stdout=output == "-")) as bar:
+                    await bar.start(f"exporting {namespace!r}", snapshot)
+                    with _output(output, db, force) as stream:
+                        write = write_all(stream)
+                        rows = stream_results(snapshot, bad_row, on_rows=bar.advance)
+                        async with contextlib.aclosing(rows):
+                            async for _key, _value, result in rows:
+                                write(result)
+                                exported += 1
+        return exported
+
+    try:
+        with _reported(db, namespace):
+            count = trio.run(run_export, restrict_keyboard_interrupt_to_checkpoints=True)
     except BrokenPipeError:
         # The reader went away (`mcstore export db | head`): stop quietly, as other tools do.
         _silence_stdout()
         return
+    bad = f"; skipped {skipped} undecodable row{'s' if skipped != 1 else ''} (see the warnings)" if skipped else ""
     if output != "-":
-        click.echo(f"Exported {count} records of namespace {namespace!r} from {db} to {output}.", err=True)
+        click.echo(
+            f"Exported {count} records of namespace {namespace!r} from {db} to {output}{bad}.", err=True
+        )
+    elif skipped:
+        _warn(f"{db}: exported {count} records of namespace {namespace!r}{bad}")
 
 
 # -- import ---------------------------------------------------------------------------------
 
 
-def _read_records(path: str, show_progress: bool | None) -> list[PaymentResult]:
-    """Read and validate every line of the jsonl file ``path`` (``-``: stdin) before returning."""
+def _read_records(path: str, show_progress: bool | None) -> tuple[list[PaymentResult], bool]:
+    """Read and validate every line of the jsonl file ``path`` (``-``: stdin) before returning.
+
+    Returns the results and whether a progress bar was shown (the write phase shows one too).
+    """
     try:
         source: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")
     except OSError as exc:
@@ -598,24 +1006,70 @@ def _read_records(path: str, show_progress: bool | None) -> list[PaymentResult]:
                 _fail(f"{path}:{exc.line}: {exc.field}: {exc.problem}; nothing imported")
             except OSError as exc:
                 _fail(f"{path}: {exc.strerror or exc}")
+            except KeyboardInterrupt:
+                raise _Interrupted(f"{path}: interrupted while validating: nothing was imported") from None
             progress.refresh()
-    return results
+    return results, show_progress
 
 
-def _write_results(
-    db: str, results: list[PaymentResult], namespace: str, max_records: int
-) -> tuple[int, str]:
-    with _reported(db, namespace):
-        check_write_target(db)
-        stats = trio.run(
-            lambda: store_all(db, results, namespace=namespace, max_records=max_records),
-            restrict_keyboard_interrupt_to_checkpoints=True,
-        )
+def _import_summary(stats: StoreStats, namespace: str) -> str:
     added = stats.accepted - stats.deduplicated
-    return stats.stored, (
+    return (
         f"{added} added, {stats.deduplicated} deduplicated, {stats.pruned} pruned; "
         f"{stats.stored} now stored in namespace {namespace!r}"
     )
+
+
+def _interrupted_import(outcome: ImportOutcome | None, total: int, namespace: str) -> str:
+    """What Ctrl-C during the write left in the database, as the store reported it."""
+    stats = None if outcome is None else outcome.stats
+    if stats is None or outcome is None:
+        return "interrupted: nothing was imported"
+    if stats.accepted == 0 or outcome.unpersisted >= stats.accepted:
+        return "interrupted: nothing was imported"
+    if outcome.unpersisted == 0 and stats.accepted == total:
+        return f"interrupted after the import committed: {_import_summary(stats, namespace)}"
+    durable = stats.accepted - outcome.unpersisted
+    return (
+        f"interrupted part-way: {durable} of {total} records were made durable and {total - durable} "
+        f"were not; {stats.stored} stored in namespace {namespace!r}"
+    )
+
+
+def _write_results(
+    db: str, results: list[PaymentResult], namespace: str, max_records: int, show_progress: bool = False
+) -> str:
+    """Write ``results`` through a store in one transaction; return the summary of what it did.
+
+    Ctrl-C is an error (exit 130) that says what the store reported durable.
+    """
+    progress = Progress(
+        TextColumn(f"writing {len(results)} records in one transaction"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=_stderr(),
+        disable=not show_progress,
+    )
+    task = progress.add_task("writing", total=None)
+    done: list[ImportOutcome] = []
+    with _reported(db, namespace):
+        check_write_target(db)
+        try:
+            with progress:
+                outcome = trio.run(
+                    lambda: import_results(
+                        db, results, namespace=namespace, max_records=max_records, on_done=done.append
+                    ),
+                    restrict_keyboard_interrupt_to_checkpoints=True,
+                )
+                progress.update(task, total=1, completed=1)
+        except KeyboardInterrupt:
+            # Outside the write's own Ctrl-C handling: before the store opened, or after it closed.
+            known = dataclasses.replace(done[0], interrupted=True) if done else None
+            raise _Interrupted(f"{db}: {_interrupted_import(known, len(results), namespace)}") from None
+    if outcome.interrupted or outcome.stats is None:
+        raise _Interrupted(f"{db}: {_interrupted_import(outcome, len(results), namespace)}")
+    return _import_summary(outcome.stats, namespace)
 
 
 @cli.command("import", context_settings=_CONTEXT)
@@ -627,7 +1081,7 @@ def _write_results(
     "--progress/--no-progress",
     default=None,
     help=(
-        "Show a progress bar. "
+        "Show a progress bar, while validating and while writing. "
         f"[default: on a terminal, for files of {PROGRESS_MIN_BYTES >> 20} MiB or more]"
     ),
 )
@@ -636,16 +1090,20 @@ def import_(db: str, file: str, namespace: str, max_records: int, progress: bool
 
     Every line is validated before anything is written: a bad line is an error naming its
     line number and field, and then nothing is imported. The records go through the store
-    in one transaction, so deduplication and --max-records apply.
+    in one transaction, so deduplication and --max-records apply. Ctrl-C says whether the
+    import had committed.
     """
     with _reported(db, namespace):
         check_write_target(db)
-    results = _read_records(file, progress)
+    results, shown = _read_records(file, progress)
     if not results:
         click.echo(f"{file}: no records; {db} unchanged.", err=True)
         return
-    _stored, summary = _write_results(db, results, namespace, max_records)
-    _stdout().print(f"Imported {len(results)} records from {file} into {db}: {summary}.")
+    summary = _write_results(db, results, namespace, max_records, shown)
+    try:
+        _stdout().print(f"Imported {len(results)} records from {file} into {db}: {summary}.")
+    except KeyboardInterrupt:
+        raise _Interrupted(f"{db}: interrupted after the import committed: {summary}") from None
 
 
 # -- import-lnd -----------------------------------------------------------------------------
@@ -654,8 +1112,8 @@ def import_(db: str, file: str, namespace: str, max_records: int, progress: bool
 def _same_file(a: str, b: str) -> bool:
     try:
         return os.path.samefile(a, b)
-    except OSError:
-        return os.path.abspath(a) == os.path.abspath(b)
+    except OSError:  # one of them does not exist (yet): compare where they lead
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 @cli.command("import-lnd", context_settings=_CONTEXT)
@@ -687,7 +1145,7 @@ def import_lnd(channel_db: str, db: str, namespace: str, max_records: int) -> No
             f"No results in lnd namespace {namespace!r} of {channel_db}{skipped}; {db} unchanged."
         )
         return
-    _stored, summary = _write_results(db, history.results, namespace, max_records)
+    summary = _write_results(db, history.results, namespace, max_records)
     _stdout().print(
         f"Imported {len(history.results)} results of lnd namespace {namespace!r} from {channel_db} "
         f"into {db}: {summary}{skipped}."
@@ -706,6 +1164,9 @@ def reset(db: str, namespace: str, yes: bool) -> None:
     if not yes:
         raise click.UsageError(f"refusing to clear namespace {namespace!r} of {db} without --yes")
     with _reported(db, namespace), closing(open_mcstore_readonly(db)) as conn:
+        names = namespaces(conn)
+        if namespace not in names:
+            _fail_unknown_namespace(db, namespace, names)
         stored = count_results(conn, namespace)
     if not stored:
         _stdout().print(f"Namespace {namespace!r} of {db} is already empty; nothing to clear.")
@@ -713,3 +1174,8 @@ def reset(db: str, namespace: str, yes: bool) -> None:
     with _reported(db, namespace):
         deleted = trio.run(clear_namespace, db, namespace, restrict_keyboard_interrupt_to_checkpoints=True)
     _stdout().print(f"Cleared namespace {namespace!r} of {db}: {deleted} records deleted.")
+
+
+# -- querymc, queryprob ---------------------------------------------------------------------
+# Their module registers them on `cli`; imported last, as it uses the helpers above.
+from . import mission_cmds  # noqa: E402, F401

@@ -1,113 +1,81 @@
 """Reading an mcstore database without a store: for ``mcstore stats`` and ``mcstore export``.
 
-These functions open the SQLite file read-only (``mode=ro``), take no namespace lock, and
-never create, repair or delete anything: a missing file is an error, and a row that fails to
-decode is reported through a callback and skipped, not removed (the store's ``fetch_all``
-removes such rows; a read-only tool must not). Reading is safe while a store writes the same
-file: SQLite's WAL mode gives each query a consistent snapshot.
+Nothing here writes to the database or takes a namespace lock, and nothing is left behind: a
+missing file is an error (it is never created), and a row that fails to decode is reported
+through a callback and skipped, not removed (the store's ``fetch_all`` removes such rows; a
+read-only tool must not). ``stats`` and ``export`` read through a
+:class:`~mcstore.backends.Reader` (:func:`~mcstore.backends.open_reader`, whatever the
+backend): one consistent snapshot per namespace, streamed in batches, so that memory stays
+flat whatever the history size, and a store can keep writing meanwhile.
 
-Every failure is a :class:`DatabaseFileError` naming the file and what is wrong with it.
+The SQLite helpers for the writing commands' checks (:func:`connect_readonly` and friends)
+live in :mod:`mcstore.backends.sqlite_read`, and are importable from here too.
+
+Every failure is a :class:`DatabaseFileError` (:class:`~mcstore.LocationError`) naming the
+file and what is wrong with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import pathlib
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Generator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from ..backends import Snapshot
 from ..backends.sqlite import SCHEMA_VERSION
+from ..backends.sqlite_read import check_mcstore_schema, check_sqlite_file, connect_readonly, table_names
 from ..codec import decode_result
-from ..errors import DecodeError
+from ..errors import DecodeError, LocationError
 from ..model import PaymentResult
 
 __all__ = [
+    "DEFAULT_BATCH_SIZE",
     "DatabaseFileError",
     "NamespaceStats",
     "OnBadRow",
+    "OnRows",
     "check_sqlite_file",
     "check_write_target",
     "connect_readonly",
     "count_results",
-    "iter_results",
     "namespace_keys",
     "namespace_stats",
     "namespaces",
     "open_mcstore_readonly",
-    "schema_version",
+    "quick_check",
+    "stream_results",
 ]
 
-_SQLITE_HEADER: Final = b"SQLite format 3\x00"
+DEFAULT_BATCH_SIZE: Final = 1000
+"""Rows read per batch by :func:`stream_results`."""
 
 OnBadRow = Callable[[bytes, DecodeError], None]
 """Called with the key and the error of each row that fails to decode."""
 
+OnRows = Callable[[int], None]
+"""Called with the number of rows read (decodable or not) after each batch."""
 
-class DatabaseFileError(Exception):
-    """A database file that cannot be used: missing, not SQLite, not mcstore's, or unreadable."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-        self.problem = problem
+DatabaseFileError = LocationError
+"""A database file that cannot be used: missing, not SQLite, not mcstore's, or unreadable
+(the CLI's name for :class:`~mcstore.LocationError`; ``str(exc)`` is ``"<file>: <problem>"``)."""
 
 
-def check_sqlite_file(path: str) -> bool:
-    """Return whether ``path`` exists; raise :class:`DatabaseFileError` if it is not SQLite.
+def quick_check(conn: sqlite3.Connection) -> list[str]:
+    """Run ``PRAGMA quick_check``; return its complaints (empty when the file is sound).
 
-    An empty file counts as SQLite (it is what SQLite makes of a new database). Reads at most
-    16 bytes and writes nothing.
+    Reads every page of the database once; writes nothing. An error that stops the check
+    itself (say, a damaged schema) is returned as the only complaint.
     """
     try:
-        with open(path, "rb") as f:
-            header = f.read(len(_SQLITE_HEADER))
-    except FileNotFoundError:
-        return False
-    except IsADirectoryError:
-        raise DatabaseFileError(path, "is a directory, not a database file") from None
-    except OSError as exc:
-        raise DatabaseFileError(path, f"cannot read: {exc.strerror or exc}") from None
-    if header and header != _SQLITE_HEADER:
-        raise DatabaseFileError(path, "not an SQLite database")
-    return True
-
-
-def connect_readonly(path: str, *, immutable_if_idle: bool = False) -> sqlite3.Connection:
-    """Open the existing SQLite file ``path`` read-only; never create it.
-
-    With ``immutable_if_idle``, a file without a ``-wal`` companion (no writer is using it)
-    is opened ``immutable``, so SQLite creates no ``-wal``/``-shm`` files beside it either;
-    use it for files that belong to another program. Raises :class:`DatabaseFileError`.
-    """
-    if not check_sqlite_file(path):
-        raise DatabaseFileError(path, "no such file")
-    uri = pathlib.Path(path).absolute().as_uri() + "?mode=ro"
-    if immutable_if_idle and not os.path.exists(path + "-wal"):
-        uri += "&immutable=1"
-    try:
-        conn = sqlite3.connect(uri, uri=True)
+        rows = conn.execute("PRAGMA quick_check").fetchall()
     except sqlite3.Error as exc:
-        raise DatabaseFileError(path, f"cannot open read-only: {exc}") from None
-    try:
-        # The header looked right; this reads the schema, so a damaged file fails here.
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.Error as exc:
-        conn.close()
-        raise DatabaseFileError(path, f"not a readable SQLite database: {exc}") from None
-    return conn
-
-
-def _tables(conn: sqlite3.Connection) -> list[str]:
-    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
-    return [str(row[0]) for row in rows]
-
-
-def schema_version(conn: sqlite3.Connection) -> int:
-    """The database's ``PRAGMA user_version``: mcstore's schema version."""
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+        return [f"quick_check could not run: {exc}"]
+    messages = [str(row[0]) for row in rows]
+    return [] if messages == ["ok"] else messages
 
 
 def open_mcstore_readonly(path: str) -> sqlite3.Connection:
@@ -118,15 +86,7 @@ def open_mcstore_readonly(path: str) -> sqlite3.Connection:
     """
     conn = connect_readonly(path)
     try:
-        tables = _tables(conn)
-        if "mc_results" not in tables:
-            found = ", ".join(tables) if tables else "none"
-            raise DatabaseFileError(path, f"not an mcstore database (no mc_results table; tables: {found})")
-        version = schema_version(conn)
-        if version > SCHEMA_VERSION:
-            raise DatabaseFileError(
-                path, f"schema version {version} is newer than {SCHEMA_VERSION}, which this mcstore reads"
-            )
+        check_mcstore_schema(conn, path, SCHEMA_VERSION)
     except BaseException:
         conn.close()
         raise
@@ -150,7 +110,7 @@ def check_write_target(path: str) -> None:
         return
     conn = connect_readonly(path)
     try:
-        tables = _tables(conn)
+        tables = table_names(conn)
     except sqlite3.Error as exc:
         raise DatabaseFileError(path, f"cannot read: {exc}") from None
     finally:
@@ -169,26 +129,33 @@ def namespaces(conn: sqlite3.Connection) -> list[str]:
     return [str(row[0]) for row in rows]
 
 
-def iter_results(
-    conn: sqlite3.Connection, namespace: str, on_bad_row: OnBadRow
-) -> Generator[tuple[bytes, bytes, PaymentResult], None, None]:
-    """Yield ``(key, value, result)`` for each row of ``namespace``, oldest first (key order).
+async def stream_results(
+    snapshot: Snapshot,
+    on_bad_row: OnBadRow,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_rows: OnRows | None = None,
+) -> AsyncGenerator[tuple[bytes, bytes, PaymentResult], None]:
+    """Yield ``(key, value, result)`` for each row of ``snapshot``, oldest first (key order).
 
-    A row that fails to decode goes to ``on_bad_row`` and is skipped; nothing is deleted.
-    Rows are streamed, so memory does not grow with the namespace.
+    Reads ``batch_size`` rows at a time, so memory does not grow with the namespace. A row
+    that fails to decode goes to ``on_bad_row`` and is skipped; nothing is deleted.
+    ``on_rows`` hears how many rows each batch held (for a progress bar). Close the
+    generator (``contextlib.aclosing``) when leaving early; the snapshot stays the caller's.
     """
-    cursor = conn.execute("SELECT key, value FROM mc_results WHERE namespace = ? ORDER BY key", (namespace,))
-    try:
-        for key, value in cursor:
-            key, value = bytes(key), bytes(value)
+    while True:
+        rows = await snapshot.next_batch(batch_size)
+        if on_rows is not None:
+            on_rows(len(rows))
+        for key, value in rows:
             try:
                 result = decode_result(key, value)
             except DecodeError as exc:
-                on_bad_row(key, exc)
+                on_bad_row(bytes(key), exc)
                 continue
             yield key, value, result
-    finally:
-        cursor.close()
+        if len(rows) < batch_size:
+            return
 
 
 def count_results(conn: sqlite3.Connection, namespace: str) -> int:
@@ -220,26 +187,30 @@ class NamespaceStats:
     """Failures by ``(code, name)``; ``(None, "no failure message")`` when lnd had none."""
 
 
-def namespace_stats(conn: sqlite3.Connection, namespace: str, on_bad_row: OnBadRow) -> NamespaceStats:
-    """Decode every row of ``namespace`` once and summarise it; report bad rows to ``on_bad_row``."""
+async def namespace_stats(
+    snapshot: Snapshot, namespace: str, on_bad_row: OnBadRow, *, on_rows: OnRows | None = None
+) -> NamespaceStats:
+    """Decode every row of ``snapshot`` (of ``namespace``) once and summarise it, streaming;
+    report bad rows to ``on_bad_row`` and batch sizes to ``on_rows``."""
     stats = NamespaceStats(namespace)
 
     def bad_row(key: bytes, exc: DecodeError) -> None:
         stats.undecodable += 1
         on_bad_row(key, exc)
 
-    for _key, _value, result in iter_results(conn, namespace, bad_row):
-        stats.records += 1
-        reply = result.time_reply_ns
-        if stats.oldest_reply_ns is None or reply < stats.oldest_reply_ns:
-            stats.oldest_reply_ns = reply
-        if stats.newest_reply_ns is None or reply > stats.newest_reply_ns:
-            stats.newest_reply_ns = reply
-        failure = result.failure
-        if failure is None:
-            stats.successes += 1
-            continue
-        stats.failures += 1
-        code, name = failure.code, failure.code_name
-        stats.failure_codes[(code, name if name is not None else "no failure message")] += 1
+    async with contextlib.aclosing(stream_results(snapshot, bad_row, on_rows=on_rows)) as rows:
+        async for _key, _value, result in rows:
+            stats.records += 1
+            reply = result.time_reply_ns
+            if stats.oldest_reply_ns is None or reply < stats.oldest_reply_ns:
+                stats.oldest_reply_ns = reply
+            if stats.newest_reply_ns is None or reply > stats.newest_reply_ns:
+                stats.newest_reply_ns = reply
+            failure = result.failure
+            if failure is None:
+                stats.successes += 1
+                continue
+            stats.failures += 1
+            code, name = failure.code, failure.code_name
+            stats.failure_codes[(code, name if name is not None else "no failure message")] += 1
     return stats

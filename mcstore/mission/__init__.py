@@ -1,5 +1,38 @@
-"""Mission control: result interpretation, pair history and success probabilities (lnd's rules)."""
+"""Mission control: result interpretation, pair history and success probabilities (lnd's rules).
+
+* :func:`interpret_result` reads one payment result as lnd does (:mod:`.interpretation`);
+* :class:`MissionControlState` keeps the pair history with lnd's update rules (:mod:`.state`);
+* :class:`AprioriEstimator` and :class:`BimodalEstimator` turn it into probabilities
+  (:mod:`.estimators`, whose docstring lists the differences from lnd);
+* :func:`open_mission_control` ties them to a store and replays its history (:mod:`.control`).
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .control import MissionControl, open_mission_control
+from .estimators import (
+    BIMODAL_SCALE_MSAT_MAX,
+    PREV_SUCCESS_PROBABILITY,
+    AprioriEstimator,
+    BimodalEstimator,
+    Estimator,
+)
+from .interpretation import FinalFailureReason, Interpretation, PairOutcome, interpret_result
+from .state import MIN_SECOND_CHANCE_INTERVAL_NS, MissionControlState, TimedPairResult
+
+__all__ = [
+    "BIMODAL_SCALE_MSAT_MAX",
+    "MIN_SECOND_CHANCE_INTERVAL_NS",
+    "PREV_SUCCESS_PROBABILITY",
+    "AprioriEstimator",
+    "BimodalEstimator",
+    "Estimator",
+    "FinalFailureReason",
+    "Interpretation",
+    "MissionControl",
+    "MissionControlState",
+    "PairOutcome",
+    "TimedPairResult",
+    "interpret_result",
+    "open_mission_control",
+]

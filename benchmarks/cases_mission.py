@@ -1,0 +1,200 @@
+"""Case 7: mission control: replaying the stored history at open, and ``pair_probability`` per call.
+
+Replay: ``open_mission_control`` on a store file of 1k and 100k results (10k in ``--quick``),
+built as case 6 builds its files, until the block starts (open + fetch + replay in key order),
+with ``max_records=0``. Baseline: ``open_store`` + ``fetch_all`` on the same file, i.e. the
+store's part of that work; the note gives the replay alone (applying the decoded results).
+
+The replay alone and the ``pair_probability`` figures are CPU time of the calling thread
+(``time.thread_time_ns``), baselines included, so that other processes on a shared machine do
+not inflate them; the open figures are wall time (they include the store's SQLite thread).
+
+``pair_probability``: the apriori and bimodal estimators (lnd's defaults), for a node with 10
+and with 1000 known pairs (successes, failures and both, over the last two weeks), queried for
+every known pair and as many untried ones, amounts up to 200k sat, capacity 1M sat.
+Baseline: a Python function with the same arguments that does one dict lookup, i.e. the
+floor of any estimator called this way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import trio
+
+import mcstore
+from mcstore.mission import AprioriEstimator, BimodalEstimator, TimedPairResult, open_mission_control
+
+from .cases_scale import build
+from .common import Config, Figure, Stats, check, collect_garbage, now_ns
+
+REPLAY_FULL: Final = (1_000, 100_000)
+REPLAY_QUICK: Final = (1_000, 10_000)
+PAIRS: Final = (10, 1000)
+SELF: Final = b"\x02" + b"\x5a" * 32
+REPLAY_TARGET_S: Final = 0.020
+PROBABILITY_TARGETS_S: Final = {"apriori": 3e-6, "bimodal": 6e-6}
+HOUR_NS: Final = 3_600_000_000_000
+
+
+def _replay_sizes(cfg: Config) -> tuple[int, ...]:
+    return REPLAY_QUICK if cfg.quick else REPLAY_FULL
+
+
+def steps(cfg: Config) -> int:
+    return len(_replay_sizes(cfg)) + 2 * len(PAIRS)
+
+
+def _label(size: int) -> str:
+    return f"{size // 1000}k"
+
+
+async def _open_mc(path: str) -> tuple[float, float, int]:
+    t0 = now_ns()
+    async with open_mission_control(path, self_pubkey=SELF, max_records=0, flush_interval=3600) as mc:
+        total = (now_ns() - t0) / 1e9
+        count = mc.replayed
+        results = await mc.store.fetch_all()
+        state = type(mc.state)()
+        t1 = time.thread_time_ns()
+        for r in results:
+            state.apply_result(r)
+        replay = (time.thread_time_ns() - t1) / 1e9
+        check(state.pairs() == mc.pairs(), "mission: replay outside the store differs from the one at open")
+    return total, replay, count
+
+
+async def _open_store(path: str) -> tuple[float, int]:
+    t0 = now_ns()
+    async with mcstore.open_store(path, max_records=0, flush_interval=3600) as store:
+        results = await store.fetch_all()
+        return (now_ns() - t0) / 1e9, len(results)
+
+
+def _replay(cfg: Config) -> list[Figure]:
+    figures = []
+    for size in _replay_sizes(cfg):
+        path = cfg.path(f"mission-{_label(size)}.sqlite")
+        build(path, size)
+        totals: list[float] = []
+        replays: list[float] = []
+        bases: list[float] = []
+        reps = cfg.scaled(9, 3) if size <= 1_000 else cfg.scaled(3, 1)  # larger: up to seconds per open
+        for rep in range(reps):
+            for kind in (("mc", "store") if rep % 2 == 0 else ("store", "mc")):
+                collect_garbage()
+                if kind == "mc":
+                    total, replay, count = trio.run(_open_mc, path)
+                    check(count == size, f"mission: replayed {count} results, expected {size}")
+                    totals.append(total)
+                    replays.append(replay)
+                else:
+                    base, count = trio.run(_open_store, path)
+                    check(count == size, f"mission: fetched {count} results, expected {size}")
+                    bases.append(base)
+        base = Stats.of(bases)
+        replay = Stats.of(replays)
+        figure = Figure(
+            case=7,
+            label=f"replay {_label(size)} at open (apply in key order)",
+            kind="time",
+            value=replay,
+            baseline_label="open_store + fetch_all, same file",
+            baseline=base,
+            note="CPU time of mission control's own work at open: applying the decoded results",
+        )
+        if size == 1_000:
+            figure.target = "<= 20 ms"
+            figure.passed = replay.median <= REPLAY_TARGET_S
+        figures.append(figure)
+        figures.append(
+            Figure(
+                case=7,
+                label=f"open_mission_control, {_label(size)} stored",
+                kind="time",
+                value=Stats.of(totals),
+                baseline_label="open_store + fetch_all, same file",
+                baseline=base,
+                note="open + fetch + replay, until the block starts",
+            )
+        )
+        cfg.advance(f"case 7: replay {_label(size)}")
+    return figures
+
+
+def _history(pairs: int, now: int) -> dict[bytes, TimedPairResult]:
+    """A node's known pairs: a third successes, a third failures, a third both."""
+    out = {}
+    for i in range(pairs):
+        peer = b"\x03" + i.to_bytes(4, "big") + bytes(28)
+        ago = (i * 7919) % (14 * 24) * HOUR_NS
+        amt = 1_000_000 + (i * 104_729) % 200_000_000
+        kind = i % 3
+        if kind == 0:
+            out[peer] = TimedPairResult(None, 0, now - ago, amt)
+        elif kind == 1:
+            out[peer] = TimedPairResult(now - ago, amt)
+        else:
+            out[peer] = TimedPairResult(now - ago, amt + 50_000_000, now - ago // 2, amt)
+    return out
+
+
+def _floor(now_ns: int, results: Mapping[bytes, TimedPairResult], to: bytes, amt: int, cap: int) -> float:
+    return 0.5 if results.get(to) is None else 0.25
+
+
+def _per_call(fn: Callable[..., float], queries: list[tuple[Any, ...]], rounds: int) -> float:
+    collect_garbage()
+    t0 = time.thread_time_ns()
+    for _ in range(rounds):
+        for q in queries:
+            fn(*q)
+    return (time.thread_time_ns() - t0) / 1e9 / (rounds * len(queries))
+
+
+def _probabilities(cfg: Config) -> list[Figure]:
+    figures = []
+    now = 1_700_000_000 * 10**9
+    for name, est in (("apriori", AprioriEstimator()), ("bimodal", BimodalEstimator())):
+        for pairs in PAIRS:
+            results = _history(pairs, now)
+            targets = list(results) + [b"\x04" + i.to_bytes(4, "big") + bytes(28) for i in range(pairs)]
+            # Every known pair and as many untried ones; at 1000 pairs an evenly spread sample.
+            step = max(1, len(targets) // cfg.scaled(2000, 200))
+            queries = [
+                (now, results, to, 1000 + (j * 7_777_777) % 200_000_000, 1_000_000)
+                for j, to in enumerate(targets)
+                if j % step == 0
+            ]
+            for q in queries[:20]:
+                p = est.pair_probability(*q)
+                check(0.0 <= p <= 1.0, f"mission: {name} probability {p} out of [0, 1]")
+            rounds = max(1, cfg.scaled(20_000, 3_000) // len(queries) // (pairs // 10))
+            values: list[float] = []
+            bases: list[float] = []
+            for _ in range(cfg.scaled(9, 3) if pairs <= 10 else cfg.scaled(5, 2)):
+                values.append(_per_call(est.pair_probability, queries, rounds))
+                bases.append(_per_call(_floor, queries, rounds))
+            value = Stats.of(values)
+            figure = Figure(
+                case=7,
+                label=f"{name} pair_probability, {pairs} pairs",
+                kind="time",
+                value=value,
+                baseline_label="same call to a one-lookup function",
+                baseline=Stats.of(bases),
+                note="CPU time per call, known and untried pairs",
+            )
+            if pairs == 10:
+                target = PROBABILITY_TARGETS_S[name]
+                figure.target = f"<= {target * 1e6:.0f} us"
+                figure.passed = value.median <= target
+            figures.append(figure)
+            cfg.advance(f"case 7: {name}, {pairs} pairs")
+    return figures
+
+
+def run(cfg: Config) -> list[Figure]:
+    return _replay(cfg) + _probabilities(cfg)

@@ -1,0 +1,414 @@
+"""Reading an SQLite mcstore file without writing: snapshots and the read-only reader.
+
+:class:`SQLiteSnapshot` is the :class:`~mcstore.backends.Snapshot` of one namespace: its own
+read-only connection (:func:`connect_readonly`), one deferred read transaction held from open to close
+(WAL mode gives it a consistent view, and a writer commits meanwhile), and keyset pagination
+(``WHERE key > last ORDER BY key LIMIT n`` on the primary key), so that it holds one batch at
+a time whatever the namespace's size. :class:`SQLiteReader` is the
+:class:`~mcstore.backends.Reader` of a file, for ``mcstore stats`` and ``mcstore export``: it
+takes no namespace lock, and never creates, repairs or deletes anything.
+
+Every SQLite call runs off the Trio thread, one at a time per connection. Cancelling a call
+(or closing the snapshot from another task) sets a flag that SQLite's progress handler reads,
+and calls ``Connection.interrupt()``: the statement stops, and the call has finished, its
+thread idle, when the awaiting task resumes. While a snapshot is open, a WAL checkpoint cannot
+go past the snapshot's view, so the ``-wal`` file may grow; close snapshots promptly.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final, TypeVar
+
+import trio
+
+from ..errors import LocationError, StoreClosed, StoreError
+from .base import Row, check_batch_size
+
+if TYPE_CHECKING:
+    from outcome import Outcome
+
+__all__ = [
+    "SQLITE_HEADER",
+    "SQLiteReader",
+    "SQLiteSnapshot",
+    "check_mcstore_schema",
+    "check_sqlite_file",
+    "connect_readonly",
+    "table_names",
+]
+
+T = TypeVar("T")
+
+SQLITE_HEADER: Final = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite database file."""
+_WAL_FORMAT: Final = 2
+"""Bytes 18 and 19 of the header (write and read format version): 2 in WAL mode, 1 otherwise."""
+
+_BUSY_SLICE_MS: Final = 50
+_BUSY_WAIT: Final = 5.0
+"""Seconds the start of a read transaction may wait while SQLite reports the file busy (WAL
+recovery by another connection); checked for cancellation every ``_BUSY_SLICE_MS``."""
+_PROGRESS_STEPS: Final = 1000
+
+_FIRST: Final = "SELECT key, value FROM mc_results WHERE namespace = ? ORDER BY key LIMIT ?"
+_AFTER: Final = "SELECT key, value FROM mc_results WHERE namespace = ? AND key > ? ORDER BY key LIMIT ?"
+_COUNT: Final = "SELECT count(*) FROM mc_results WHERE namespace = ?"
+_NAMESPACES: Final = (
+    "SELECT namespace, sum(n) FROM ("
+    " SELECT namespace, count(*) AS n FROM mc_results GROUP BY namespace"
+    " UNION ALL SELECT namespace, 0 FROM mc_namespaces"
+    ") GROUP BY namespace ORDER BY namespace"
+)
+
+
+def check_sqlite_file(path: str) -> bool:
+    """Return whether ``path`` exists; raise :class:`~mcstore.LocationError` if it is not SQLite.
+
+    An empty file counts as SQLite (it is what SQLite makes of a new database). Reads at most
+    16 bytes and writes nothing.
+    """
+    try:
+        with open(path, "rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return False
+    except IsADirectoryError:
+        raise LocationError(path, "is a directory, not a database file") from None
+    except OSError as exc:
+        raise LocationError(path, f"cannot read: {exc.strerror or exc}") from None
+    if header and header != SQLITE_HEADER:
+        raise LocationError(path, "not an SQLite database")
+    return True
+
+
+def _in_wal_mode(path: str) -> bool:
+    """Whether the header of the SQLite file ``path`` says WAL mode (reads 20 bytes)."""
+    with open(path, "rb") as f:
+        header = f.read(20)
+    return len(header) == 20 and header[18] == header[19] == _WAL_FORMAT
+
+
+def connect_readonly(
+    path: str, *, immutable_if_idle: bool = False, check_same_thread: bool = True
+) -> sqlite3.Connection:
+    """Open the existing SQLite file ``path`` for reading only; never create it, never write it.
+
+    Leaves nothing behind. A WAL-mode file with no ``-wal`` beside it (no one has it open) is
+    opened read-write with ``PRAGMA query_only``: SQLite then creates the ``-wal`` and ``-shm``
+    it needs and removes them when the connection closes (if a writer opened the file
+    meanwhile, they are the writer's, and it removes them). A file whose ``-wal`` exists (a
+    writer has it open, or crashed) is opened ``mode=ro``, which uses the existing companions
+    and never writes the file, even to recover a crashed writer's log. Any other file is
+    opened ``mode=ro``, which creates nothing for a rollback-journal database.
+
+    With ``immutable_if_idle``, a file without a ``-wal`` companion is opened ``immutable``
+    instead, so SQLite creates nothing beside it at all; use it for files that belong to
+    another program. The connection is in autocommit mode (``isolation_level=None``): a
+    caller that wants one consistent view issues ``BEGIN`` itself. Raises
+    :class:`~mcstore.LocationError`.
+    """
+    if not check_sqlite_file(path):
+        raise LocationError(path, "no such file")
+    uri = pathlib.Path(path).absolute().as_uri()
+    idle = not os.path.exists(path + "-wal")
+    if immutable_if_idle and idle:
+        uri += "?mode=ro&immutable=1"
+    elif idle and _in_wal_mode(path):
+        uri += "?mode=rw"
+    else:
+        uri += "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=check_same_thread)
+    except sqlite3.Error as exc:
+        raise LocationError(path, f"cannot open read-only: {exc}") from None
+    try:
+        conn.execute("PRAGMA query_only = ON")
+        # The header looked right; this reads the schema, so a damaged file fails here.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        conn.close()
+        raise LocationError(path, f"not a readable SQLite database: {exc}") from None
+    return conn
+
+
+def table_names(conn: sqlite3.Connection) -> list[str]:
+    """The names of the database's tables, sorted."""
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def check_mcstore_schema(conn: sqlite3.Connection, path: str, newest: int) -> int:
+    """Return the schema version of the mcstore database on ``conn``.
+
+    Raises :class:`~mcstore.LocationError` if it has no ``mc_results`` table or a version
+    newer than ``newest``.
+    """
+    tables = table_names(conn)
+    if "mc_results" not in tables:
+        found = ", ".join(tables) if tables else "none"
+        raise LocationError(path, f"not an mcstore database (no mc_results table; tables: {found})")
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > newest:
+        raise LocationError(path, f"schema version {version} is newer than {newest}, which this mcstore reads")
+    return version
+
+
+async def _run_in_thread(fn: Callable[[], T], on_cancel: Callable[[], None]) -> T:
+    """Run ``fn`` in a worker thread; on cancellation call ``on_cancel`` and keep waiting.
+
+    The caller always gets ``fn``'s own outcome (nothing is abandoned); if the task was
+    cancelled and ``fn`` raised, the cancellation is raised instead.
+    """
+    await trio.lowlevel.checkpoint_if_cancelled()
+    task = trio.lowlevel.current_task()
+    token = trio.lowlevel.current_trio_token()
+    cancelled = False
+
+    def deliver(result: Outcome[T]) -> None:
+        token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+
+    def abort(_: object) -> trio.lowlevel.Abort:
+        nonlocal cancelled
+        cancelled = True
+        on_cancel()
+        return trio.lowlevel.Abort.FAILED
+
+    trio.lowlevel.start_thread_soon(fn, deliver)
+    try:
+        value: T = await trio.lowlevel.wait_task_rescheduled(abort)
+    except Exception:
+        if cancelled:
+            await trio.lowlevel.checkpoint()
+        raise
+    return value
+
+
+class _ReadConnection:
+    """One read-only connection used from worker threads, one call at a time, interruptible.
+
+    ``aclose()`` may come from any task at any time: it interrupts the call in progress, which
+    then raises :class:`~mcstore.StoreClosed`, and returns once the connection is closed.
+    """
+
+    def __init__(self, path: str, what: str) -> None:
+        self.path: Final = path
+        self._what = what
+        self._conn: sqlite3.Connection | None = None
+        self._serial = trio.Lock()
+        self._stop = False  # read by the progress handler
+        self._closing = False
+        self._released = trio.Event()
+        self._broken: str | None = None
+
+    def _progress(self) -> int:
+        return 1 if self._stop else 0
+
+    def _interrupt(self) -> None:
+        self._stop = True
+        conn = self._conn
+        if conn is not None:
+            conn.interrupt()
+
+    def _connect_sync(self) -> sqlite3.Connection:
+        conn = connect_readonly(self.path, check_same_thread=False)
+        self._conn = conn
+        conn.set_progress_handler(self._progress, _PROGRESS_STEPS)
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_SLICE_MS}")
+        return conn
+
+    def _begin_read_sync(self, probe: str, parameters: tuple[object, ...]) -> None:
+        """``BEGIN`` and a first read, which fixes the transaction's view of the file."""
+        conn = self._connection()
+        deadline = time.monotonic() + _BUSY_WAIT
+        while True:
+            try:
+                conn.execute("BEGIN")
+                conn.execute(probe, parameters).fetchall()
+                return
+            except sqlite3.OperationalError as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or self._stop or time.monotonic() >= deadline:
+                    raise
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise sqlite3.ProgrammingError("not connected")
+        return self._conn
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        async with self._serial:
+            if self._closing:
+                raise StoreClosed(f"{self._what} of {self.path!r} is closed")
+            if self._broken is not None:
+                raise StoreError(f"{self._what} of {self.path!r} is unusable after {self._broken}; close it")
+            self._stop = False
+            try:
+                return await _run_in_thread(fn, self._interrupt)
+            except sqlite3.Error as exc:
+                self._broken = "an error"
+                if self._closing:
+                    raise StoreClosed(f"{self._what} of {self.path!r} was closed during a read") from None
+                raise StoreError(f"SQLite read failed on {self.path!r}: {exc}") from exc
+            except BaseException:
+                self._broken = "a cancelled read"
+                raise
+
+    async def aclose(self) -> None:
+        """Interrupt any call in progress, close the connection; see the class docstring."""
+        with trio.CancelScope(shield=True):
+            if self._closing:
+                await self._released.wait()
+                return
+            self._closing = True
+            try:
+                self._interrupt()
+                async with self._serial:
+                    await _run_in_thread(self._close_sync, lambda: None)
+            finally:
+                self._released.set()
+                self._on_released()
+
+    def _close_sync(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _on_released(self) -> None:
+        """Hook for subclasses: called once, when ``aclose`` has released everything."""
+
+
+class SQLiteSnapshot(_ReadConnection):
+    """The :class:`~mcstore.backends.Snapshot` of ``namespace`` in the SQLite file ``path``.
+
+    Create it, then ``await snapshot.start()`` (which takes the view); both the SQLite backend
+    and :class:`SQLiteReader` do this for you. ``on_release`` is called once when it is closed.
+    """
+
+    def __init__(
+        self, path: str, namespace: str, *, on_release: Callable[[SQLiteSnapshot], None] | None = None
+    ) -> None:
+        super().__init__(path, f"snapshot of namespace {namespace!r}")
+        self.namespace: Final = namespace
+        self._on_release = on_release
+        self._after: bytes | None = None
+        self._exhausted = False
+
+    async def start(self) -> None:
+        """Connect and begin the read transaction; on failure (or cancellation) close again."""
+        namespace = self.namespace
+
+        def work() -> None:
+            self._connect_sync()
+            self._begin_read_sync("SELECT key FROM mc_results WHERE namespace = ? LIMIT 1", (namespace,))
+
+        try:
+            await self._call(work)
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def next_batch(self, max_rows: int) -> list[Row]:
+        """See :meth:`mcstore.backends.Snapshot.next_batch`."""
+        check_batch_size(max_rows)
+        if self._exhausted:
+            await trio.lowlevel.checkpoint()
+            if self._closing:
+                raise StoreClosed(f"{self._what} of {self.path!r} is closed")
+            return []
+        namespace, after = self.namespace, self._after
+
+        def read() -> list[Row]:
+            conn = self._connection()
+            if after is None:
+                return conn.execute(_FIRST, (namespace, max_rows)).fetchall()
+            return conn.execute(_AFTER, (namespace, after, max_rows)).fetchall()
+
+        rows = await self._call(read)
+        if rows:
+            self._after = rows[-1][0]
+        if len(rows) < max_rows:
+            self._exhausted = True
+        return rows
+
+    async def count(self) -> int:
+        """See :meth:`mcstore.backends.Snapshot.count`."""
+        namespace = self.namespace
+        return await self._call(lambda: int(self._connection().execute(_COUNT, (namespace,)).fetchone()[0]))
+
+    def _on_released(self) -> None:
+        if self._on_release is not None:
+            self._on_release(self)
+
+
+class SQLiteReader(_ReadConnection):
+    """The :class:`~mcstore.backends.Reader` of the SQLite mcstore file ``path``.
+
+    Open it with :meth:`open` (or :func:`mcstore.backends.open_reader`). Raises
+    :class:`~mcstore.LocationError` for a missing file (never created), a file that is not
+    SQLite, an SQLite file without mcstore's tables, or a newer schema version.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, "reader")
+        self.location: str = path
+        self.schema_version: int = 0
+        self._snapshots: set[SQLiteSnapshot] = set()
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *, newest_schema: int) -> SQLiteReader:
+        """Open the reader of ``path``, accepting schema versions up to ``newest_schema``."""
+        reader = cls(os.fspath(path))
+
+        def work() -> None:
+            conn = reader._connect_sync()
+            reader.schema_version = check_mcstore_schema(conn, reader.path, newest_schema)
+
+        try:
+            await reader._call(work)
+        except BaseException:
+            await reader.aclose()
+            raise
+        return reader
+
+    @property
+    def snapshots_open(self) -> int:
+        """Snapshots opened by :meth:`open_snapshot` and not closed yet."""
+        return len(self._snapshots)
+
+    async def namespaces(self) -> dict[str, int]:
+        """See :meth:`mcstore.backends.Reader.namespaces`."""
+
+        def work() -> dict[str, int]:
+            conn = self._connection()
+            if "mc_namespaces" in table_names(conn):
+                rows = conn.execute(_NAMESPACES).fetchall()
+            else:  # written by a tool that kept no counts
+                rows = conn.execute(
+                    "SELECT namespace, count(*) FROM mc_results GROUP BY namespace ORDER BY namespace"
+                ).fetchall()
+            return {str(name): int(count) for name, count in rows}
+
+        return await self._call(work)
+
+    async def open_snapshot(self, namespace: str) -> SQLiteSnapshot:
+        """See :meth:`mcstore.backends.Reader.open_snapshot`."""
+        if self._closing:
+            raise StoreClosed(f"reader of {self.path!r} is closed")
+        snapshot = SQLiteSnapshot(self.path, namespace, on_release=self._snapshots.discard)
+        self._snapshots.add(snapshot)
+        await snapshot.start()
+        return snapshot
+
+    async def aclose(self) -> None:
+        """See :meth:`mcstore.backends.Reader.aclose`."""
+        with trio.CancelScope(shield=True):
+            for snapshot in list(self._snapshots):
+                await snapshot.aclose()
+            await super().aclose()

@@ -1,0 +1,425 @@
+"""lnd's success-probability estimators: apriori (the default) and bimodal.
+
+Both answer "how likely does the channel ``from -> to`` forward ``amount_msat`` now?" from
+the pair history of ``from`` (the mapping :meth:`MissionControlState.results_from` returns),
+with lnd's formulas and defaults (``routing/probability_apriori.go`` and
+``probability_bimodal.go``, lnd 0.19 to 0.21; lnd 0.18 and older used another bimodal
+normalisation). They agree with lnd's own test vectors to within a relative error of 1e-12
+(Go's ``math.Exp``/``math.Pow`` and CPython's libm may differ in the last bits).
+
+* :class:`AprioriEstimator` mixes an a-priori hop probability (lowered near the channel's
+  capacity) with the node's other results, and penalises a pair's failure with a weight that
+  halves every ``penalty_half_life``. Successes never decay.
+* :class:`BimodalEstimator` assumes a channel's liquidity sits mostly at either end
+  (density ~ ``exp(-x/s) + exp((x-c)/s)``), narrows the range with the pair's last success and
+  failure (both decaying back over ``decay_time``), and mixes in the node's other results when
+  the pair has no fresh information.
+
+Differences from lnd (each a clear lnd bug; tested):
+
+* Apriori: a failure time in the future gives lnd a weight above 1 and a negative
+  probability; here every apriori probability is clamped to [0, 1]. lnd's NaN results (a zero
+  ``penalty_half_life`` with a failure at exactly ``now``, or ``weight=0`` when no result says
+  anything about the amount, 0/0) become 0.
+* Bimodal: a time in the future counts as ``now`` (lnd's decay factor then exceeds 1, which
+  overflows its msat conversions, and the node weighting can reach inf/inf = NaN). Amount
+  conversions saturate at 2**64 - 1 instead of wrapping.
+
+Everything else follows lnd, quirks included: bimodal returns 0 for a zero capacity, and for a
+numerical overshoot of the probability above 1 or below 0; bimodal node weighting ignores
+amount-independent failures (amount 0), apriori counts them; an amount known to succeed gets
+0.95 from apriori, so with ``hop_probability`` above 0.95 a larger untried amount can score
+higher (a higher amount never scores higher otherwise: a tested property).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import ClassVar, Final, Protocol, runtime_checkable
+
+from ..model import U64_MAX
+from ._gotime import MAX_DURATION, MIN_DURATION, hours, sub
+from .state import TimedPairResult
+
+__all__ = [
+    "BIMODAL_SCALE_MSAT_MAX",
+    "PREV_SUCCESS_PROBABILITY",
+    "AprioriEstimator",
+    "BimodalEstimator",
+    "Estimator",
+]
+
+PREV_SUCCESS_PROBABILITY: Final = 0.95
+"""lnd's ``prevSuccessProbability``: the apriori probability for an amount known to succeed."""
+CAPACITY_SMEARING_FRACTION: Final = 0.025
+MIN_CAPACITY_FACTOR: Final = 0.5
+MIN_CAPACITY_FRACTION: Final = 0.75
+BIMODAL_SCALE_MSAT_MAX: Final = 1000 * 1_000_000_000 // 4
+"""lnd's ``BimodalScaleMsatMax``: a quarter of the 10 BTC capacity lnd gives hop hints, in msat."""
+
+_NS_PER_S: Final = 1_000_000_000
+_LOCAL_AMOUNT: Final = U64_MAX  # lnd's MaxMilliSatoshi: local channels ignore amounts
+_exp = math.exp
+_pow = math.pow
+_inf = math.inf
+_nan = math.nan
+
+
+@runtime_checkable
+class Estimator(Protocol):
+    """What :class:`~mcstore.mission.MissionControl` needs from an estimator."""
+
+    name: ClassVar[str]
+
+    def pair_probability(
+        self,
+        now_ns: int,
+        results: Mapping[bytes, TimedPairResult],
+        to_pubkey: bytes,
+        amount_msat: int,
+        capacity_sat: int,
+    ) -> float:
+        """The probability that ``from -> to_pubkey`` forwards ``amount_msat``, in [0, 1]."""
+        ...
+
+    def local_pair_probability(self, now_ns: int, results: Mapping[bytes, TimedPairResult], to_pubkey: bytes) -> float:
+        """The same for one of this node's own channels (amount and capacity ignored)."""
+        ...
+
+
+def _number(owner: str, name: str, value: object) -> float:
+    """``value`` as a finite float, or TypeError/ValueError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{owner}: {name} must be a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+    return float(value)
+
+
+def _unit(owner: str, name: str, value: object) -> float:
+    v = _number(owner, name, value)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{owner}: {name} must be in [0, 1], got {value!r}")
+    return v
+
+
+def _primitive(s: float, c: float, cs: float, norm: float, x: float) -> float:
+    """lnd's ``primitive`` with the terms that depend on the capacity alone passed in."""
+    return (-_exp(-x / s) + _exp((x - c) / s) + x / cs) / norm
+
+
+class AprioriEstimator:
+    """lnd's apriori estimator (the default).
+
+    Parameters, validated as lnd does (a ``ValueError`` names the field; non-finite values are
+    refused too): ``hop_probability`` in [0, 1], the probability of an untried channel;
+    ``weight`` in [0, 1], how much that a-priori value counts against the node's history
+    (1: history ignored); ``penalty_half_life`` >= 0 seconds, how fast a failure is forgiven;
+    ``capacity_fraction`` in [0.75, 1], the fraction of the capacity above which the a-priori
+    probability falls off (1: no fall-off).
+    """
+
+    name: ClassVar[str] = "apriori"
+
+    __slots__ = ("_half_life_hours", "_k", "capacity_fraction", "hop_probability", "penalty_half_life", "weight")
+
+    def __init__(
+        self,
+        hop_probability: float = 0.6,
+        weight: float = 0.5,
+        penalty_half_life: float = 3600.0,
+        capacity_fraction: float = 0.9999,
+    ) -> None:
+        owner = "AprioriEstimator"
+        half_life = _number(owner, "penalty_half_life", penalty_half_life)
+        if half_life < 0:
+            raise ValueError(f"{owner}: penalty_half_life must be >= 0 seconds, got {penalty_half_life!r}")
+        self.hop_probability: Final = _unit(owner, "hop_probability", hop_probability)
+        self.weight: Final = _unit(owner, "weight", weight)
+        fraction = _number(owner, "capacity_fraction", capacity_fraction)
+        if not MIN_CAPACITY_FRACTION <= fraction <= 1.0:
+            raise ValueError(f"{owner}: capacity_fraction must be in [0.75, 1], got {capacity_fraction!r}")
+        self.capacity_fraction: Final = fraction
+        self.penalty_half_life: Final = half_life
+        self._half_life_hours = hours(round(half_life * _NS_PER_S))
+        # lnd's aprioriFactor: the a-priori value counts as k results (unused when weight is 1).
+        self._k = 1 / (1 - self.weight) - 1 if self.weight != 1.0 else _inf
+
+    def __repr__(self) -> str:
+        return (
+            f"AprioriEstimator(hop_probability={self.hop_probability!r}, weight={self.weight!r}, "
+            f"penalty_half_life={self.penalty_half_life!r}, capacity_fraction={self.capacity_fraction!r})"
+        )
+
+    def _penalty_weight(self, age_ns: int) -> float:
+        """lnd's ``getWeight``: ``2 ** (-age.Hours() / half_life.Hours())``, inf/NaN as Go gives them.
+
+        ``age_ns`` is saturated to Go's Duration range first, as ``Time.Sub`` does. Hours are
+        ``age_ns / 3.6e12`` (Go sums whole hours and the fraction: the same value to an ULP).
+        """
+        if not MIN_DURATION <= age_ns <= MAX_DURATION:
+            age_ns = MAX_DURATION if age_ns > 0 else MIN_DURATION
+        hl = self._half_life_hours
+        if hl == 0.0:
+            return 0.0 if age_ns > 0 else _nan if age_ns == 0 else _inf
+        try:
+            return _pow(2.0, -(age_ns / 3.6e12) / hl)
+        except OverflowError:
+            return _inf
+
+    def capacity_factor(self, amount_msat: int, capacity_sat: int) -> float:
+        """lnd's ``capacityFactor``: 1 well below the capacity, 0.5 at ``capacity_fraction`` of
+        it, 0 above it; 1 when the capacity is unknown (0) or ``capacity_fraction`` is 1."""
+        f = self.capacity_fraction
+        if f == 1.0 or capacity_sat == 0:
+            return 1.0
+        c = float(capacity_sat * 1000)
+        a = float(amount_msat)
+        if a > c:
+            return 0.0
+        return 1 - (1 - MIN_CAPACITY_FACTOR) / (1 + _exp(-(a - f * c) / (CAPACITY_SMEARING_FRACTION * c)))
+
+    def pair_probability(
+        self,
+        now_ns: int,
+        results: Mapping[bytes, TimedPairResult],
+        to_pubkey: bytes,
+        amount_msat: int,
+        capacity_sat: int,
+    ) -> float:
+        """The probability that the channel to ``to_pubkey`` forwards ``amount_msat`` at ``now_ns``.
+
+        ``results`` is the pair history of the channel's source node (``results_from``);
+        ``capacity_sat`` the channel's capacity (0: unknown). Always in [0, 1]. Pure; O(len(results)).
+        """
+        r = results.get(to_pubkey)
+        if r is not None and amount_msat <= r[3]:
+            return PREV_SUCCESS_PROBABILITY
+        # lnd's getNodeProbability: the a-priori value mixed with the node's other results.
+        p = self.hop_probability * self.capacity_factor(amount_msat, capacity_sat)
+        if results and self.weight != 1.0:
+            k = self._k
+            num = p * k
+            den = k
+            weight = self._penalty_weight
+            for fail_time, fail_amt, _, success_amt in results.values():
+                if amount_msat <= success_amt:
+                    den += 1
+                    num += PREV_SUCCESS_PROBABILITY
+                elif fail_time is not None and amount_msat >= fail_amt:
+                    den += weight(now_ns - fail_time)
+            p = num / den if den != 0 else _nan  # lnd: 0/0 when weight is 0 and nothing applies
+        return self._pair(now_ns, r, amount_msat, p)
+
+    def _pair(self, now_ns: int, r: TimedPairResult | None, amount_msat: int, node_probability: float) -> float:
+        """lnd's ``calculateProbability`` after the success check, clamped to [0, 1]."""
+        if r is not None:
+            fail_time = r[0]
+            if fail_time is not None and amount_msat >= r[1]:
+                node_probability *= 1 - self._penalty_weight(now_ns - fail_time)
+        if node_probability >= 0.0:
+            return node_probability if node_probability <= 1.0 else 1.0
+        return 0.0  # negative (a future failure) or NaN
+
+    def local_pair_probability(self, now_ns: int, results: Mapping[bytes, TimedPairResult], to_pubkey: bytes) -> float:
+        """The probability for one of our own channels: 0.95, lowered by the pair's last failure.
+
+        Amounts and capacity are ignored (our own channels' balances are known to pathfinding).
+        """
+        r = results.get(to_pubkey)
+        if r is not None and _LOCAL_AMOUNT <= r[3]:
+            return PREV_SUCCESS_PROBABILITY
+        return self._pair(now_ns, r, _LOCAL_AMOUNT, PREV_SUCCESS_PROBABILITY)
+
+
+class BimodalEstimator:
+    """lnd's bimodal estimator.
+
+    Parameters, validated as lnd does (a ``ValueError`` names the field): ``scale_msat``, an
+    int in (0, 250_000_000_000], the width of the liquidity's concentration at the channel's
+    ends; ``node_weight`` in [0, 1], how much the node's other results count when the pair has
+    no fresh information; ``decay_time`` > 0 seconds, how fast learnt liquidity is forgotten.
+    """
+
+    name: ClassVar[str] = "bimodal"
+
+    __slots__ = ("_decay_int", "_decay_ns", "_scale", "decay_time", "node_weight", "scale_msat")
+
+    def __init__(
+        self,
+        scale_msat: int = 300_000_000,
+        node_weight: float = 0.2,
+        decay_time: float = 604800.0,
+    ) -> None:
+        owner = "BimodalEstimator"
+        decay = _number(owner, "decay_time", decay_time)
+        decay_ns = round(decay * _NS_PER_S)
+        if decay_ns <= 0:
+            raise ValueError(f"{owner}: decay_time must be > 0 seconds, got {decay_time!r}")
+        self.node_weight: Final = _unit(owner, "node_weight", node_weight)
+        if isinstance(scale_msat, bool) or not isinstance(scale_msat, int):
+            raise TypeError(f"{owner}: scale_msat must be an int, got {type(scale_msat).__name__} {scale_msat!r}")
+        if not 0 < scale_msat <= BIMODAL_SCALE_MSAT_MAX:
+            raise ValueError(f"{owner}: scale_msat must be in (0, {BIMODAL_SCALE_MSAT_MAX}], got {scale_msat!r}")
+        self.scale_msat: Final = int(scale_msat)
+        self.decay_time: Final = decay
+        self._decay_int = decay_ns
+        self._decay_ns = float(decay_ns)
+        self._scale = float(scale_msat)
+
+    def __repr__(self) -> str:
+        return (
+            f"BimodalEstimator(scale_msat={self.scale_msat!r}, node_weight={self.node_weight!r}, "
+            f"decay_time={self.decay_time!r})"
+        )
+
+    def _decay(self, age_ns: int) -> float:
+        """``exp(-age / decay_time)``; a future time counts as now (lnd: a factor above 1)."""
+        if age_ns <= 0:
+            return 1.0
+        return _exp(-float(age_ns if age_ns < MAX_DURATION else MAX_DURATION) / self._decay_ns)
+
+    def primitive(self, capacity: float, x: float) -> float:
+        """The antiderivative of the (normalised) liquidity density at ``x`` (lnd's ``primitive``)."""
+        s = self._scale
+        cs = capacity * s
+        if cs == 0.0:  # only for capacity 0, which the formula never passes: Go gives NaN or +-inf
+            return _nan if x == 0 or x != x else math.copysign(_inf, x)
+        return _primitive(s, capacity, cs, -2 * _exp(-capacity / s) + 2 + 1 / s, x)
+
+    def integral(self, capacity: float, lower: float, upper: float) -> float:
+        """The density's integral over [lower, upper]; 0 for nonsensical limits (lnd's ``integral``)."""
+        if lower < 0 or lower > upper:
+            return 0.0
+        return self.primitive(capacity, upper) - self.primitive(capacity, lower)
+
+    def probability_formula(self, capacity_msat: int, success_msat: int, fail_msat: int, amount_msat: int) -> float:
+        """lnd's ``probabilityFormula``: P(liquidity >= amount | success_msat <= liquidity < fail_msat).
+
+        Returns 0.0 where lnd returns an error (zero capacity, NaN, a zero normalisation, or a
+        numerical result outside [0, 1]), as lnd's caller does.
+        """
+        c = float(capacity_msat)
+        sa = float(success_msat)
+        fa = float(fail_msat)
+        a = float(amount_msat)
+        if c == 0.0 or a > c:
+            return 0.0
+        if fa <= sa:  # contradictory information is discarded
+            sa = 0.0
+            fa = c
+        if sa >= c:
+            sa = c - 1
+            fa = c
+        if fa > c:
+            fa = c
+        if a >= fa:
+            return 0.0
+        if a <= sa:
+            return 1.0
+        # Here 0 <= sa < a < fa <= c, so both of lnd's integrals are in range; the primitive at
+        # fa and the normalisation are computed once (the same operations, so the same bits).
+        s = self._scale
+        cs = c * s
+        norm = -2 * _exp(-c / s) + 2 + 1 / s
+        top = _primitive(s, c, cs, norm, fa)
+        prob = top - _primitive(s, c, cs, norm, a)
+        if prob != prob:
+            return 0.0
+        renorm = top - _primitive(s, c, cs, norm, sa)
+        if renorm != renorm or renorm == 0.0:
+            return 0.0
+        prob /= renorm
+        if prob > 1.0 or prob < 0.0:
+            return 0.0  # lnd: an error (amount > success amount here), not a clamp
+        return prob
+
+    def can_send(self, success_msat: int, age_ns: int) -> int:
+        """lnd's ``canSend``: what a success ``age_ns`` ago still proves, decaying to 0."""
+        x = int(self._decay(age_ns) * float(success_msat))
+        return x if x < U64_MAX else U64_MAX
+
+    def cannot_send(self, fail_msat: int, capacity_msat: int, age_ns: int) -> int:
+        """lnd's ``cannotSend``: what a failure ``age_ns`` ago still excludes, relaxing to the capacity."""
+        if fail_msat > capacity_msat:
+            fail_msat = capacity_msat
+        x = int(self._decay(age_ns) * float(capacity_msat - fail_msat))
+        fail = capacity_msat - (x if x < U64_MAX else U64_MAX)
+        return fail + 2**64 if fail < 0 else fail  # u64 arithmetic, as in lnd
+
+    def direct_probability(
+        self, now_ns: int, results: Mapping[bytes, TimedPairResult], to_pubkey: bytes, amount_msat: int,
+        capacity_sat: int,
+    ) -> float:
+        """The pair's own probability, from its last success and failure (lnd's ``directProbability``)."""
+        capacity = capacity_sat * 1000
+        r = results.get(to_pubkey)
+        if r is None:
+            return self.probability_formula(capacity, 0, capacity, amount_msat)
+        fail_time, fail_amt, success_time, success_amt = r
+        fail = capacity if fail_time is None else self.cannot_send(fail_amt, capacity, now_ns - fail_time)
+        success = 0 if success_time is None else self.can_send(success_amt, now_ns - success_time)
+        return self.probability_formula(capacity, success, fail, amount_msat)
+
+    def calculate_probability(
+        self, direct: float, now_ns: int, results: Mapping[bytes, TimedPairResult], to_pubkey: bytes
+    ) -> float:
+        """Mix the node's other results into ``direct`` unless the pair's own information is
+        fresher than ``decay_time`` (lnd's ``calculateProbability``)."""
+        w = self.node_weight
+        if w == 0.0:
+            return direct
+        r = results.get(to_pubkey)
+        if r is not None:
+            latest = r[2]
+            if r[0] is not None and (latest is None or r[0] > latest):
+                latest = r[0]
+            if latest is not None and now_ns - latest < self._decay_int:
+                return direct  # fresh information about the pair itself wins
+        num = direct
+        den = 1.0
+        tau = self._decay_ns
+        for peer, (fail_time, fail_amt, success_time, success_amt) in results.items():
+            if peer == to_pubkey:
+                continue
+            # w * exp(-age / decay_time), inline (this loop is the estimator's hot spot). A time
+            # of "never" (None) decays to exactly 0, as Go's now.Sub(zero time) does; a future
+            # one counts as now. Ages past Go's range need no saturation: exp gives 0 either way.
+            if success_amt > 0 and success_time is not None:
+                age = now_ns - success_time
+                e = w * _exp(-age / tau) if age > 0 else w
+                num += e
+                den += e
+            if fail_amt > 0 and fail_time is not None:
+                age = now_ns - fail_time
+                den += w * _exp(-age / tau) if age > 0 else w
+        return num / den
+
+    def pair_probability(
+        self,
+        now_ns: int,
+        results: Mapping[bytes, TimedPairResult],
+        to_pubkey: bytes,
+        amount_msat: int,
+        capacity_sat: int,
+    ) -> float:
+        """The probability that the channel to ``to_pubkey`` forwards ``amount_msat`` at ``now_ns``.
+
+        ``results`` is the pair history of the channel's source node (``results_from``);
+        ``capacity_sat`` the channel's capacity. Always in [0, 1]. Pure; O(len(results)).
+        """
+        return self.calculate_probability(
+            self.direct_probability(now_ns, results, to_pubkey, amount_msat, capacity_sat), now_ns, results, to_pubkey
+        )
+
+    def local_pair_probability(self, now_ns: int, results: Mapping[bytes, TimedPairResult], to_pubkey: bytes) -> float:
+        """The probability for one of our own channels: 1, lowered by the pair's last failure,
+        which is forgotten over ``decay_time``. Amounts and capacity are ignored."""
+        r = results.get(to_pubkey)
+        if r is None or r[0] is None:
+            return 1.0
+        ago = sub(now_ns, r[0])
+        if ago < 0:
+            ago = 0
+        return 1.0 - _exp(-float(ago) / self._decay_ns)
