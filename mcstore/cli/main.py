@@ -445,8 +445,8 @@ def _print_demo_summary(
     table.add_row(
         "attempts sent",
         str(outcome.results_sent),
-        f"{outcome.successes} succeeded, {outcome.failures} failed, "
-        f"{outcome.duplicates_sent} duplicates re-sent",
+        f"{outcome.successes} succeeded, {outcome.failures} failed"
+        + (f", {outcome.duplicates_sent} duplicates re-sent" if outcome.duplicates_sent else ""),
     )
     table.add_row("accepted", str(stats.accepted), "by the store")
     table.add_row("deduplicated", str(stats.deduplicated), "already stored, or twice in a batch")

@@ -8,8 +8,10 @@ with ``temporary_channel_failure``, the failure that tells mission control "this
 could not forward this amount". A few channels lead to a peer that is offline
 (``unknown_next_peer``), and a few payments are refused by their recipient
 (``incorrect_or_unknown_payment_details``: an expired invoice, say), so that failures are
-not all alike. Successful payments move liquidity along their route, and the rest of the
-network's traffic slowly reshuffles balances, so that what mission control learnt ages.
+not all alike. Balances follow Beta(0.3, 0.3): most channels hold most of their capacity on
+one side, as observed on the real network. The demo's own payments are small next to the
+network's traffic and do not move balances; that traffic instead gives one random channel a
+fresh balance before one payment in ten, so that what mission control learnt slowly ages.
 
 :class:`RoutedPayments` pays from the network's own node. Each attempt's route is found by
 :func:`find_route`, a Dijkstra search from the recipient back to the sender (as lnd's
@@ -289,21 +291,27 @@ class RoutedPayments:
         The caller must report each result (to mission control) before asking for the next:
         the next attempt's route is searched when the generator resumes, with the
         probabilities of that moment. Payments are made one after the other, about 1.5 s
-        apart; a payment ends at its first success, at a final failure, after
+        apart, in rounds of ``max(1, payments // 10)`` payments that repeat the same payees
+        and amounts; a payment ends at its first success, at a final failure, after
         ``max_attempts`` attempts, or when no route is left.
         """
         if payments < 0:
             raise ValueError(f"payments must be >= 0, got {payments}")
         network = self.network
         others = [node for node in range(len(network.pubkeys)) if node != network.source]
+        # The node's payments come in rounds, each a tenth of the run: the same payees and
+        # amounts every round (its regular bills), so that the first and the last tenth differ
+        # only in what mission control has learnt meanwhile.
+        round_length = max(1, payments // 10)
         for index in range(payments):
-            # One generator per payment, so that the payments (who, how much, when) are the
-            # same whichever way they are routed: runs with and without mission control compare.
+            # Generators per payment, so that the payments (who, how much, when) are the same
+            # whichever way they are routed: runs with and without mission control compare.
+            payee = random.Random(f"mcstore-payee-{self.seed}-{index % round_length}")
+            target = payee.choice(others)
+            amount = _amount_msat(payee)
             rng = random.Random(f"mcstore-payment-{self.seed}-{index}")
             self.payments_started = index + 1
             self.now_ns += int(rng.expovariate(1 / _MEAN_PAYMENT_GAP_S) * _S)
-            target = rng.choice(others)
-            amount = _amount_msat(rng)
             refused = rng.random() < _REFUSED_SHARE
             if rng.random() < _RESHUFFLE_SHARE:
                 self.liquidity.reshuffle(rng.choice(network.channels), rng)
