@@ -8,7 +8,7 @@ Start with :func:`open_store`::
 
 from __future__ import annotations
 
-from .backends import Backend, FetchOutcome, FlushOutcome, SQLiteBackend
+from .backends import Backend, FetchOutcome, FlushOutcome, PostgresBackend, SQLiteBackend
 from .codec import decode_result, encode_result
 from .errors import DecodeError, FlushError, LocationError, StoreBusy, StoreClosed, StoreError, StoreLocked
 from .model import FAILURE_CODE_NAMES, Hop, PaymentFailure, PaymentResult, Route
@@ -42,6 +42,7 @@ __all__ = [
     "MissionControlStore",
     "PaymentFailure",
     "PaymentResult",
+    "PostgresBackend",
     "ResultIterator",
     "Route",
     "SQLiteBackend",

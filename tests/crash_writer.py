@@ -1,12 +1,14 @@
 """A writer process for the crash and multi-process tests: it writes until it is killed.
 
-Usage: ``python crash_writer.py DB_PATH FIRST_ID MAX_RECORDS [NAMESPACE]``
+Usage: ``python crash_writer.py DB_PATH FIRST_ID MAX_RECORDS [NAMESPACE]`` (DB_PATH may be a
+``postgresql://`` URL)
 
 It opens the store with a tiny ``flush_interval`` (so the ticker flushes all the time, as well
 as the explicit flushes), prints ``ready``, then loops: add a few results with consecutive
-ids starting at FIRST_ID, ``await store.flush()``, and print the highest id flushed. Each
-printed id is an acknowledgement: that result, and every one before it, is durable. The
-parent kills this process with SIGKILL at random moments and checks what the file holds.
+ids starting at FIRST_ID, ``await store.flush()``, and print the highest id flushed and the
+seconds that ``flush()`` took (``ID SECONDS``). Each printed id is an acknowledgement: that
+result, and every one before it, is durable. The parent kills this process with SIGKILL at
+random moments and checks what the storage holds.
 
 Results are a pure function of their id (:func:`result_for`), with keys increasing with the id,
 so the parent can rebuild and compare every row.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import random
 import sys
+import time
 
 import trio
 
@@ -53,8 +56,9 @@ async def write(path: str, first: int, max_records: int, namespace: str) -> None
             for _ in range(rng.randint(1, 25)):
                 store.add_result(result_for(next_id))
                 next_id += 1
+            started = time.perf_counter()
             await store.flush()
-            print(next_id - 1, flush=True)
+            print(next_id - 1, f"{time.perf_counter() - started:.6f}", flush=True)
 
 
 def main(argv: list[str]) -> None:

@@ -132,3 +132,57 @@ def child_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def pg_results(dsn: str, namespace: str = "default") -> list[PaymentResult]:
+    """The committed results of ``namespace`` on PostgreSQL, in key order, over a new connection."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('mc_results') IS NULL").fetchone() == (True,):
+            return []  # no store ever finished opening this schema
+        rows = conn.execute(
+            "SELECT key, value FROM mc_results WHERE namespace = %s ORDER BY key", (namespace,)
+        ).fetchall()
+    return [decode_result(bytes(key), bytes(value)) for key, value in rows]
+
+
+def pg_integrity(dsn: str) -> str:
+    """``"ok"`` when every namespace's kept count (``mc_namespaces.stored``) equals its rows."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('mc_results') IS NULL").fetchone() == (True,):
+            return "ok"
+        wrong = conn.execute(
+            "SELECT n.namespace, n.stored, count(r.key) FROM mc_namespaces n "
+            "LEFT JOIN mc_results r ON r.namespace = n.namespace GROUP BY n.namespace, n.stored "
+            "HAVING n.stored <> count(r.key)"
+        ).fetchall()
+    return "ok" if not wrong else f"kept counts differ from the rows: {wrong}"
+
+
+class StorePlace:
+    """Where a real-backend test keeps its store: an SQLite file, or a fresh PostgreSQL schema.
+
+    ``path`` is what ``open_store`` (and the helper processes) take.
+    """
+
+    def __init__(self, kind: str, path: str) -> None:
+        self.kind = kind
+        self.path = path
+
+    def results(self, namespace: str = "default") -> list[PaymentResult]:
+        """The committed results of ``namespace``, in key order."""
+        if self.kind == "postgres":
+            return pg_results(self.path, namespace)
+        return sqlite_results(self.path, namespace)
+
+    def integrity(self) -> str:
+        """``"ok"`` when the storage is sound: SQLite's integrity check, PostgreSQL's kept counts."""
+        if self.kind == "postgres":
+            return pg_integrity(self.path)
+        return sqlite_integrity(self.path)
+
+    def __repr__(self) -> str:
+        return f"StorePlace({self.kind})"

@@ -3,15 +3,17 @@
 A writer subprocess (``crash_writer.py``) adds and flushes continuously with a tiny
 ``flush_interval``, and prints the highest id after each ``flush()`` returns: an
 acknowledgement. The test kills it with SIGKILL at random moments (during start-up, opening,
-adding, or inside a commit), then checks the file:
+adding, or inside a commit), then checks the storage, on each real backend (an SQLite file,
+and a PostgreSQL schema on the test server):
 
-* ``PRAGMA integrity_check`` is ``ok``;
+* it is sound: SQLite's ``PRAGMA integrity_check`` is ``ok``; on PostgreSQL every kept count
+  equals the namespace's rows;
 * every acknowledged result is present and intact, and the rows are exactly the newest
   ``max_records`` ids written, with no gap and no duplicate;
 * the count is at most ``max_records``, and the count kept by the backend agrees;
 * the namespace lock died with the process, so a reopen succeeds at once.
 
-The next writer then continues from the highest stored id, on the same file.
+The next writer then continues from the highest stored id, on the same storage.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import sys
 import pytest
 import trio
 from crash_writer import result_for
-from shutdown_checks import TESTS_DIR, child_env, sqlite_integrity, sqlite_results
+from shutdown_checks import TESTS_DIR, StorePlace, child_env
 
 from mcstore import open_store
 
@@ -41,6 +43,8 @@ class Writer:
         self.process = process
         self.ready = False
         self.acknowledged = 0
+        self.flush_seconds: list[float] = []
+        """How long each acknowledged ``flush()`` took, as the writer measured it."""
         self._buffer = b""
 
     @classmethod
@@ -60,7 +64,9 @@ class Writer:
             if text == "ready":
                 self.ready = True
             elif text:
-                self.acknowledged = max(self.acknowledged, int(text))
+                acknowledged, seconds = text.split()
+                self.acknowledged = max(self.acknowledged, int(acknowledged))
+                self.flush_seconds.append(float(seconds))
 
     async def _read_more(self) -> bool:
         stdout = self.process.stdout
@@ -88,10 +94,10 @@ class Writer:
         await self.process.stdout.aclose()
 
 
-def check_after_crash(path: str, acknowledged: int, max_records: int) -> int:
-    """The file after a crash; return the highest stored id."""
-    assert sqlite_integrity(path) == "ok"
-    stored = sqlite_results(path)
+def check_after_crash(place: StorePlace, acknowledged: int, max_records: int, namespace: str = "default") -> int:
+    """The storage of ``namespace`` after a crash; return the highest stored id."""
+    assert place.integrity() == "ok"
+    stored = place.results(namespace)
     ids = [result.id for result in stored]
     assert len(ids) == len(set(ids)), "duplicate results"
     assert len(ids) <= max_records
@@ -105,8 +111,8 @@ def check_after_crash(path: str, acknowledged: int, max_records: int) -> int:
 
 
 @pytest.mark.slow
-async def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path: os.PathLike[str]) -> None:
-    path = os.path.join(tmp_path, "mc.sqlite")
+async def test_sigkill_at_random_moments_loses_nothing_acknowledged(store_place: StorePlace) -> None:
+    path = store_place.path
     rng = random.Random()
     seed = rng.randrange(2**32)
     rng.seed(seed)
@@ -132,10 +138,10 @@ async def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path: os
             assert writer.process.returncode == -signal.SIGKILL, (seed, writer.process.returncode)
             acknowledged = writer.acknowledged
             acknowledged_runs += acknowledged > top
-            top = check_after_crash(path, acknowledged, MAX_RECORDS)
+            top = check_after_crash(store_place, acknowledged, MAX_RECORDS)
             # The lock died with the writer: reopen at once, and the kept count is right.
             async with open_store(path, max_records=MAX_RECORDS, flush_interval=60.0) as store:
                 assert store.stats().stored == min(top, MAX_RECORDS)
-                assert [r.id for r in await store.fetch_all()] == [r.id for r in sqlite_results(path)]
+                assert [r.id for r in await store.fetch_all()] == [r.id for r in store_place.results()]
     assert acknowledged_runs >= KILLS // 3, f"too few kills after an acknowledgement (seed {seed})"
     assert top > MAX_RECORDS, f"the cap was never exercised (seed {seed})"

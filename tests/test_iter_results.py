@@ -1,6 +1,7 @@
 """``store.iter_results``: a consistent snapshot, read in bounded batches, released at once.
 
-The store-level tests run on both backends (the in-Trio MemoryBackend and real SQLite), on
+The store-level tests run on every backend (the in-Trio MemoryBackend, real SQLite, and
+PostgreSQL on the test server), on
 the real clock: nothing here sleeps, every interleaving is forced with events.
 """
 
@@ -19,7 +20,7 @@ from factories import failed, result
 
 import mcstore
 from mcstore import StoreClosed, StoreError, open_store
-from mcstore.backends import Backend, MemoryBackend, MemoryDatabase, Row, Snapshot, SQLiteBackend
+from mcstore.backends import Backend, MemoryBackend, MemoryDatabase, PostgresBackend, Row, Snapshot, SQLiteBackend
 from mcstore.store import ResultIterator
 from mcstore.testing import FaultyBackend
 
@@ -68,13 +69,19 @@ class WatchedBackend(FaultyBackend):
     @property
     def snapshots_open(self) -> int:
         inner = self.inner
-        assert isinstance(inner, (MemoryBackend, SQLiteBackend))
+        assert isinstance(inner, (MemoryBackend, SQLiteBackend, PostgresBackend))
         return inner.snapshots_open
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> WatchedBackend:
-    inner: Backend = MemoryBackend() if request.param == "memory" else SQLiteBackend(tmp_path / "mc.sqlite")
+    inner: Backend
+    if request.param == "memory":
+        inner = MemoryBackend()
+    elif request.param == "sqlite":
+        inner = SQLiteBackend(tmp_path / "mc.sqlite")
+    else:
+        inner = PostgresBackend(request.getfixturevalue("pg_dsn"))
     return WatchedBackend(inner)
 
 
@@ -174,6 +181,12 @@ async def test_undecodable_rows_are_skipped_counted_logged_and_kept(
     inner = backend.inner
     if isinstance(inner, MemoryBackend):
         inner.database.rows()[bad_key] = b"\xff\xff"
+    elif isinstance(inner, PostgresBackend):
+        import psycopg
+
+        with psycopg.connect(inner.dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO mc_results VALUES ('default', %s, '\\xffff'::bytea)", (bad_key,))
+        backend = WatchedBackend(PostgresBackend(inner.dsn))
     else:
         with contextlib.closing(sqlite3.connect(tmp_path / "mc.sqlite")) as conn, conn:
             conn.execute("INSERT INTO mc_results VALUES ('default', ?, x'ffff')", (bad_key,))

@@ -249,19 +249,24 @@ def test_pairs_round_trip_through_import() -> None:
 # -- MissionControl -------------------------------------------------------------------------
 
 
-async def test_reset_keeps_results_reported_while_clearing() -> None:
+async def test_reset_keeps_results_reported_while_clearing(autojump_clock: trio.testing.MockClock) -> None:
+    from mcstore.testing import FaultyBackend
+
     db = MemoryDatabase()
-    async with open_mission_control(MemoryBackend(db), self_pubkey=SELF, flush_interval=0.01) as mc:
+    backend = FaultyBackend(MemoryBackend(db), hang=True)
+    async with open_mission_control(backend, self_pubkey=SELF, flush_interval=1.0) as mc:
         mc.report_result(two_hop(1000, T, TEMPORARY_CHANNEL_FAILURE, 0))
-        await mc.store.flush()
+        await trio.sleep(2)  # the ticker's flush is in flight, hung: the clear waits for it
         async with trio.open_nursery() as nursery:
             nursery.start_soon(mc.reset)
             await trio.testing.wait_all_tasks_blocked()
-            mc.report_result(two_hop(2000, T + MIN, None, 1))  # while the clear waits or runs
+            mc.report_result(two_hop(2000, T + MIN, None, 1))  # while the reset is under way
+            backend.hang = False
         assert mc.pairs() == {
             (SELF, N1): TimedPairResult(None, 0, T + MIN, 0),
             (N1, N2): TimedPairResult(None, 0, T + MIN, 2000),
         }
+    assert [r.id for r in db.results()] == [1]
     async with open_mission_control(MemoryBackend(db), self_pubkey=SELF) as mc:
         assert mc.replayed == 1
 
@@ -348,3 +353,33 @@ def test_success_of_the_largest_amount_saturates() -> None:
     state._set(V1, V2, T, False, 1000, False, 0)
     state._set(V1, V2, T + SEC, True, 2**64 - 1, False, 0)
     assert state.results_from(V1)[V2] == TimedPairResult(T, 2**64 - 1, T + SEC, 2**64 - 1)
+
+
+async def test_cancelled_reset_changes_nothing(autojump_clock: trio.testing.MockClock) -> None:
+    from mcstore.testing import FaultyBackend
+
+    db = MemoryDatabase()
+    backend = FaultyBackend(MemoryBackend(db), hang=True)
+    async with open_mission_control(backend, self_pubkey=SELF, flush_interval=1.0) as mc:
+        mc.report_result(two_hop(1000, T, TEMPORARY_CHANNEL_FAILURE, 0))
+        before = mc.pairs()
+        await trio.sleep(2)  # the ticker's flush is in flight, hung: the clear must wait for it
+        assert backend.calls_in_flight == 1
+        with trio.move_on_after(10) as scope:
+            await mc.reset()
+        assert scope.cancelled_caught
+        assert mc.pairs() == before  # the state is untouched ...
+        mc.report_result(two_hop(2000, T + MIN, None, 1))
+        backend.hang = False
+    assert [r.id for r in db.results()] == [0, 1]  # ... and so is the store
+
+
+async def test_probability_defaults_to_the_wall_clock() -> None:
+    import time
+
+    async with open_mission_control(MemoryBackend(), self_pubkey=SELF, estimator=MC_ESTIMATOR) as mc:
+        now = time.time_ns()
+        mc.report_result(two_hop(1000, now, TEMPORARY_CHANNEL_FAILURE, 0))
+        # A second later the 30-minute half-life has barely started: the probability is ~0.
+        assert mc.probability(N1, N2, 1000, CAPACITY) < 0.01
+        assert mc.probability(N1, N2, 1000, CAPACITY, now_ns=now + 3600 * SEC) > 0.1

@@ -28,6 +28,8 @@ Two variants run the same machine:
   interleaving it finds replays exactly.
 * ``test_store_machine_sqlite``: the same machine on a real SQLite file and the real clock,
   with fewer examples and shorter times.
+* ``test_store_machine_postgres``: the same as the SQLite variant, on a fresh schema of the
+  test PostgreSQL server.
 
 To drive your own wrapper of the store through the machine, subclass :class:`StoreMachine`
 and override :meth:`StoreMachine.open` (it must yield the ``MissionControlStore``, or an object
@@ -48,12 +50,13 @@ import trio
 import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shutdown_checks import assert_nothing_running, make_result, record_store_log, sqlite_results
+from shutdown_checks import assert_nothing_running, make_result, pg_results, record_store_log, sqlite_results
 from strategies import payment_failures, routes
 
-from mcstore import FlushError, SQLiteBackend, StoreBusy, StoreClosed, open_store
+from mcstore import FlushError, PostgresBackend, SQLiteBackend, StoreBusy, StoreClosed, open_store
 from mcstore.backends import Backend
 from mcstore.model import U64_MAX, PaymentResult
+from mcstore.pgserver import PostgresServer, scratch_schema
 from mcstore.store import MAX_RETRY_BACKOFF, MissionControlStore, StoreState
 from mcstore.testing import FaultyBackend, MemoryBackend, MemoryDatabase, StoreModel
 
@@ -194,6 +197,25 @@ class SQLitePlace:
         self._directory.cleanup()
 
 
+class PostgresPlace:
+    """A fresh schema on the test PostgreSQL server: the real variant's storage, on PostgreSQL."""
+
+    exact = False
+
+    def __init__(self, server_dsn: str) -> None:
+        self._schema = scratch_schema(server_dsn, prefix="machine")
+        self.path = self._schema.__enter__()
+
+    def backend(self) -> PostgresBackend:
+        return PostgresBackend(self.path)
+
+    def results(self) -> list[PaymentResult]:
+        return pg_results(self.path)
+
+    def cleanup(self) -> None:
+        self._schema.__exit__(None, None, None)
+
+
 def _single_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
     leaves: list[BaseException] = []
     stack: list[BaseException] = [group]
@@ -209,7 +231,9 @@ def _single_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | No
 class StoreMachine:
     """Drives one store through a drawn schedule and checks it against a StoreModel."""
 
-    def __init__(self, data: st.DataObject, variant: Variant, place: MemoryPlace | SQLitePlace) -> None:
+    def __init__(
+        self, data: st.DataObject, variant: Variant, place: MemoryPlace | SQLitePlace | PostgresPlace
+    ) -> None:
         self.variant = variant
         self.place = place
         draw = data.draw
@@ -584,3 +608,16 @@ def test_store_machine_sqlite(data: st.DataObject) -> None:
     finally:
         place.cleanup()
 
+
+
+@pytest.mark.slow
+@settings(max_examples=_examples(0.5))
+@given(data=st.data())
+def test_store_machine_postgres(pg_server: PostgresServer, data: st.DataObject) -> None:
+    """The same machine on a fresh schema of the PostgreSQL server and the real clock."""
+    place = PostgresPlace(pg_server.dsn)
+    try:
+        machine = StoreMachine(data, SQLITE, place)
+        trio.run(machine.run)
+    finally:
+        place.cleanup()

@@ -15,17 +15,18 @@ import pytest
 import trio
 from click.testing import CliRunner
 from factories import failed, result
+from shutdown_checks import StorePlace
 
 import mcstore
 from mcstore import LocationError, StoreClosed, open_store
-from mcstore.backends import SQLiteReader, open_reader
+from mcstore.backends import PostgresReader, SQLiteReader, open_reader
 from mcstore.backends.sqlite import SCHEMA_VERSION
 from mcstore.cli.main import cli
 
 BUDGET = 30.0
 
 
-async def write(path: Path, namespace: str, ids: range) -> None:
+async def write(path: Path | str, namespace: str, ids: range) -> None:
     async with open_store(path, namespace=namespace, max_records=0) as store:
         for i in ids:
             store.add_result(failed(i) if i % 2 else result(i))
@@ -75,15 +76,15 @@ async def test_reader_refuses_what_is_not_an_mcstore_database_it_can_read(
 
 
 async def test_reader_rejects_a_location_of_another_type() -> None:
-    with pytest.raises(TypeError, match="location must be a file path, got 42"):
+    with pytest.raises(TypeError, match="location must be a file path or a postgresql:// URL, got 42"):
         await open_reader(42)  # type: ignore[arg-type]
 
 
 # -- reading beside a writer -----------------------------------------------------------------------
 
 
-async def test_reader_takes_no_lock_and_reads_one_snapshot_while_a_store_writes(tmp_path: Path) -> None:
-    path = tmp_path / "mc.sqlite"
+async def test_reader_takes_no_lock_and_reads_one_snapshot_while_a_store_writes(store_place: StorePlace) -> None:
+    path = store_place.path
     await write(path, "b", range(3))
     await write(path, "gone", range(2))
     async with open_store(path, namespace="gone") as store:
@@ -110,11 +111,11 @@ async def test_reader_takes_no_lock_and_reads_one_snapshot_while_a_store_writes(
                     assert await snapshot.next_batch(10) == []
 
 
-async def test_closing_the_reader_closes_its_snapshots(tmp_path: Path) -> None:
-    path = tmp_path / "mc.sqlite"
+async def test_closing_the_reader_closes_its_snapshots(store_place: StorePlace) -> None:
+    path = store_place.path
     await write(path, "default", range(5))
     reader = await open_reader(path)
-    assert isinstance(reader, SQLiteReader)
+    assert isinstance(reader, SQLiteReader if store_place.kind == "sqlite" else PostgresReader)
     snapshot = await reader.open_snapshot("default")
     assert reader.snapshots_open == 1
     await reader.aclose()

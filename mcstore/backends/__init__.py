@@ -2,7 +2,10 @@
 
 * :mod:`mcstore.backends.base`: the protocol (the persistence seam) and its outcome records.
 * :mod:`mcstore.backends.sqlite`: :class:`SQLiteBackend`, one SQLite file.
+* :mod:`mcstore.backends.postgres`: :class:`PostgresBackend`, a PostgreSQL server (needs the
+  ``postgres`` extra, psycopg 3, imported only when a PostgreSQL backend is made).
 * :mod:`mcstore.backends.sqlite_read`: SQLite snapshots and the read-only SQLite reader.
+* :mod:`mcstore.backends.postgres_read`: PostgreSQL snapshots and the read-only reader.
 * :mod:`mcstore.backends.memory`: :class:`MemoryBackend`, in Trio, for virtual-time tests.
 
 :func:`backend_for_path` is the one place that turns what a caller passed as ``path`` into a
@@ -16,6 +19,9 @@ import os
 
 from .base import Backend, FetchOutcome, FlushOutcome, Reader, Row, Snapshot
 from .memory import MemoryBackend, MemoryDatabase, MemorySnapshot
+from .postgres import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
+from .postgres import PostgresBackend, is_postgres_url
+from .postgres_read import PostgresReader, PostgresSnapshot
 from .sqlite import SCHEMA_VERSION, SQLiteBackend
 from .sqlite_read import SQLiteReader, SQLiteSnapshot
 
@@ -26,6 +32,9 @@ __all__ = [
     "MemoryBackend",
     "MemoryDatabase",
     "MemorySnapshot",
+    "PostgresBackend",
+    "PostgresReader",
+    "PostgresSnapshot",
     "Reader",
     "Row",
     "SQLiteBackend",
@@ -44,20 +53,25 @@ def is_backend(obj: object) -> bool:
 
 
 def backend_for_path(path: str | os.PathLike[str] | Backend, *, synchronous: str = "FULL") -> Backend:
-    """The backend for ``path``: a :class:`Backend` is returned as it is; a file path gets a
-    :class:`SQLiteBackend` (``synchronous`` is its ``PRAGMA synchronous``).
+    """The backend for ``path``: a :class:`Backend` is returned as it is; a ``postgresql://`` or
+    ``postgres://`` URL gets a :class:`PostgresBackend` (``synchronous`` does not apply: commits
+    are always synchronous there); any other path is a file and gets a :class:`SQLiteBackend`
+    (``synchronous`` is its ``PRAGMA synchronous``).
 
     Raises ``TypeError`` for anything else, naming the value.
     """
     if is_backend(path):
         return path  # type: ignore[return-value]
+    if is_postgres_url(path):
+        return PostgresBackend(path)
     if isinstance(path, (str, os.PathLike)):
         return SQLiteBackend(path, synchronous=synchronous)
-    raise TypeError(f"path must be a file path or a Backend, got {path!r}")
+    raise TypeError(f"path must be a file path, a postgresql:// URL or a Backend, got {path!r}")
 
 
 async def open_reader(location: str | os.PathLike[str]) -> Reader:
-    """Open a read-only :class:`Reader` of the mcstore database at ``location`` (a file path).
+    """Open a read-only :class:`Reader` of the mcstore database at ``location``: a file path, or
+    a ``postgresql://`` URL (the tables in the connection's current schema).
 
     It takes no namespace lock and writes nothing, so it works while a store writes the same
     database. Close it with ``await reader.aclose()`` (or ``contextlib.aclosing``). Raises
@@ -65,6 +79,8 @@ async def open_reader(location: str | os.PathLike[str]) -> Reader:
     version can read (a missing file is never created), and ``TypeError`` for a location of
     another type, naming the value. Cancellation closes whatever was opened.
     """
+    if is_postgres_url(location):
+        return await PostgresReader.open(location, newest_schema=POSTGRES_SCHEMA_VERSION)
     if isinstance(location, (str, os.PathLike)):
         return await SQLiteReader.open(location, newest_schema=SCHEMA_VERSION)
-    raise TypeError(f"location must be a file path, got {location!r}")
+    raise TypeError(f"location must be a file path or a postgresql:// URL, got {location!r}")

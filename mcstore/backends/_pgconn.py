@@ -1,0 +1,209 @@
+"""What every PostgreSQL connection of mcstore shares: connecting, and running calls off the Trio thread.
+
+psycopg is imported only inside functions, so that mcstore works without the ``postgres`` extra
+until a PostgreSQL location is used; :func:`require_psycopg` then fails with a message that
+names the extra.
+
+:class:`PgSession` runs blocking psycopg work in a worker thread, one call at a time, and
+cancels it on request. Cancelling sets a flag that the work checks between statements
+(:meth:`PgSession.raise_if_cancelled`), and sends ``Connection.cancel_safe()`` from a
+short-lived helper thread, repeated every 0.1 s while the call runs: a cancel request that
+reaches a session between two statements is ignored by the server. The statement stops with
+``QueryCanceled``; the call's own outcome is still delivered, so a caller learns whether a
+transaction committed. The helper thread has ended when the call returns: nothing is
+abandoned. A connect cannot be cancelled; ``connect_timeout`` bounds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import trio
+
+from ..errors import StoreError
+
+if TYPE_CHECKING:
+    from outcome import Outcome
+    from psycopg import Connection
+
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "PSYCOPG_MISSING", "Interrupted", "PgSession", "connect", "describe_dsn",
+           "require_psycopg"]
+
+logger = logging.getLogger("mcstore")
+
+T = TypeVar("T")
+
+PSYCOPG_MISSING: Final = (
+    "PostgreSQL support needs psycopg 3, which is not installed: "
+    "install mcstore's 'postgres' extra (pip install 'mcstore[postgres]')"
+)
+
+DEFAULT_CONNECT_TIMEOUT: Final = 5
+"""Seconds a connect may take (libpq's ``connect_timeout``; at least 2)."""
+
+KEEPALIVE_IDLE: Final = 30
+KEEPALIVE_INTERVAL: Final = 10
+KEEPALIVE_COUNT: Final = 3
+TCP_USER_TIMEOUT_MS: Final = 60_000
+
+_CANCEL_REPEAT: Final = 0.1
+"""Seconds between two cancel requests while a cancelled call still runs."""
+_CANCEL_TIMEOUT: Final = 2.0
+"""Seconds one cancel request may take (``cancel_safe(timeout=...)``)."""
+
+
+def require_psycopg() -> None:
+    """Raise :class:`~mcstore.StoreError` naming the ``postgres`` extra if psycopg is missing."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise StoreError(PSYCOPG_MISSING) from exc
+
+
+def describe_dsn(dsn: str) -> str:
+    """``dsn`` as ``postgresql://user@host:port/dbname``, without its password or options."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(dsn)
+    except Exception:  # a malformed DSN: say so, without echoing it (it may hold a password)
+        return "postgresql://<malformed DSN>"
+    user = f"{params['user']}@" if params.get("user") else ""
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    port = f":{params['port']}" if params.get("port") else ""
+    return f"postgresql://{user}{host}{port}/{params.get('dbname') or ''}"
+
+
+def connect(dsn: str, connect_timeout: int) -> Connection[Any]:
+    """A new autocommit connection with mcstore's settings.
+
+    Client side: ``connect_timeout``, TCP keepalives (idle 30 s, 3 probes 10 s apart),
+    ``tcp_user_timeout`` 60 s and ``application_name=mcstore``, each unless the DSN sets it.
+    Session side: the same keepalives for the server's end, and ``synchronous_commit = on``
+    (overriding a role or database default), so that COMMIT returns once the WAL is flushed.
+    """
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    params: dict[str, Any] = dict(conninfo_to_dict(dsn))
+    for name, value in (
+        ("connect_timeout", connect_timeout),
+        ("keepalives", 1),
+        ("keepalives_idle", KEEPALIVE_IDLE),
+        ("keepalives_interval", KEEPALIVE_INTERVAL),
+        ("keepalives_count", KEEPALIVE_COUNT),
+        ("tcp_user_timeout", TCP_USER_TIMEOUT_MS),
+        ("application_name", "mcstore"),
+    ):
+        params.setdefault(name, value)
+    conn = psycopg.Connection.connect(autocommit=True, **params)
+    try:
+        conn.execute(
+            "SELECT set_config('synchronous_commit', 'on', false), set_config('tcp_keepalives_idle', %s, false), "
+            "set_config('tcp_keepalives_interval', %s, false), set_config('tcp_keepalives_count', %s, false), "
+            "set_config('tcp_user_timeout', %s, false)",
+            (str(KEEPALIVE_IDLE), str(KEEPALIVE_INTERVAL), str(KEEPALIVE_COUNT), str(TCP_USER_TIMEOUT_MS)),
+        )
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class Interrupted(Exception):
+    """The call was cancelled between two statements (where a cancel request does not reach)."""
+
+
+class PgSession:
+    """One connection's worker: runs calls in a thread, one at a time, and cancels them.
+
+    ``conn`` is the connection that a cancel request targets; the work sets it (it may
+    reconnect). See the module docstring for how cancelling works.
+    """
+
+    def __init__(self) -> None:
+        self.conn: Connection[Any] | None = None
+        self._serial = trio.Lock()
+        self._cancel_requested = False
+        self._call_done = threading.Event()
+        self._call_done.set()
+        self._canceller: threading.Thread | None = None
+        self.calls_in_flight = 0
+        """Calls running in the worker thread now: 0 whenever no call is awaited."""
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once the call in progress was asked to stop."""
+        return self._cancel_requested
+
+    def raise_if_cancelled(self) -> None:
+        """In the work, between statements: stop a call that was cancelled."""
+        if self._cancel_requested:
+            raise Interrupted("cancelled")
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` in a worker thread and return its outcome; cancel it on cancellation.
+
+        The caller always gets ``fn``'s own outcome; if the task was cancelled and ``fn``
+        raised, the cancellation is raised instead.
+        """
+        async with self._serial:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._join_canceller()
+            task = trio.lowlevel.current_task()
+            token = trio.lowlevel.current_trio_token()
+
+            def deliver(result: Outcome[T]) -> None:
+                token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+
+            def abort(_: object) -> trio.lowlevel.Abort:
+                self.interrupt()
+                return trio.lowlevel.Abort.FAILED  # keep waiting: nothing outlives the call
+
+            self._cancel_requested = False
+            self._call_done.clear()
+            self.calls_in_flight += 1
+            try:
+                trio.lowlevel.start_thread_soon(lambda: self._in_worker(fn), deliver)
+                try:
+                    value: T = await trio.lowlevel.wait_task_rescheduled(abort)
+                except Exception:
+                    if self._cancel_requested:
+                        await trio.lowlevel.checkpoint()  # report the cancellation itself
+                    raise
+                return value
+            finally:
+                self.calls_in_flight -= 1
+
+    def _in_worker(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        finally:
+            self._call_done.set()
+            self._join_canceller()
+
+    def _join_canceller(self) -> None:
+        thread, self._canceller = self._canceller, None
+        if thread is not None:
+            thread.join()
+
+    def interrupt(self) -> None:
+        """From the Trio side: stop the call in progress, if any (see the module docstring)."""
+        self._cancel_requested = True
+        if self._canceller is None and not self._call_done.is_set():
+            thread = threading.Thread(target=self._cancel_until_done, name="mcstore-pg-cancel", daemon=True)
+            self._canceller = thread
+            thread.start()
+
+    def _cancel_until_done(self) -> None:
+        while not self._call_done.is_set():
+            conn = self.conn
+            if conn is not None and not conn.closed:
+                try:
+                    conn.cancel_safe(timeout=_CANCEL_TIMEOUT)
+                except Exception as exc:  # the call's own outcome reports what matters
+                    logger.debug("PostgreSQL cancel request failed: %s", exc)
+            self._call_done.wait(_CANCEL_REPEAT)

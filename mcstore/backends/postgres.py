@@ -1,0 +1,481 @@
+"""The PostgreSQL backend: lnd's key and value bytes on a database server, one table for all namespaces.
+
+Schema (version 1, kept in ``mc_schema``), in the connection's current schema (the first
+existing schema of its ``search_path``; set it with ``?options=-csearch_path%3Dname``)::
+
+    mc_schema(version integer NOT NULL)
+    mc_results(namespace text COLLATE "C" NOT NULL, key bytea NOT NULL, value bytea NOT NULL,
+               PRIMARY KEY(namespace, key))
+    mc_namespaces(namespace text COLLATE "C" PRIMARY KEY, stored bigint NOT NULL)
+
+The tables are those of the SQLite backend. ``bytea`` compares bytewise, unsigned, shorter
+prefix first, as SQLite BLOBs and bbolt keys do, so key order is chronological order.
+``mc_namespaces.stored`` is each namespace's row count, changed in the same transaction as the
+rows, *relative* to its stored value by the number of rows really inserted or deleted. A flush
+whose COMMIT outcome was unknown (the connection dropped during it) is retried: if it had
+committed, ``ON CONFLICT DO NOTHING`` inserts nothing the second time and adds nothing to the
+count; if not, it inserts everything. Either way nothing is stored twice and the count is right.
+
+One writer per namespace: the store's connection holds a session-level advisory lock,
+``pg_try_advisory_lock(key)``, while the store is open. The key is computed in Python
+(:func:`namespace_lock_key`): the first 8 bytes of
+``sha256(b"mcstore-namespace\\0" + schema + b"\\0" + namespace)`` (both UTF-8), as a signed
+big-endian 64-bit integer. Advisory locks are per database, so the schema is part of the key.
+A second opener, in any process on any host, gets :class:`~mcstore.StoreLocked` at once. If the
+connection breaks (server restart, ``pg_terminate_backend``, network loss), the next call
+reconnects and takes the lock again before it writes; if another session took it meanwhile,
+the call fails loudly (logged at ERROR, :class:`~mcstore.StoreError`) and the store keeps the
+results pending and retries with its backoff.
+
+Durability: ``synchronous_commit = on`` on the store's connection (overriding a role or
+database default), so COMMIT returns once the WAL is flushed. Opening logs a WARNING if the
+server runs with ``fsync = off``. TCP keepalives (client and server side: idle 30 s, then 3
+probes 10 s apart, and ``tcp_user_timeout`` 60 s) free the lock of a vanished host in about a
+minute instead of the OS default of two hours.
+
+Threads and cancellation: every call runs in the backend's worker thread, one at a time, on a
+synchronous psycopg connection (psycopg's async API is asyncio-only). Cancelling a call sets a
+flag that the worker checks between statements, and sends ``Connection.cancel_safe()`` from a
+short-lived helper thread (repeated every 0.1 s while the call runs, since a cancel that
+reaches an idle session is ignored); the statement stops with ``QueryCanceled`` and its
+transaction rolls back. A call that had already committed returns normally. Either way the
+call has finished when the awaiting task resumes: nothing is abandoned. A connect cannot be
+cancelled; it is bounded by ``connect_timeout`` (default 5 s), which is thus the uninterruptible
+part of a call that has to reconnect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeGuard, TypeVar
+
+import trio
+
+from ..codec import decode_result, encode_result
+from ..errors import DecodeError, StoreError, StoreLocked
+from ..model import PaymentResult
+from ._pgconn import DEFAULT_CONNECT_TIMEOUT, PSYCOPG_MISSING, Interrupted, PgSession, connect, describe_dsn
+from ._pgconn import require_psycopg as _require_psycopg
+from .base import FetchOutcome, FlushOutcome
+
+if TYPE_CHECKING:
+    from psycopg import Connection
+
+    from .postgres_read import PostgresSnapshot
+
+__all__ = ["PSYCOPG_MISSING", "SCHEMA_VERSION", "URL_SCHEMES", "PostgresBackend", "describe_dsn", "is_postgres_url",
+           "namespace_lock_key"]
+
+logger = logging.getLogger("mcstore")
+
+T = TypeVar("T")
+
+SCHEMA_VERSION: Final = 1
+"""The schema version this mcstore writes, and the newest it can read."""
+
+URL_SCHEMES: Final = ("postgresql://", "postgres://")
+"""A ``path`` that starts with one of these is a PostgreSQL connection URL."""
+
+_CANCEL_CHECK_ROWS: Final = 1024
+"""How many rows the worker encodes or decodes between two looks at the cancel flag."""
+
+_DDL: Final = (
+    "CREATE TABLE IF NOT EXISTS mc_schema(version integer NOT NULL)",
+    'CREATE TABLE IF NOT EXISTS mc_results(namespace text COLLATE "C" NOT NULL, key bytea NOT NULL, '
+    "value bytea NOT NULL, PRIMARY KEY(namespace, key))",
+    'CREATE TABLE IF NOT EXISTS mc_namespaces(namespace text COLLATE "C" PRIMARY KEY, stored bigint NOT NULL)',
+)
+_INSERT: Final = "INSERT INTO mc_results(namespace, key, value) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+_ADD_COUNT: Final = "UPDATE mc_namespaces SET stored = stored + %s WHERE namespace = %s RETURNING stored"
+_RECOUNT: Final = (
+    "INSERT INTO mc_namespaces(namespace, stored) SELECT %(ns)s, count(*) FROM mc_results WHERE namespace = %(ns)s "
+    "ON CONFLICT(namespace) DO UPDATE SET stored = excluded.stored RETURNING stored"
+)
+_SET_COUNT: Final = (
+    "INSERT INTO mc_namespaces(namespace, stored) VALUES (%s, %s) "
+    "ON CONFLICT(namespace) DO UPDATE SET stored = excluded.stored"
+)
+# Keeps the `max_records` greatest keys: deletes every key up to the one at that offset from
+# the top. A walk of `max_records` index entries, whatever the history size.
+_PRUNE: Final = (
+    "DELETE FROM mc_results WHERE namespace = %(ns)s AND key <= (SELECT key FROM mc_results "
+    "WHERE namespace = %(ns)s ORDER BY key DESC OFFSET %(keep)s LIMIT 1)"
+)
+
+
+def is_postgres_url(path: object) -> TypeGuard[str]:
+    """True if ``path`` is a ``postgresql://`` or ``postgres://`` URL."""
+    return isinstance(path, str) and path.lower().startswith(URL_SCHEMES)
+
+
+def namespace_lock_key(schema: str, namespace: str) -> int:
+    """The advisory lock key of ``namespace`` in ``schema`` (see the module docstring)."""
+    digest = hashlib.sha256(b"mcstore-namespace\0" + schema.encode() + b"\0" + namespace.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _schema_lock_key(schema: str) -> int:
+    """The transaction advisory lock that serialises creating the tables in ``schema``."""
+    digest = hashlib.sha256(b"mcstore-schema\0" + schema.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class PostgresBackend:
+    """A :class:`~mcstore.backends.Backend` on a PostgreSQL server, through psycopg 3.
+
+    ``dsn`` is a libpq connection string or ``postgresql://`` URL. Connection parameters given
+    in it win over mcstore's defaults (``connect_timeout``, TCP keepalives,
+    ``application_name``). Needs the ``postgres`` extra; without it, construction raises
+    :class:`~mcstore.StoreError` naming the extra. One backend opens one namespace once.
+    """
+
+    def __init__(self, dsn: str, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT) -> None:
+        if not isinstance(dsn, str) or not dsn:
+            raise TypeError(f"dsn must be a non-empty str, got {dsn!r}")
+        if not isinstance(connect_timeout, int) or isinstance(connect_timeout, bool) or connect_timeout < 2:
+            raise ValueError(f"connect_timeout must be an int >= 2 (seconds), got {connect_timeout!r}")
+        _require_psycopg()
+        self.dsn: Final = dsn
+        self.where: Final = describe_dsn(dsn)
+        """The server and database, without password, for messages and logs."""
+        self.connect_timeout: Final = connect_timeout
+        self.namespace = ""
+        self.schema = ""
+        self._lock_key = 0
+        self._stored = 0
+        self._session = PgSession()
+        self._snapshots: set[PostgresSnapshot] = set()
+        self._opened = False
+        self._closed = False
+        self.reconnects = 0
+        """Connections made after the first one (each one re-took the namespace lock)."""
+
+    @property
+    def calls_in_flight(self) -> int:
+        """Calls running in the worker thread now: 0 whenever no call is awaited."""
+        return self._session.calls_in_flight
+
+    @property
+    def snapshots_open(self) -> int:
+        """Snapshots opened by :meth:`open_snapshot` and not closed yet."""
+        return len(self._snapshots)
+
+    @property
+    def _conn(self) -> Connection[Any] | None:
+        return self._session.conn
+
+    @_conn.setter
+    def _conn(self, conn: Connection[Any] | None) -> None:
+        self._session.conn = conn
+
+    def _raise_if_cancelled(self) -> None:
+        self._session.raise_if_cancelled()
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` in the worker thread (see :class:`~mcstore.backends._pgconn.PgSession`)."""
+        return await self._session.run(fn)
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> Connection[Any]:
+        return connect(self.dsn, self.connect_timeout)
+
+    def _try_lock(self, conn: Connection[Any]) -> bool:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._lock_key,)).fetchone()
+        return bool(row and row[0])
+
+    def _usable(self) -> Connection[Any]:
+        """The store's connection, holding the namespace lock: reconnect and re-lock if it broke.
+
+        Raises :class:`StoreError` (logged at ERROR) if another session took the lock while
+        this one was disconnected.
+        """
+        from psycopg.pq import TransactionStatus
+
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            status = conn.info.transaction_status
+            if status == TransactionStatus.IDLE:
+                return conn
+            if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+                conn.rollback()  # left over from a cancelled or failed call
+                return conn
+        if conn is not None:
+            self._conn = None
+            conn.close()
+        self._raise_if_cancelled()
+        logger.warning(
+            "PostgreSQL connection of mission control namespace %r lost; reconnecting to %s",
+            self.namespace, self.where,
+        )
+        conn = self._connect()
+        try:
+            if not self._try_lock(conn):
+                logger.error(
+                    "Mission control namespace %r was locked by another session while the connection to %s "
+                    "was lost; not writing (results stay pending)",
+                    self.namespace, self.where,
+                )
+                raise StoreError(
+                    f"namespace {self.namespace!r} on {self.where} was taken by another store while the "
+                    "connection was lost; results stay pending"
+                )
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        self.reconnects += 1
+        logger.info("Reconnected to %s and re-locked mission control namespace %r", self.where, self.namespace)
+        return conn
+
+    def _write(self, work: Callable[[Connection[Any]], T]) -> T:
+        """Run ``work`` in one transaction on the locked connection.
+
+        A transaction that fails because the connection was lost is retried once on a new
+        connection, at once (safe: see the module docstring); any other failure is raised,
+        with everything rolled back.
+        """
+        import psycopg
+
+        for attempt in (1, 2):
+            conn = self._usable()
+            self._raise_if_cancelled()
+            try:
+                with conn.transaction():
+                    value = work(conn)
+                    # Cancelled between statements, where no cancel request reaches: do not commit.
+                    self._raise_if_cancelled()
+                return value
+            except psycopg.OperationalError as exc:
+                if attempt == 2 or not conn.closed or self._session.cancel_requested:
+                    raise
+                logger.warning("PostgreSQL transaction on %s failed with the connection (%s); retrying once",
+                               self.where, exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- Backend protocol --------------------------------------------------------------------
+
+    async def open(self, namespace: str, max_records: int) -> int:
+        """Connect, lock ``namespace``, create or check the schema, prune to ``max_records``.
+
+        Raises :class:`~mcstore.StoreLocked` at once if another session holds the namespace,
+        and :class:`~mcstore.StoreError` if the server cannot be reached (within
+        ``connect_timeout``), the schema is newer than this mcstore, or any statement fails.
+        On failure nothing stays open or locked.
+        """
+        if self._opened or self._closed:
+            raise StoreError("a PostgresBackend can be opened only once")
+        self._opened = True
+        self.namespace = namespace
+        try:
+            return await self._call(lambda: self._open_sync(max_records), "open")
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self._run(self._close_sync)
+            raise
+
+    def _open_sync(self, max_records: int) -> int:
+        conn = self._connect()
+        self._conn = conn
+        row = conn.execute("SELECT current_schema(), current_setting('fsync')").fetchone()
+        assert row is not None
+        schema, fsync = row
+        if schema is None:
+            raise StoreError(f"{self.where}: no schema of the search_path exists to create mcstore's tables in")
+        self.schema = str(schema)
+        if fsync != "on":
+            logger.warning(
+                "PostgreSQL server %s runs with fsync=%s: a crash of the server can lose acknowledged "
+                "mission control results", self.where, fsync,
+            )
+        self._lock_key = namespace_lock_key(self.schema, self.namespace)
+        if not self._try_lock(conn):
+            raise StoreLocked(
+                f"namespace {self.namespace!r} is already open in another store "
+                f"({self.where}, schema {self.schema!r}, advisory lock {self._lock_key})"
+            )
+        self._write(self._ensure_schema)
+        self._stored = self._write(self._count_row)
+        if max_records and self._stored > max_records:
+            pruned = self._write(lambda c: self._prune(c, max_records))
+            logger.info(
+                "Pruned %d mission control results of namespace %r to max_records=%d at open",
+                pruned, self.namespace, max_records,
+            )
+        return self._stored
+
+    def _ensure_schema(self, conn: Connection[Any]) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_schema_lock_key(self.schema),))
+        exists = conn.execute("SELECT to_regclass('mc_schema') IS NOT NULL").fetchone()
+        if exists and exists[0]:
+            row = conn.execute("SELECT max(version) FROM mc_schema").fetchone()
+            version = row[0] if row else None
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.where} (schema {self.schema!r}) has mcstore schema version {version}, newer than "
+                    f"the version {SCHEMA_VERSION} this mcstore supports; upgrade mcstore"
+                )
+            if version == SCHEMA_VERSION:
+                return
+        for statement in _DDL:
+            conn.execute(statement)
+        conn.execute("DELETE FROM mc_schema")
+        conn.execute("INSERT INTO mc_schema(version) VALUES (%s)", (SCHEMA_VERSION,))
+
+    def _count_row(self, conn: Connection[Any]) -> int:
+        """The namespace's kept count; counted once if there is none yet."""
+        row = conn.execute("SELECT stored FROM mc_namespaces WHERE namespace = %s", (self.namespace,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        row = conn.execute(_RECOUNT, {"ns": self.namespace}).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def _prune(self, conn: Connection[Any], max_records: int) -> int:
+        """Keep the ``max_records`` greatest keys; update the count; return how many went."""
+        pruned = conn.execute(_PRUNE, {"ns": self.namespace, "keep": max_records}).rowcount
+        if pruned:
+            self._add_count(conn, -pruned)
+        else:
+            self._stored = self._read_count(conn)
+        return pruned
+
+    def _read_count(self, conn: Connection[Any]) -> int:
+        row = conn.execute("SELECT stored FROM mc_namespaces WHERE namespace = %s", (self.namespace,)).fetchone()
+        return int(row[0]) if row is not None else self._count_row(conn)
+
+    def _add_count(self, conn: Connection[Any], delta: int) -> None:
+        """Change the kept count by ``delta`` rows; sets ``_stored`` to the new count."""
+        row = conn.execute(_ADD_COUNT, (delta, self.namespace)).fetchone()
+        self._stored = int(row[0]) if row is not None else self._count_row(conn)
+
+    async def store_results(self, results: Sequence[PaymentResult], max_records: int) -> FlushOutcome:
+        """Insert ``results`` (deduplicated by key) and prune, in one transaction."""
+        namespace = self.namespace
+
+        def transaction(conn: Connection[Any], rows: list[tuple[str, bytes, bytes]]) -> FlushOutcome:
+            with conn.cursor() as cursor:
+                cursor.executemany(_INSERT, rows)
+                added = max(cursor.rowcount, 0)
+            self._raise_if_cancelled()
+            self._add_count(conn, added)
+            pruned = 0
+            if max_records and self._stored > max_records:
+                self._raise_if_cancelled()
+                pruned = self._prune(conn, max_records)
+            return FlushOutcome(added, len(rows) - added, pruned, self._stored)
+
+        def work() -> FlushOutcome:
+            rows: list[tuple[str, bytes, bytes]] = []
+            for start in range(0, len(results), _CANCEL_CHECK_ROWS):
+                self._raise_if_cancelled()
+                rows.extend((namespace, *encode_result(r)) for r in results[start : start + _CANCEL_CHECK_ROWS])
+            return self._write(lambda conn: transaction(conn, rows))
+
+        return await self._call(work, "flush")
+
+    async def fetch_all(self) -> FetchOutcome:
+        """Read every row in key order; delete the rows that fail to decode."""
+        namespace = self.namespace
+
+        def work() -> FetchOutcome:
+            def read(conn: Connection[Any]) -> list[tuple[bytes, bytes]]:
+                return conn.execute(
+                    "SELECT key, value FROM mc_results WHERE namespace = %s ORDER BY key", (namespace,)
+                ).fetchall()
+
+            rows = self._write(read)
+            results: list[PaymentResult] = []
+            corrupted: list[tuple[str, bytes]] = []
+            for index, (key, value) in enumerate(rows):
+                if index % _CANCEL_CHECK_ROWS == 0:
+                    self._raise_if_cancelled()
+                try:
+                    results.append(decode_result(bytes(key), bytes(value)))
+                except DecodeError as exc:
+                    logger.warning(
+                        "Removing undecodable mission control result: namespace=%r key=%s: %s",
+                        namespace, bytes(key).hex(), exc,
+                    )
+                    corrupted.append((namespace, bytes(key)))
+
+            def repair(conn: Connection[Any]) -> None:
+                with conn.cursor() as cursor:
+                    cursor.executemany("DELETE FROM mc_results WHERE namespace = %s AND key = %s", corrupted)
+                conn.execute(_SET_COUNT, (namespace, len(results)))
+
+            # Reading every row is also the moment to correct the kept count.
+            if corrupted or len(results) != self._stored:
+                self._write(repair)
+                self._stored = len(results)
+            return FetchOutcome(results, len(corrupted), self._stored)
+
+        return await self._call(work, "fetch")
+
+    async def clear(self) -> int:
+        """Delete every row of the namespace in one transaction."""
+        namespace = self.namespace
+
+        def transaction(conn: Connection[Any]) -> int:
+            deleted = conn.execute("DELETE FROM mc_results WHERE namespace = %s", (namespace,)).rowcount
+            conn.execute(_SET_COUNT, (namespace, 0))
+            return deleted
+
+        def work() -> int:
+            deleted = self._write(transaction)
+            self._stored = 0
+            return deleted
+
+        return await self._call(work, "clear")
+
+    async def open_snapshot(self) -> PostgresSnapshot:
+        """A snapshot on its own connection, in a ``REPEATABLE READ READ ONLY`` transaction (see
+        :class:`~mcstore.backends.postgres_read.PostgresSnapshot`); it never waits for a flush."""
+        from .postgres_read import PostgresSnapshot
+
+        if not self._opened or self._closed or not self.schema:
+            raise StoreError(f"PostgreSQL backend for {self.where} is not open")
+        snapshot = PostgresSnapshot(self.dsn, self.namespace, connect_timeout=self.connect_timeout,
+                                    on_release=self._snapshots.discard)
+        self._snapshots.add(snapshot)
+        await snapshot.start()
+        return snapshot
+
+    async def _call(self, work: Callable[[], T], what: str) -> T:
+        """Run ``work`` in the worker thread; report driver failures as StoreError."""
+        import psycopg
+
+        try:
+            return await self._run(work)
+        except (psycopg.Error, Interrupted) as exc:
+            raise StoreError(f"PostgreSQL {what} failed on {self.where}: {exc}".rstrip()) from exc
+
+    async def aclose(self) -> None:
+        """Unlock the namespace and close the connection. Harmless if called twice.
+
+        Runs shielded: closing is cleanup, and must finish even in a cancelled scope.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        with trio.CancelScope(shield=True):
+            for snapshot in list(self._snapshots):
+                await snapshot.aclose()
+            await self._run(self._close_sync)
+
+    def _close_sync(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if not conn.closed and self._lock_key:
+                if conn.info.transaction_status != conn.info.transaction_status.IDLE:
+                    conn.rollback()
+                # Explicitly: a closed session's locks are freed asynchronously, a little later.
+                conn.execute("SELECT pg_advisory_unlock_all()")
+        except Exception as exc:  # a broken connection: its session, and lock, are gone anyway
+            logger.debug("PostgreSQL unlock at close failed: %s", exc)
+        finally:
+            conn.close()

@@ -1,0 +1,273 @@
+"""Reading mcstore's tables on PostgreSQL without writing: snapshots and the read-only reader.
+
+:class:`PostgresSnapshot` is the :class:`~mcstore.backends.Snapshot` of one namespace: its own
+connection, one ``REPEATABLE READ READ ONLY`` transaction held from open to close (its view is
+fixed by its first read, so a flush commits meanwhile and is not seen), and keyset pagination
+(``WHERE key > last ORDER BY key LIMIT n`` on the primary key), so that it holds one batch at a
+time whatever the namespace's size. :class:`PostgresReader` is the
+:class:`~mcstore.backends.Reader` of a database (the tables in the connection's current schema),
+for ``mcstore stats`` and ``mcstore export``: it takes no namespace lock, and never creates,
+repairs or deletes anything.
+
+Calls run in a worker thread, one at a time per connection, and are cancelled as the backend's
+are (:class:`~mcstore.backends._pgconn.PgSession`). ``aclose()`` from another task cancels the
+call in progress, which then raises :class:`~mcstore.StoreClosed`. A snapshot holds back
+the server's cleanup of old row versions (VACUUM) while it is open; close it promptly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import trio
+
+from ..errors import LocationError, StoreClosed, StoreError
+from ._pgconn import DEFAULT_CONNECT_TIMEOUT, Interrupted, PgSession, connect, describe_dsn, require_psycopg
+from .base import Row, check_batch_size
+
+if TYPE_CHECKING:
+    from psycopg import Connection
+
+__all__ = ["PostgresReader", "PostgresSnapshot"]
+
+T = TypeVar("T")
+
+_FIRST: Final = "SELECT key, value FROM mc_results WHERE namespace = %s ORDER BY key LIMIT %s"
+_AFTER: Final = "SELECT key, value FROM mc_results WHERE namespace = %s AND key > %s ORDER BY key LIMIT %s"
+_COUNT: Final = "SELECT count(*) FROM mc_results WHERE namespace = %s"
+_NAMESPACES: Final = (
+    "SELECT namespace, sum(n)::bigint FROM ("
+    " SELECT namespace, count(*) AS n FROM mc_results GROUP BY namespace"
+    " UNION ALL SELECT namespace, 0 FROM mc_namespaces"
+    ") AS counts GROUP BY namespace ORDER BY namespace"
+)
+
+
+class _ReadConnection:
+    """One read connection used from a worker thread, one call at a time, cancellable.
+
+    ``aclose()`` may come from any task at any time: it cancels the call in progress, which
+    then raises :class:`~mcstore.StoreClosed`, and returns once the connection is closed.
+    """
+
+    def __init__(self, dsn: str, what: str, connect_timeout: int) -> None:
+        require_psycopg()
+        self.dsn: Final = dsn
+        self.where: Final = describe_dsn(dsn)
+        self._what = what
+        self._connect_timeout = connect_timeout
+        self._session = PgSession()
+        self._closing = False
+        self._released = trio.Event()
+        self._broken: str | None = None
+
+    def _connection(self) -> Connection[Any]:
+        conn = self._session.conn
+        if conn is None:
+            raise StoreError(f"{self._what} of {self.where} is not connected")
+        return conn
+
+    def _connect_sync(self) -> Connection[Any]:
+        conn = connect(self.dsn, self._connect_timeout)
+        self._session.conn = conn
+        return conn
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        import psycopg
+
+        if self._closing:
+            raise StoreClosed(f"{self._what} of {self.where} is closed")
+        if self._broken is not None:
+            raise StoreError(f"{self._what} of {self.where} is unusable after {self._broken}; close it")
+        try:
+            return await self._session.run(fn)
+        except (psycopg.Error, Interrupted) as exc:
+            self._broken = "an error"
+            if self._closing:
+                raise StoreClosed(f"{self._what} of {self.where} was closed during a read") from None
+            raise StoreError(f"PostgreSQL read failed on {self.where}: {exc}") from exc
+        except BaseException:
+            self._broken = "a cancelled read"
+            raise
+
+    async def aclose(self) -> None:
+        """Cancel any call in progress, close the connection; see the class docstring."""
+        with trio.CancelScope(shield=True):
+            if self._closing:
+                await self._released.wait()
+                return
+            self._closing = True
+            try:
+                self._session.interrupt()
+                await self._session.run(self._close_sync)
+            finally:
+                self._released.set()
+                self._on_released()
+
+    def _close_sync(self) -> None:
+        conn, self._session.conn = self._session.conn, None
+        if conn is not None:
+            conn.close()
+
+    def _on_released(self) -> None:
+        """Hook for subclasses: called once, when ``aclose`` has released everything."""
+
+
+class PostgresSnapshot(_ReadConnection):
+    """The :class:`~mcstore.backends.Snapshot` of ``namespace`` in the database of ``dsn``.
+
+    Create it, then ``await snapshot.start()`` (which takes the view); both the PostgreSQL
+    backend and :class:`PostgresReader` do this for you. ``on_release`` is called once when it
+    is closed.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        namespace: str,
+        *,
+        connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+        on_release: Callable[[PostgresSnapshot], None] | None = None,
+    ) -> None:
+        super().__init__(dsn, f"snapshot of namespace {namespace!r}", connect_timeout)
+        self.namespace: Final = namespace
+        self._on_release = on_release
+        self._after: bytes | None = None
+        self._exhausted = False
+
+    async def start(self) -> None:
+        """Connect and begin the read transaction; on failure (or cancellation) close again."""
+        namespace = self.namespace
+
+        def work() -> None:
+            conn = self._connect_sync()
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # The first read fixes the transaction's view.
+            conn.execute("SELECT 1 FROM mc_results WHERE namespace = %s LIMIT 1", (namespace,)).fetchall()
+
+        try:
+            await self._call(work)
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def next_batch(self, max_rows: int) -> list[Row]:
+        """See :meth:`mcstore.backends.Snapshot.next_batch`."""
+        check_batch_size(max_rows)
+        if self._exhausted:
+            await trio.lowlevel.checkpoint()
+            if self._closing:
+                raise StoreClosed(f"{self._what} of {self.where} is closed")
+            return []
+        namespace, after = self.namespace, self._after
+
+        def read() -> list[Row]:
+            conn = self._connection()
+            if after is None:
+                rows = conn.execute(_FIRST, (namespace, max_rows)).fetchall()
+            else:
+                rows = conn.execute(_AFTER, (namespace, after, max_rows)).fetchall()
+            return [(bytes(key), bytes(value)) for key, value in rows]
+
+        rows = await self._call(read)
+        if rows:
+            self._after = rows[-1][0]
+        if len(rows) < max_rows:
+            self._exhausted = True
+        return rows
+
+    async def count(self) -> int:
+        """See :meth:`mcstore.backends.Snapshot.count`."""
+        namespace = self.namespace
+
+        def work() -> int:
+            row = self._connection().execute(_COUNT, (namespace,)).fetchone()
+            return int(row[0]) if row is not None else 0
+
+        return await self._call(work)
+
+    def _on_released(self) -> None:
+        if self._on_release is not None:
+            self._on_release(self)
+
+
+class PostgresReader(_ReadConnection):
+    """The :class:`~mcstore.backends.Reader` of mcstore's tables in the database of ``dsn``.
+
+    Open it with :meth:`open` (or :func:`mcstore.backends.open_reader`). Raises
+    :class:`~mcstore.LocationError` for a server that cannot be reached, a schema without
+    mcstore's tables, or a newer schema version. ``location`` has no password.
+    """
+
+    def __init__(self, dsn: str, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT) -> None:
+        super().__init__(dsn, "reader", connect_timeout)
+        self.location: str = self.where
+        self.schema_version: int = 0
+        self._snapshots: set[PostgresSnapshot] = set()
+
+    @classmethod
+    async def open(cls, dsn: str, *, newest_schema: int) -> PostgresReader:
+        """Open the reader of ``dsn``, accepting schema versions up to ``newest_schema``."""
+        import psycopg
+
+        reader = cls(dsn)
+
+        def work() -> None:
+            try:
+                conn = reader._connect_sync()
+            except psycopg.OperationalError as exc:
+                raise LocationError(reader.location, f"cannot connect: {str(exc).strip()}") from None
+            row = conn.execute(
+                "SELECT current_schema(), to_regclass('mc_results') IS NOT NULL, to_regclass('mc_schema') IS NOT NULL"
+            ).fetchone()
+            assert row is not None
+            schema, has_results, has_version = row
+            if not has_results:
+                raise LocationError(reader.location, f"not an mcstore database (no mc_results table in schema "
+                                                     f"{schema!r})")
+            version_row = conn.execute("SELECT max(version) FROM mc_schema").fetchone() if has_version else None
+            version = int(version_row[0]) if version_row and version_row[0] is not None else 0
+            if version > newest_schema:
+                raise LocationError(
+                    reader.location, f"schema version {version} is newer than {newest_schema}, which this mcstore reads"
+                )
+            reader.schema_version = version
+
+        try:
+            await reader._call(work)
+        except BaseException:
+            await reader.aclose()
+            raise
+        return reader
+
+    @property
+    def snapshots_open(self) -> int:
+        """Snapshots opened by :meth:`open_snapshot` and not closed yet."""
+        return len(self._snapshots)
+
+    async def namespaces(self) -> dict[str, int]:
+        """See :meth:`mcstore.backends.Reader.namespaces`."""
+
+        def work() -> dict[str, int]:
+            rows = self._connection().execute(_NAMESPACES).fetchall()
+            return {str(name): int(count) for name, count in rows}
+
+        return await self._call(work)
+
+    async def open_snapshot(self, namespace: str) -> PostgresSnapshot:
+        """See :meth:`mcstore.backends.Reader.open_snapshot`."""
+        if self._closing:
+            raise StoreClosed(f"reader of {self.where} is closed")
+        snapshot = PostgresSnapshot(self.dsn, namespace, connect_timeout=self._connect_timeout,
+                                    on_release=self._snapshots.discard)
+        self._snapshots.add(snapshot)
+        await snapshot.start()
+        return snapshot
+
+    async def aclose(self) -> None:
+        """See :meth:`mcstore.backends.Reader.aclose`."""
+        with trio.CancelScope(shield=True):
+            for snapshot in list(self._snapshots):
+                await snapshot.aclose()
+            await super().aclose()
