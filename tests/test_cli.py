@@ -773,6 +773,8 @@ def test_every_database_argument_takes_a_postgresql_url(pg_dsn: str, pg_server: 
     assert "nothing accepted was lost" in demo.stdout
     stats = run("stats", pg_dsn)
     assert stats.exit_code == 0 and "'default'" in stats.stdout, stats.output
+    querymc = run("querymc", pg_dsn, "--json")
+    assert querymc.exit_code == 0 and json.loads(querymc.stdout)["pairs"], querymc.output
     dump = tmp_path / "d.jsonl"
     assert run("export", pg_dsn, "-o", str(dump)).exit_code == 0
     exported = dump.read_text().splitlines()
