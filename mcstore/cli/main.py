@@ -1138,8 +1138,9 @@ def import_lnd(channel_db: str, db: str, namespace: str, max_records: int) -> No
     """Import the mission control history of an lnd node from its channel.sqlite.
 
     CHANNEL_DB is lnd's sqlite backend file (channel.sqlite), or the postgresql:// URL of an
-    lnd node on PostgreSQL; it is read-only and never written. Rows that fail to decode are reported and skipped. The results go
-    through the store into DB in one transaction, so deduplication and --max-records apply.
+    lnd node on PostgreSQL; it is read-only and never written. Rows that fail to decode are
+    reported and skipped. The results go through the store into DB in one transaction, so
+    deduplication and --max-records apply.
     """
     if _same_file(channel_db, db):
         _fail(f"{db}: the target database is lnd's own file; give mcstore a database of its own")
