@@ -658,7 +658,8 @@ class ResultIterator:
 
     Close it with :meth:`aclose` (``contextlib.aclosing`` does) to release its snapshot as
     soon as the caller stops iterating. Once it has ended (exhausted, closed, or after raising)
-    it raises ``StopAsyncIteration``.
+    it raises ``StopAsyncIteration``. One task at a time: a step taken while another task's
+    step is reading a batch raises ``trio.BusyResourceError``.
     """
 
     def __init__(self, store: MissionControlStore, batch_size: int) -> None:
@@ -669,6 +670,7 @@ class ResultIterator:
         self._index = 0
         self._exhausted = False  # the last batch has been read (the snapshot is released)
         self._done = False  # ended: exhausted and drained, closed, or failed
+        self._reading = False
         self.skipped = 0
         """Rows that failed to decode and were skipped (each logged at WARNING)."""
 
@@ -707,6 +709,15 @@ class ResultIterator:
             await self._read_batch()
 
     async def _read_batch(self) -> None:
+        if self._reading:
+            raise trio.BusyResourceError("another task is already reading this iter_results() iterator")
+        self._reading = True
+        try:
+            await self._read_batch_now()
+        finally:
+            self._reading = False
+
+    async def _read_batch_now(self) -> None:
         store = self._store
         with store._operation(cancel_when_closing=True) as scope:
             try:

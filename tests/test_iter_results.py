@@ -17,6 +17,9 @@ import pytest
 import trio
 import trio.testing
 from factories import failed, result
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import payment_results
 
 import mcstore
 from mcstore import StoreClosed, StoreError, open_store
@@ -501,3 +504,66 @@ async def test_iter_results_memory_stays_bounded_whatever_the_history_size(tmp_p
                     peak = max(peak, rss_bytes())
     assert count == size
     assert peak - base < 16 * 1024 * 1024, f"RSS grew by {(peak - base) / 2**20:.1f} MiB"
+
+
+async def test_one_task_at_a_time(backend: WatchedBackend) -> None:
+    with trio.fail_after(BUDGET):
+        async with store_of(backend) as store:
+            for i in range(20):
+                store.add_result(result(i))
+            await store.flush()
+            backend.hold_read = 1
+            async with contextlib.aclosing(store.iter_results(batch_size=10)) as results:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(results.__anext__)
+                    await backend.read_held.wait()
+                    with pytest.raises(trio.BusyResourceError, match="another task"):
+                        await results.__anext__()
+                    nursery.cancel_scope.cancel()
+
+
+# -- property: the iteration is the snapshot, whatever happens meanwhile --------------------------
+
+
+@given(
+    st.lists(payment_results(), min_size=2, max_size=40),
+    st.lists(payment_results(), max_size=20),
+    st.integers(min_value=1, max_value=4),
+    st.data(),
+    st.sampled_from([0, 5, 25]),
+    st.sampled_from(["flush", "clear", "fetch_all"]),
+)
+def test_iteration_yields_the_snapshot_whatever_is_written_meanwhile(
+    stored: list[mcstore.PaymentResult],
+    later: list[mcstore.PaymentResult],
+    batch_size: int,
+    data: st.DataObject,
+    max_records: int,
+    meanwhile: str,
+) -> None:
+    async def scenario() -> None:
+        async with open_store(MemoryBackend(), max_records=max_records) as store:
+            for r in stored:
+                store.add_result(r)
+            await store.flush()
+            expected = await store.fetch_all()
+            # Write after this many results have been yielded (0: never), mostly inside the snapshot.
+            after = data.draw(st.integers(min_value=0, max_value=len(expected)), label="after")
+            seen: list[mcstore.PaymentResult] = []
+            async with contextlib.aclosing(store.iter_results(batch_size)) as results:
+                while True:
+                    if len(seen) == after and after > 0:
+                        for extra in later:
+                            store.add_result(extra)
+                        await store.flush()
+                        if meanwhile == "clear":
+                            await store.clear()
+                        elif meanwhile == "fetch_all":
+                            await store.fetch_all()
+                    try:
+                        seen.append(await results.__anext__())
+                    except StopAsyncIteration:
+                        break
+            assert seen == expected
+
+    trio.run(scenario, clock=trio.testing.MockClock(autojump_threshold=0))
