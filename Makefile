@@ -6,19 +6,29 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test bench bench-quick lint clean
 
-$(STAMP): pyproject.toml
+# The install compiles the core (mcstore/model.py, mcstore/codec.py) with mypyc, falling back to
+# pure Python with a warning (see setup.py). The stamp depends on the core's sources, so that
+# `make test`, `make demo`, ... rebuild the compiled core after an edit; until it is rebuilt,
+# `import mcstore` warns that it is stale and uses pure Python.
+CORE_SOURCES := mcstore/model.py mcstore/codec.py setup.py
+
+$(STAMP): pyproject.toml $(CORE_SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,bench,dev]'
+	$(BIN)/mcstore --version
 	touch $(STAMP)
 
 ## The main job: simulate a node's payments into an embedded SQLite file (./mcstore-demo.sqlite).
 demo: $(STAMP)
 	$(BIN)/mcstore demo
 
-## The whole test suite (hypothesis profile "ci"; HYPOTHESIS_PROFILE=thorough for long runs).
+## The whole test suite, on the compiled core and then on pure Python (MCSTORE_PURE=1)
+## (hypothesis profile "ci"; HYPOTHESIS_PROFILE=thorough for long runs).
 test: $(STAMP)
+	$(BIN)/mcstore --version
 	$(BIN)/python -m pytest
+	MCSTORE_PURE=1 $(BIN)/python -m pytest
 
 ## The full benchmark run (table, JSON and PNG in benchmarks/results/).
 bench: $(STAMP)
@@ -33,4 +43,4 @@ lint: $(STAMP)
 	$(BIN)/mypy mcstore
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis mcstore/_native__mypyc.*.so mcstore/_native/*.so

@@ -1,9 +1,11 @@
-"""``python -m benchmarks [--quick] [--out DIR] [--repeat N] [--only CASES]``, from the project root.
+"""``python -m benchmarks [--quick] [--out DIR] [--repeat N] [--only CASES] [--backend B]``, from the root.
 
 Prints the results table and writes ``<name>.json``, ``<name>.md`` and the flush-cost plot
 into ``--out``: ``latest.*`` and ``flush_cost.png`` for a full run of every case,
-``quick.*`` and ``flush_cost_quick.png`` for ``--quick``, ``partial.*`` otherwise, so a smoke
-or partial run never overwrites the published results.
+``quick.*`` and ``flush_cost_quick.png`` for ``--quick``, ``postgres.*`` for a full run of
+``--backend postgres`` (case 8 alone), ``partial.*`` otherwise, so a smoke or partial run never
+overwrites the published results. Case 8 starts its own throwaway PostgreSQL server (or uses
+``MCSTORE_PG_DSN``), and is skipped with a note where there is none.
 
 Exit status: 0 after a run, whatever the figures (targets are reported, not asserted);
 1 if a case crashed or produced a wrong result; 2 for bad arguments.
@@ -24,10 +26,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import cases_add, cases_close, cases_codec, cases_flush, cases_mission, cases_scale, report
+from . import cases_add, cases_close, cases_codec, cases_flush, cases_mission, cases_postgres, cases_scale, report
 from .common import CheckFailed, Config, Figure, machine
 
-CASE_NAMES = {"flush": 1, "throughput": 2, "add": 3, "codec": 4, "close": 5, "scale": 6, "mission": 7}
+CASE_NAMES = {"flush": 1, "throughput": 2, "add": 3, "codec": 4, "close": 5, "scale": 6, "mission": 7, "postgres": 8}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
@@ -77,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="CASES",
         help="comma-separated cases to run, by number or name: " + ", ".join(f"{v}={k}" for k, v in CASE_NAMES.items()),
     )
+    parser.add_argument(
+        "--backend",
+        choices=("all", "sqlite", "postgres"),
+        default="all",
+        help="postgres: the PostgreSQL section only (case 8); sqlite: every case but 8; all (default): every case",
+    )
     return parser
 
 
@@ -86,7 +94,9 @@ def _plan(cfg: Config, cases: set[int]) -> list[tuple[int, Callable[[], Any]]]:
     flush_cases = cases & {1, 2}
     if flush_cases:
         plan.append((cases_flush.steps(cfg, flush_cases), lambda: cases_flush.run(cfg, flush_cases)))
-    for number, module in ((3, cases_add), (4, cases_codec), (5, cases_close), (6, cases_scale), (7, cases_mission)):
+    for number, module in (
+        (3, cases_add), (4, cases_codec), (5, cases_close), (6, cases_scale), (7, cases_mission), (8, cases_postgres)
+    ):
         if number in cases:
             plan.append((module.steps(cfg), functools.partial(module.run, cfg)))
     return plan
@@ -98,7 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     if repeat < 1:
         _parser().error("--repeat must be at least 1")
     cases = args.only or set(CASE_NAMES.values())
+    if args.backend == "postgres":
+        cases &= {CASE_NAMES["postgres"]}
+    elif args.backend == "sqlite":
+        cases -= {CASE_NAMES["postgres"]}
+    if not cases:
+        _parser().error(f"--only and --backend {args.backend} leave no case to run")
     name = "quick" if args.quick else ("latest" if cases == set(CASE_NAMES.values()) else "partial")
+    if name == "partial" and cases == {CASE_NAMES["postgres"]}:
+        name = "postgres"
     command = " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])])
     console = Console(width=None if sys.stdout.isatty() else 200)
     meta: dict[str, Any] = {

@@ -8,6 +8,10 @@ Start with :func:`open_store`::
 
 from __future__ import annotations
 
+# First: chooses the compiled or the pure core before anything below imports it. COMPILED is
+# True when the compiled core (model and codec, built by mypyc) is in use; False for pure
+# Python (no compiler at install time, or MCSTORE_PURE=1). `mcstore --version` prints it.
+from ._select import COMPILED
 from .backends import Backend, FetchOutcome, FlushOutcome, PostgresBackend, SQLiteBackend
 from .codec import decode_result, encode_result
 from .errors import DecodeError, FlushError, LocationError, StoreBusy, StoreClosed, StoreError, StoreLocked
@@ -27,6 +31,7 @@ from .store import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "COMPILED",
     "DEFAULT_FLUSH_INTERVAL",
     "DEFAULT_MAX_PENDING",
     "DEFAULT_MAX_RECORDS",

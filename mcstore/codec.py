@@ -19,7 +19,9 @@ from __future__ import annotations
 import struct
 from typing import NoReturn
 
-from .errors import DecodeError
+# Absolute: the compiled copy of this module lives in mcstore._native (see setup.py).
+from mcstore.errors import DecodeError
+
 from .model import KEY_LEN, PUBKEY_LEN, Hop, PaymentFailure, PaymentResult, Route
 
 __all__ = ["decode_bigsize", "decode_result", "encode_bigsize", "encode_result"]
@@ -67,7 +69,7 @@ def _bigsize(n: int) -> bytes:
     return b"\xff" + _U64.pack(n)
 
 
-def encode_bigsize(n: int) -> bytes:
+def encode_bigsize(n: object) -> bytes:
     """Encode ``n`` as a canonical BOLT 1 BigSize (1, 3, 5 or 9 bytes).
 
     Raises TypeError if ``n`` is not an int (bool included) and ValueError if it is not
@@ -108,17 +110,19 @@ def _bigsize_slow(buf: bytes, off: int, end: int) -> tuple[int, int]:
     return n, off + 9
 
 
-def decode_bigsize(buf: bytes | bytearray | memoryview, offset: int) -> tuple[int, int]:
+def decode_bigsize(buf: object, offset: object) -> tuple[int, int]:
     """Read a BOLT 1 BigSize at ``offset``; return ``(value, offset after it)``.
 
     Raises DecodeError if the buffer ends early or the encoding is not canonical (the
     value would fit a shorter form), ValueError for a negative offset, TypeError for a
-    non-bytes buffer.
+    non-bytes buffer or a non-int offset.
     """
     if not isinstance(buf, bytes):
         if not isinstance(buf, (bytearray, memoryview)):
             raise TypeError(f"buf must be bytes-like, got {type(buf).__name__}")
         buf = bytes(buf)
+    if isinstance(offset, bool) or not isinstance(offset, int):
+        raise TypeError(f"offset must be an int, got {type(offset).__name__} {offset!r}")
     if offset < 0:
         raise ValueError(f"offset must be >= 0, got {offset!r}")
     end = len(buf)
@@ -182,13 +186,16 @@ def _encode_failure(failure: PaymentFailure) -> bytes:
     return b"".join((b"\x00\x01", _BYTE[idx], b"\x01", _bigsize(len(msg)), msg))
 
 
-def encode_result(result: PaymentResult) -> tuple[bytes, bytes]:
+def encode_result(result: object) -> tuple[bytes, bytes]:
     """Encode ``result`` as lnd's ``(key, value)`` pair.
 
     Never raises for a valid :class:`~mcstore.model.PaymentResult` (the model has already
-    checked every limit the format imposes). The value is computed once per result and
-    cached on it (results are immutable, so the cache cannot go stale).
+    checked every limit the format imposes); raises TypeError for anything else. The value
+    is computed once per result and cached on it (results are immutable, so the cache cannot
+    go stale).
     """
+    if not isinstance(result, PaymentResult):
+        raise TypeError(f"encode_result() expects a PaymentResult, got {type(result).__name__}")
     cached = result._value
     if cached is not None:
         return result._key, cached
@@ -218,9 +225,18 @@ def encode_result(result: PaymentResult) -> tuple[bytes, bytes]:
 _Slot = tuple[int, int] | None
 
 
+def _caused(error: DecodeError, cause: BaseException | None) -> DecodeError:
+    """``error`` with ``cause`` as its ``__cause__``: what ``raise error from cause`` does.
+
+    Spelled out because mypyc (the compiled core) drops the cause of ``raise ... from ...``.
+    """
+    error.__cause__ = cause
+    return error
+
+
 def _reraise(prefix: str, e: DecodeError) -> NoReturn:
     """Re-raise ``e`` with ``prefix`` saying where, keeping its cause (a model error)."""
-    raise DecodeError(f"{prefix}: {e}") from e.__cause__
+    raise _caused(DecodeError(f"{prefix}: {e}"), e.__cause__)
 
 
 def _scan(buf: bytes, off: int, end: int, known: int) -> list[_Slot]:
@@ -413,7 +429,7 @@ def _decode_failure(buf: bytes, off: int, end: int) -> PaymentFailure:
     try:
         return PaymentFailure(idx, msg)
     except (TypeError, ValueError) as e:
-        raise DecodeError(str(e)) from e
+        raise _caused(DecodeError(str(e)), e) from e
 
 
 def _decode_value(value: bytes) -> tuple[int, int, Route, PaymentFailure | None]:
@@ -462,9 +478,7 @@ def _decode(key: bytes, value: bytes) -> PaymentResult:
     return PaymentResult(result_id, time_fwd, time_reply, route, failure)
 
 
-def decode_result(
-    key: bytes | bytearray | memoryview, value: bytes | bytearray | memoryview
-) -> PaymentResult:
+def decode_result(key: object, value: object) -> PaymentResult:
     """Decode lnd's ``(key, value)`` pair into a :class:`~mcstore.model.PaymentResult`.
 
     The id comes from the key; the key's time_reply_ns and source pubkey must match the
@@ -486,8 +500,8 @@ def decode_result(
     except (TypeError, ValueError) as e:
         # Structural checks make every decoded field fit the model, so this only catches
         # model rules the format cannot express; kept so the contract holds regardless.
-        raise DecodeError(f"rejected by the model: {e}") from e
+        raise _caused(DecodeError(f"rejected by the model: {e}"), e) from e
     except (IndexError, struct.error) as e:  # pragma: no cover - a bounds-check bug
         # Should be unreachable (the fuzz tests assert it is); a corrupt row must still
         # surface as DecodeError rather than crash the store.
-        raise DecodeError(f"malformed input ({type(e).__name__}: {e})") from e
+        raise _caused(DecodeError(f"malformed input ({type(e).__name__}: {e})"), e) from e

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
+from typing import Final
 
 __all__ = [
     "AMOUNT_BELOW_MINIMUM",
@@ -57,16 +58,16 @@ __all__ = [
     "Route",
 ]
 
-PUBKEY_LEN = 33
+PUBKEY_LEN: Final = 33
 """Length of a compressed secp256k1 public key, as lnd stores it (``route.Vertex``)."""
 
-KEY_LEN = 49
+KEY_LEN: Final = 49
 """Length of a result's database key: u64 time_reply_ns + u64 id + 33-byte source pubkey."""
 
-U64_MAX = 2**64 - 1
+U64_MAX: Final = 2**64 - 1
 """Largest value of any integer field."""
 
-U8_MAX = 255
+U8_MAX: Final = 255
 """Largest failure source index (lnd stores it as a u8)."""
 
 # -- BOLT 4 failure codes ---------------------------------------------------------------
@@ -170,6 +171,15 @@ def _check_u64(owner: str, name: str, value: object) -> int:
     return int(value)
 
 
+def _check_u8(owner: str, name: str, value: object) -> int:
+    """Return ``value`` as a plain int if it is a u8; raise TypeError/ValueError if not."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{owner}.{name} must be an int or None, got {type(value).__name__} {_show(value)}")
+    if not 0 <= value <= U8_MAX:
+        raise ValueError(f"{owner}.{name} must be a u8 (0 <= x < 256), got {_show(value)}")
+    return int(value)
+
+
 def _check_bytes(owner: str, name: str, value: object) -> bytes:
     """Return ``value`` as plain bytes; accept bytes, bytearray and memoryview only."""
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -196,13 +206,22 @@ def _check_bool(owner: str, name: str, value: object) -> None:
 # -- the model ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+# Each class writes its own ``__init__`` (``init=False``) instead of the one dataclasses
+# generates: the same checks as a ``__post_init__``, but every field is stored once, with
+# ``object.__setattr__(self, "name", value)``, which is what a frozen dataclass does and which
+# mypyc compiles to a direct store. The parameters are typed ``object`` because the checks
+# below, not a compiled argument check, must report a wrong type (with the field's name).
+# Instances pickle and copy through ``__reduce__``, i.e. through the constructor and its checks.
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Hop:
     """One hop of a route, reduced to what mission control keeps.
 
-    Raises TypeError for a field of the wrong type and ValueError for a value out of range:
-    ``channel_id`` and ``amount_to_forward_msat`` are u64, ``pubkey`` is exactly 33 bytes
-    (bytearray/memoryview are converted to bytes), the two flags are bools.
+    ``Hop(channel_id, pubkey, amount_to_forward_msat, has_blinding_point=False,
+    has_custom_records=False)``. Raises TypeError for a field of the wrong type and ValueError
+    for a value out of range: ``channel_id`` and ``amount_to_forward_msat`` are u64, ``pubkey``
+    is exactly 33 bytes (bytearray/memoryview are converted to bytes), the two flags are bools.
     """
 
     channel_id: int
@@ -211,105 +230,115 @@ class Hop:
     has_blinding_point: bool = False
     has_custom_records: bool = False
 
-    def __post_init__(self) -> None:
-        v = self.channel_id
-        if type(v) is not int or not 0 <= v <= U64_MAX:
-            object.__setattr__(self, "channel_id", _check_u64("Hop", "channel_id", v))
-        p = self.pubkey
-        if type(p) is not bytes or len(p) != PUBKEY_LEN:
-            object.__setattr__(self, "pubkey", _check_pubkey("Hop", "pubkey", p))
-        v = self.amount_to_forward_msat
-        if type(v) is not int or not 0 <= v <= U64_MAX:
-            object.__setattr__(
-                self,
-                "amount_to_forward_msat",
-                _check_u64("Hop", "amount_to_forward_msat", v),
-            )
-        if type(self.has_blinding_point) is not bool:
-            _check_bool("Hop", "has_blinding_point", self.has_blinding_point)
-        if type(self.has_custom_records) is not bool:
-            _check_bool("Hop", "has_custom_records", self.has_custom_records)
+    def __init__(
+        self,
+        channel_id: object,
+        pubkey: object,
+        amount_to_forward_msat: object,
+        has_blinding_point: object = False,
+        has_custom_records: object = False,
+    ) -> None:
+        if type(channel_id) is not int or not 0 <= channel_id <= U64_MAX:
+            channel_id = _check_u64("Hop", "channel_id", channel_id)
+        if type(pubkey) is not bytes or len(pubkey) != PUBKEY_LEN:
+            pubkey = _check_pubkey("Hop", "pubkey", pubkey)
+        if type(amount_to_forward_msat) is not int or not 0 <= amount_to_forward_msat <= U64_MAX:
+            amount_to_forward_msat = _check_u64("Hop", "amount_to_forward_msat", amount_to_forward_msat)
+        if type(has_blinding_point) is not bool:
+            _check_bool("Hop", "has_blinding_point", has_blinding_point)
+        if type(has_custom_records) is not bool:
+            _check_bool("Hop", "has_custom_records", has_custom_records)
+        object.__setattr__(self, "channel_id", channel_id)
+        object.__setattr__(self, "pubkey", pubkey)
+        object.__setattr__(self, "amount_to_forward_msat", amount_to_forward_msat)
+        object.__setattr__(self, "has_blinding_point", has_blinding_point)
+        object.__setattr__(self, "has_custom_records", has_custom_records)
+
+    def __reduce__(self) -> tuple[type[Hop], tuple[int, bytes, int, bool, bool]]:
+        return Hop, (
+            self.channel_id,
+            self.pubkey,
+            self.amount_to_forward_msat,
+            self.has_blinding_point,
+            self.has_custom_records,
+        )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Route:
     """The route a payment attempt took: who sent it, how much, and through which hops.
 
-    ``hops`` may be any sequence of :class:`Hop` (not str/bytes) and is stored as a tuple,
-    so two routes compare equal whatever sequence type built them. Empty hops are allowed.
-    Raises TypeError for a wrong type (including a non-Hop element) and ValueError for a
-    ``source_pubkey`` that is not 33 bytes or a ``total_amount_msat`` that is not a u64.
+    ``Route(source_pubkey, total_amount_msat, hops)``. ``hops`` may be any sequence of
+    :class:`Hop` (not str/bytes) and is stored as a tuple, so two routes compare equal
+    whatever sequence type built them. Empty hops are allowed. Raises TypeError for a wrong
+    type (including a non-Hop element) and ValueError for a ``source_pubkey`` that is not
+    33 bytes or a ``total_amount_msat`` that is not a u64.
     """
 
     source_pubkey: bytes
     total_amount_msat: int
     hops: Sequence[Hop]
 
-    def __post_init__(self) -> None:
-        p = self.source_pubkey
-        if type(p) is not bytes or len(p) != PUBKEY_LEN:
-            object.__setattr__(self, "source_pubkey", _check_pubkey("Route", "source_pubkey", p))
-        v = self.total_amount_msat
-        if type(v) is not int or not 0 <= v <= U64_MAX:
-            object.__setattr__(self, "total_amount_msat", _check_u64("Route", "total_amount_msat", v))
-        hops = self.hops
+    def __init__(self, source_pubkey: object, total_amount_msat: object, hops: object) -> None:
+        if type(source_pubkey) is not bytes or len(source_pubkey) != PUBKEY_LEN:
+            source_pubkey = _check_pubkey("Route", "source_pubkey", source_pubkey)
+        if type(total_amount_msat) is not int or not 0 <= total_amount_msat <= U64_MAX:
+            total_amount_msat = _check_u64("Route", "total_amount_msat", total_amount_msat)
         if type(hops) is not tuple:
             # str and bytes are sequences too, but never a sensible list of hops.
             if isinstance(hops, (str, bytes, bytearray, memoryview)) or not isinstance(hops, Sequence):
-                raise TypeError(
-                    f"Route.hops must be a sequence of Hop, got {type(hops).__name__} {_show(hops)}"
-                )
+                raise TypeError(f"Route.hops must be a sequence of Hop, got {type(hops).__name__} {_show(hops)}")
             hops = tuple(hops)
-            object.__setattr__(self, "hops", hops)
         for i, hop in enumerate(hops):
-            if type(hop) is not Hop and not isinstance(hop, Hop):
+            if not isinstance(hop, Hop):
                 raise TypeError(f"Route.hops[{i}] must be a Hop, got {type(hop).__name__} {_show(hop)}")
+        object.__setattr__(self, "source_pubkey", source_pubkey)
+        object.__setattr__(self, "total_amount_msat", total_amount_msat)
+        object.__setattr__(self, "hops", hops)
+
+    def __reduce__(self) -> tuple[type[Route], tuple[bytes, int, Sequence[Hop]]]:
+        return Route, (self.source_pubkey, self.total_amount_msat, self.hops)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class PaymentFailure:
     """Why a payment attempt failed, as far as lnd could tell.
 
-    ``PaymentFailure()`` means "failed, source unknown". ``source_index`` is the index of the
-    reporting hop (0..255). ``message`` is the raw BOLT 4 failure message (a big-endian u16
-    code, then its payload, so at least 2 bytes); it can only be present together with
-    ``source_index``, because lnd can only decrypt a message whose source it knows.
-    Raises TypeError for a wrong type and ValueError for an index out of range, a message
-    shorter than 2 bytes, or a message without a source index.
+    ``PaymentFailure(source_index=None, message=None)``; ``PaymentFailure()`` means "failed,
+    source unknown". ``source_index`` is the index of the reporting hop (0..255). ``message``
+    is the raw BOLT 4 failure message (a big-endian u16 code, then its payload, so at least
+    2 bytes); it can only be present together with ``source_index``, because lnd can only
+    decrypt a message whose source it knows. Raises TypeError for a wrong type and ValueError
+    for an index out of range, a message shorter than 2 bytes, or a message without a source
+    index.
     """
 
     source_index: int | None = None
     message: bytes | None = None
 
-    def __post_init__(self) -> None:
-        idx = self.source_index
-        if idx is not None and (type(idx) is not int or not 0 <= idx <= U8_MAX):
-            if isinstance(idx, bool) or not isinstance(idx, int):
-                raise TypeError(
-                    "PaymentFailure.source_index must be an int or None, "
-                    f"got {type(idx).__name__} {_show(idx)}"
+    def __init__(self, source_index: object = None, message: object = None) -> None:
+        if source_index is not None and (type(source_index) is not int or not 0 <= source_index <= U8_MAX):
+            source_index = _check_u8("PaymentFailure", "source_index", source_index)
+        if message is not None:
+            if type(message) is not bytes:
+                message = _check_bytes("PaymentFailure", "message", message)
+            if len(message) < 2:
+                raise ValueError(
+                    f"PaymentFailure.message must be at least 2 bytes (a u16 failure code), got {_show(message)}"
                 )
-            if not 0 <= idx <= U8_MAX:
-                raise ValueError(f"PaymentFailure.source_index must be a u8 (0 <= x < 256), got {_show(idx)}")
-            object.__setattr__(self, "source_index", int(idx))
-        msg = self.message
-        if msg is None:
-            return
-        if type(msg) is not bytes:
-            msg = _check_bytes("PaymentFailure", "message", msg)
-            object.__setattr__(self, "message", msg)
-        if len(msg) < 2:
-            raise ValueError(
-                f"PaymentFailure.message must be at least 2 bytes (a u16 failure code), got {_show(msg)}"
-            )
-        if idx is None:
-            raise ValueError(
-                "PaymentFailure.message requires a source_index (lnd can only decrypt a "
-                f"failure whose source is known), got source_index=None, message={_show(msg)}"
-            )
+            if source_index is None:
+                raise ValueError(
+                    "PaymentFailure.message requires a source_index (lnd can only decrypt a "
+                    f"failure whose source is known), got source_index=None, message={_show(message)}"
+                )
+        object.__setattr__(self, "source_index", source_index)
+        object.__setattr__(self, "message", message)
+
+    def __reduce__(self) -> tuple[type[PaymentFailure], tuple[int | None, bytes | None]]:
+        return PaymentFailure, (self.source_index, self.message)
 
     @classmethod
-    def from_code(cls, source_index: int, code: int, payload: bytes = b"") -> PaymentFailure:
+    def from_code(cls, source_index: object, code: object, payload: object = b"") -> PaymentFailure:
         """Build a failure reported by hop ``source_index`` with BOLT 4 ``code`` and ``payload``.
 
         Raises TypeError/ValueError like the constructor, and for a ``code`` that is not an
@@ -357,14 +386,14 @@ def _ns_from_datetime(name: str, value: object) -> int:
     return ((value - _EPOCH) // _ONE_US) * 1000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class PaymentResult:
     """The outcome of one payment attempt, as lnd's mission control stores it.
 
-    ``id`` is the attempt id; ``time_fwd_ns``/``time_reply_ns`` are nanoseconds since the
-    Unix epoch (u64, no ordering between them is enforced, as in lnd). ``failure`` is None
-    for a success. Raises TypeError for a wrong type and ValueError for an integer that is
-    not a u64.
+    ``PaymentResult(id, time_fwd_ns, time_reply_ns, route, failure=None)``. ``id`` is the
+    attempt id; ``time_fwd_ns``/``time_reply_ns`` are nanoseconds since the Unix epoch (u64,
+    no ordering between them is enforced, as in lnd). ``failure`` is None for a success.
+    Raises TypeError for a wrong type and ValueError for an integer that is not a u64.
     """
 
     id: int
@@ -378,36 +407,46 @@ class PaymentResult:
     # they arrive, so that a flush (and the final flush at close) only has SQL left to do.
     _value: bytes | None = field(init=False, default=None, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        v = self.id
-        if type(v) is not int or not 0 <= v <= U64_MAX:
-            object.__setattr__(self, "id", _check_u64("PaymentResult", "id", v))
-        v = self.time_fwd_ns
-        if type(v) is not int or not 0 <= v <= U64_MAX:
-            object.__setattr__(self, "time_fwd_ns", _check_u64("PaymentResult", "time_fwd_ns", v))
-        v = self.time_reply_ns
-        if type(v) is not int or not 0 <= v <= U64_MAX:
-            object.__setattr__(self, "time_reply_ns", _check_u64("PaymentResult", "time_reply_ns", v))
-        route = self.route
-        if type(route) is not Route and not isinstance(route, Route):
+    def __init__(
+        self,
+        id: object,
+        time_fwd_ns: object,
+        time_reply_ns: object,
+        route: object,
+        failure: object = None,
+    ) -> None:
+        if type(id) is not int or not 0 <= id <= U64_MAX:
+            id = _check_u64("PaymentResult", "id", id)
+        if type(time_fwd_ns) is not int or not 0 <= time_fwd_ns <= U64_MAX:
+            time_fwd_ns = _check_u64("PaymentResult", "time_fwd_ns", time_fwd_ns)
+        if type(time_reply_ns) is not int or not 0 <= time_reply_ns <= U64_MAX:
+            time_reply_ns = _check_u64("PaymentResult", "time_reply_ns", time_reply_ns)
+        if not isinstance(route, Route):
             raise TypeError(f"PaymentResult.route must be a Route, got {type(route).__name__} {_show(route)}")
-        failure = self.failure
         if failure is not None and not isinstance(failure, PaymentFailure):
             raise TypeError(
                 "PaymentResult.failure must be a PaymentFailure or None, "
                 f"got {type(failure).__name__} {_show(failure)}"
             )
-        key = self.time_reply_ns.to_bytes(8, "big") + self.id.to_bytes(8, "big") + route.source_pubkey
-        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "time_fwd_ns", time_fwd_ns)
+        object.__setattr__(self, "time_reply_ns", time_reply_ns)
+        object.__setattr__(self, "route", route)
+        object.__setattr__(self, "failure", failure)
+        object.__setattr__(self, "_key", time_reply_ns.to_bytes(8, "big") + id.to_bytes(8, "big") + route.source_pubkey)
+        object.__setattr__(self, "_value", None)
+
+    def __reduce__(self) -> tuple[type[PaymentResult], tuple[int, int, int, Route, PaymentFailure | None]]:
+        return PaymentResult, (self.id, self.time_fwd_ns, self.time_reply_ns, self.route, self.failure)
 
     @classmethod
     def from_datetimes(
         cls,
-        id: int,
-        time_fwd: datetime,
-        time_reply: datetime,
-        route: Route,
-        failure: PaymentFailure | None = None,
+        id: object,
+        time_fwd: object,
+        time_reply: object,
+        route: object,
+        failure: object = None,
     ) -> PaymentResult:
         """Build a result from timezone-aware datetimes, converted exactly to epoch nanoseconds.
 

@@ -105,6 +105,13 @@ _PRUNE: Final = (
 )
 
 
+_ADD_AND_PRUNE: Final = (
+    "WITH pruned AS (" + _PRUNE + " RETURNING 1), removed AS (SELECT count(*) AS n FROM pruned) "
+    "UPDATE mc_namespaces SET stored = stored + %(added)s - removed.n FROM removed "
+    "WHERE namespace = %(ns)s RETURNING stored, removed.n"
+)
+
+
 def is_postgres_url(path: object) -> TypeGuard[str]:
     """True if ``path`` is a ``postgresql://`` or ``postgres://`` URL."""
     return isinstance(path, str) and path.lower().startswith(URL_SCHEMES)
@@ -360,11 +367,18 @@ class PostgresBackend:
                 cursor.executemany(_INSERT, rows)
                 added = max(cursor.rowcount, 0)
             self._raise_if_cancelled()
-            self._add_count(conn, added)
             pruned = 0
-            if max_records and self._stored > max_records:
-                self._raise_if_cancelled()
-                pruned = self._prune(conn, max_records)
+            if not max_records:
+                self._add_count(conn, added)
+            else:
+                # One round trip: prune to the cap and move the kept count by both changes.
+                row = conn.execute(_ADD_AND_PRUNE, {"ns": namespace, "added": added, "keep": max_records}).fetchone()
+                if row is not None:
+                    self._stored, pruned = int(row[0]), int(row[1])
+                else:  # the namespace lost its count row: count it again, then prune
+                    self._stored = self._count_row(conn)
+                    if self._stored > max_records:
+                        pruned = self._prune(conn, max_records)
             return FlushOutcome(added, len(rows) - added, pruned, self._stored)
 
         def work() -> FlushOutcome:

@@ -50,7 +50,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .. import __version__
+from .. import COMPILED, __version__
 from ..backends import Snapshot, open_reader
 from ..backends.sqlite import SCHEMA_VERSION
 from ..errors import DecodeError, StoreError, StoreLocked
@@ -294,7 +294,15 @@ def _percent(part: int, whole: int) -> str:
 
 
 @click.group(cls=_Group, context_settings=_CONTEXT, no_args_is_help=True)
-@click.version_option(__version__, "-V", "--version", prog_name="mcstore")
+@click.version_option(
+    __version__,
+    "-V",
+    "--version",
+    prog_name="mcstore",
+    # mcstore.COMPILED: which core this process runs (MCSTORE_PURE=1 forces pure Python).
+    message=f"%(prog)s, version %(version)s, COMPILED={COMPILED} "
+    f"({'compiled core (mypyc)' if COMPILED else 'pure-Python core'})",
+)
 @click.option("-v", "--verbose", count=True, help=_VERBOSE_HELP)
 def cli(verbose: int) -> None:
     """A durable store of Lightning mission control results, byte-compatible with lnd.

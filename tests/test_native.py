@@ -1,0 +1,83 @@
+"""Tests of the choice between the compiled core and pure Python (mcstore._select).
+
+The rest of the suite runs unchanged on both paths (``make test`` runs it twice, the second
+time with ``MCSTORE_PURE=1``); these tests prove that the path in use is the one the
+environment asks for, and that the public names do not depend on it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+import mcstore
+from mcstore import _select, codec, errors, model
+from mcstore.cli import cli
+
+
+def compiled_build_present() -> bool:
+    """True when this install has a compiled core (an extension module, not a .py)."""
+    spec = importlib.util.find_spec("mcstore._native.model")
+    return spec is not None and spec.origin is not None and not spec.origin.endswith(".py")
+
+
+def test_compiled_flag_matches_the_environment() -> None:
+    if _select.pure_requested():
+        assert mcstore.COMPILED is False
+        return
+    # CI has a C compiler and sets MCSTORE_EXPECT_COMPILED=1: a build that silently fell back
+    # to pure Python (or a stale compiled core) must fail here rather than test one path twice.
+    if os.environ.get("MCSTORE_EXPECT_COMPILED") == "1":
+        assert compiled_build_present(), "no compiled core installed: see the warning of pip install -v"
+    # A compiled core that is installed is used (unless it is stale, which also fails here).
+    assert mcstore.COMPILED is compiled_build_present()
+
+
+def test_public_names_are_the_modules_in_use() -> None:
+    assert sys.modules["mcstore.model"] is model is mcstore.model
+    assert sys.modules["mcstore.codec"] is codec is mcstore.codec
+    for name in ("Hop", "Route", "PaymentFailure", "PaymentResult", "FAILURE_CODE_NAMES"):
+        assert getattr(mcstore, name) is getattr(model, name)
+    for name in ("encode_result", "decode_result"):
+        assert getattr(mcstore, name) is getattr(codec, name)
+    compiled = not model.__file__.endswith(".py") if model.__file__ else True
+    assert compiled is mcstore.COMPILED
+    assert (not codec.__file__.endswith(".py") if codec.__file__ else True) is mcstore.COMPILED
+    for cls in (model.Hop, model.Route, model.PaymentFailure, model.PaymentResult):
+        assert cls.__module__ == "mcstore.model"
+
+
+def test_exceptions_are_the_pure_classes_on_both_paths() -> None:
+    with pytest.raises(errors.DecodeError) as info:
+        codec.decode_result(b"short", b"")
+    assert type(info.value) is mcstore.DecodeError is errors.DecodeError
+    assert sys.modules["mcstore.errors"].__file__.endswith(".py")  # type: ignore[union-attr]
+
+
+def test_pickles_name_the_public_module() -> None:
+    hop = model.Hop(1, b"\x02" * 33, 2)
+    data = pickle.dumps(hop)
+    assert b"mcstore.model" in data and b"_native" not in data
+    assert pickle.loads(data) == hop
+
+
+def test_version_says_which_core_is_in_use() -> None:
+    out = CliRunner().invoke(cli, ["--version"], catch_exceptions=False).output
+    assert f"version {mcstore.__version__}" in out
+    assert f"COMPILED={mcstore.COMPILED}" in out
+
+
+@pytest.mark.skipif(not compiled_build_present(), reason="no compiled core installed")
+@pytest.mark.parametrize(("pure", "expected"), [("1", False), ("0", True), ("", True)])
+def test_mcstore_pure_selects_the_path_at_import(pure: str, expected: bool) -> None:
+    env = {**os.environ, "MCSTORE_PURE": pure}
+    code = "import mcstore, mcstore.model as m; print(mcstore.COMPILED, m.__file__.endswith('.py'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(expected), str(not expected)]
+    assert out.stderr == ""
