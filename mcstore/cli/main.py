@@ -1,7 +1,7 @@
 """The ``mcstore`` command: click commands only; the work is done by the modules they call.
 
 =============  ===================================================================
-``demo``       simulate a node's payments into a store (:mod:`mcstore.demo`, :mod:`mcstore.ingest`)
+``demo``       payments routed with mission control, into a store (:mod:`mcstore.cli.routing`)
 ``stats``      summarise a database, read-only (:mod:`mcstore.readonly`)
 ``export``     write a namespace as jsonl or csv, read-only (:mod:`mcstore.export`)
 ``import``     read jsonl back through a store, all or nothing
