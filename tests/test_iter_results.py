@@ -96,13 +96,11 @@ class WatchedBackend(FaultyBackend):
             raise AssertionError(f"add a way to corrupt a row of {inner!r}")
 
 
-@pytest.fixture(params=[*BACKEND_KINDS, "postgres"])
+@pytest.fixture(params=BACKEND_KINDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> WatchedBackend:
-    """Every backend kind of the shared tests (conftest's BACKEND_KINDS), and PostgreSQL."""
-    if request.param == "postgres":
-        dsn = request.getfixturevalue("pg_dsn")
-        return WatchedBackend(PostgresBackend(dsn), lambda: PostgresBackend(dsn))
-    factory = BackendFactory(request.param, tmp_path)
+    """Every backend kind of the shared tests (conftest's BACKEND_KINDS)."""
+    dsn = request.getfixturevalue("pg_dsn") if request.param == "postgres" else None
+    factory = BackendFactory(request.param, tmp_path, dsn)
     return WatchedBackend(factory(), factory)
 
 
