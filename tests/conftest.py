@@ -1,16 +1,21 @@
-"""Shared test configuration: hypothesis profiles, and the PostgreSQL server fixtures."""
+"""Shared test configuration: hypothesis profiles, the backends shared tests run on, and the
+PostgreSQL server fixtures."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import pytest
+import trio
+import trio.testing
 from hypothesis import HealthCheck, settings
 from shutdown_checks import StorePlace
 
 from mcstore import pgserver
+from mcstore.backends import Backend, MemoryBackend, MemoryDatabase, PostgresBackend, SQLiteBackend
 from mcstore.pgserver import PostgresServer
 
 # "ci" is bounded so the suite stays within minutes on 2 cores; "thorough" runs 20x more
@@ -32,6 +37,60 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# -- the backends that the shared store and contract tests run on ---------------------------
+
+BACKEND_KINDS: Final = ["memory", "sqlite", "postgres"]
+"""Every backend the shared tests run on; the one list to extend with a new backend."""
+
+THREADED_KINDS: Final = frozenset({"sqlite", "postgres"})
+"""Backends that run their calls in a thread: they need the real clock (trio issue #456)."""
+
+
+class BackendFactory:
+    """Builds backends of one kind on one database (a test's own): each call gives a fresh,
+    unopened backend on the same database, so a second call models a reopen."""
+
+    def __init__(self, kind: str, directory: Path, dsn: str | None = None) -> None:
+        self.kind: Final = kind
+        self.dsn: Final = dsn
+        """The database (a fresh schema on the test server) of the "postgres" kind."""
+        self.memory = MemoryDatabase()
+        """The database of the "memory" kind."""
+        self.path: Final = directory / "mc.sqlite"
+        """The database file of the "sqlite" kind."""
+
+    def __call__(self) -> Backend:
+        if self.kind == "memory":
+            return MemoryBackend(self.memory)
+        if self.kind == "sqlite":
+            return SQLiteBackend(self.path)
+        if self.kind == "postgres" and self.dsn is not None:
+            return PostgresBackend(self.dsn)
+        raise AssertionError(f"unknown backend kind {self.kind!r}; add it to BACKEND_KINDS and here")
+
+
+@pytest.fixture(params=BACKEND_KINDS)
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    """The kind of backend a shared test runs on (parametrizes the test over BACKEND_KINDS)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def make_backend(backend_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> BackendFactory:
+    """A factory of fresh backends of ``backend_kind`` on this test's own database."""
+    dsn = request.getfixturevalue("pg_dsn") if backend_kind == "postgres" else None
+    return BackendFactory(backend_kind, tmp_path, dsn)
+
+
+@pytest.fixture
+def store_clock(backend_kind: str) -> trio.testing.MockClock | None:
+    """The clock for a shared test: virtual (autojump) for an in-Trio backend, the real clock
+    (``None``) for a threaded one. A test takes it as an argument, so that pytest-trio sees it."""
+    if backend_kind in THREADED_KINDS:
+        return None
+    return trio.testing.MockClock(autojump_threshold=0)
 
 
 # -- PostgreSQL: one server per session, a fresh schema per test --------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
@@ -18,6 +19,7 @@ import trio
 import trio.testing
 
 import mcstore
+from mcstore.backends._thread import THREAD_NAME_PREFIX
 from mcstore.codec import decode_result
 from mcstore.model import PaymentResult, Route
 from mcstore.store import STOPPED_MESSAGE, STOPPING_MESSAGE
@@ -49,14 +51,22 @@ class _InFlight(Protocol):
 def assert_nothing_running(backend: _InFlight) -> None:
     """No task started by a store is alive, no worker thread runs, no backend call is open.
 
-    The task check walks the whole task tree (``live_store_tasks``). SQLiteBackend runs its
-    calls with ``trio.lowlevel.start_thread_soon``, which ``active_thread_count()`` does not
-    count, so the backend's own ``calls_in_flight`` is checked as well.
+    The task check walks the whole task tree (``live_store_tasks``). A backend's own worker
+    thread (``mcstore.backends._thread``) is found by its ``mcstore-`` name among every OS
+    thread; ``active_thread_count()`` covers ``trio.to_thread`` calls; and the backend's own
+    ``calls_in_flight`` is checked as well.
     """
     alive = live_store_tasks()
     assert alive == [], f"store tasks still alive after close: {[t.name for t in alive]}"
+    threads = store_threads()
+    assert threads == [], f"store threads still alive after close: {threads}"
     assert trio.testing.active_thread_count() == 0, "a worker thread outlived the store"
     assert backend.calls_in_flight == 0, f"{backend.calls_in_flight} backend calls still in flight"
+
+
+def store_threads() -> list[str]:
+    """The names of every live OS thread that a store's backend started (``mcstore-*``)."""
+    return [t.name for t in threading.enumerate() if t.name.startswith(THREAD_NAME_PREFIX)]
 
 
 class LogRecorder(logging.Handler):

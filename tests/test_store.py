@@ -12,6 +12,7 @@ import logging
 import pytest
 import trio
 import trio.testing
+from conftest import BackendFactory
 from factories import failed, result
 
 import mcstore
@@ -207,10 +208,14 @@ async def test_flush_is_one_transaction_and_returns_when_durable(autojump_clock:
 # -- dedup and the cap ----------------------------------------------------------------------
 
 
-async def test_dedup_within_the_batch_and_against_stored(autojump_clock: trio.testing.MockClock) -> None:
-    db = MemoryDatabase()
-    backend, cm = open_memory(db, max_records=0)
-    async with cm as store:  # type: ignore[attr-defined]
+# These run on every backend kind (conftest.BACKEND_KINDS): lnd's dedup and pruning bugs were
+# backend bugs.
+
+
+async def test_dedup_within_the_batch_and_against_stored(
+    make_backend: BackendFactory, store_clock: trio.testing.MockClock | None
+) -> None:
+    async with open_store(make_backend(), max_records=0, flush_interval=INTERVAL) as store:
         # lnd's storeResults stops deduplicating after the first duplicate in a batch:
         # three duplicates in one batch must all go.
         for r in (result(1), result(1), result(2), result(1), result(2), result(3)):
@@ -222,18 +227,21 @@ async def test_dedup_within_the_batch_and_against_stored(autojump_clock: trio.te
         store.add_result(result(4))
         await store.flush()
         stats = store.stats()
-    assert [r.id for r in db.results()] == [1, 2, 3, 4]
     assert stats.deduplicated == 4
     assert stats.stored == 4
     assert stats.accepted == 8
+    async with open_store(make_backend(), max_records=0) as store:
+        assert [r.id for r in await store.fetch_all()] == [1, 2, 3, 4]
+        store.add_result(result(3))  # stored before the reopen: still a duplicate
+        await store.flush()
+        assert store.stats().deduplicated == 1
+        assert store.stats().stored == 4
 
 
 async def test_cap_keeps_the_newest_and_counts_older_arrivals_as_pruned(
-    autojump_clock: trio.testing.MockClock,
+    make_backend: BackendFactory, store_clock: trio.testing.MockClock | None
 ) -> None:
-    db = MemoryDatabase()
-    backend, cm = open_memory(db, max_records=3)
-    async with cm as store:  # type: ignore[attr-defined]
+    async with open_store(make_backend(), max_records=3, flush_interval=INTERVAL) as store:
         for i in (5, 1, 4, 2, 3):
             store.add_result(result(i))
         await store.flush()
@@ -247,14 +255,13 @@ async def test_cap_keeps_the_newest_and_counts_older_arrivals_as_pruned(
     assert stats.stored == 3
 
 
-async def test_reopen_with_a_smaller_cap_prunes_at_open(autojump_clock: trio.testing.MockClock) -> None:
-    db = MemoryDatabase()
-    backend, cm = open_memory(db, max_records=0)
-    async with cm as store:  # type: ignore[attr-defined]
+async def test_reopen_with_a_smaller_cap_prunes_at_open(
+    make_backend: BackendFactory, store_clock: trio.testing.MockClock | None
+) -> None:
+    async with open_store(make_backend(), max_records=0) as store:
         for i in range(10):
             store.add_result(result(i))
-    backend, cm = open_memory(db, max_records=4)
-    async with cm as store:  # type: ignore[attr-defined]
+    async with open_store(make_backend(), max_records=4) as store:
         assert store.stats().stored == 4
         assert [r.id for r in await store.fetch_all()] == [6, 7, 8, 9]
 

@@ -33,15 +33,17 @@ server runs with ``fsync = off``. TCP keepalives (client and server side: idle 3
 probes 10 s apart, and ``tcp_user_timeout`` 60 s) free the lock of a vanished host in about a
 minute instead of the OS default of two hours.
 
-Threads and cancellation: every call runs in the backend's worker thread, one at a time, on a
-synchronous psycopg connection (psycopg's async API is asyncio-only). Cancelling a call sets a
+Threads and cancellation: every call runs in the backend's own persistent worker thread
+(:class:`~mcstore.backends._thread.WorkerThread`, the SQLite backend's model), one at a time, on
+a synchronous psycopg connection (psycopg's async API is asyncio-only). Cancelling a call sets a
 flag that the worker checks between statements, and sends ``Connection.cancel_safe()`` from a
 short-lived helper thread (repeated every 0.1 s while the call runs, since a cancel that
 reaches an idle session is ignored); the statement stops with ``QueryCanceled`` and its
 transaction rolls back. A call that had already committed returns normally. Either way the
 call has finished when the awaiting task resumes: nothing is abandoned. A connect cannot be
 cancelled; it is bounded by ``connect_timeout`` (default 5 s), which is thus the uninterruptible
-part of a call that has to reconnect.
+part of a call that has to reconnect. :meth:`PostgresBackend.aclose` unlocks the namespace,
+closes the connection and ends the thread.
 """
 
 from __future__ import annotations
@@ -152,7 +154,7 @@ class PostgresBackend:
         self.schema = ""
         self._lock_key = 0
         self._stored = 0
-        self._session = PgSession()
+        self._session = PgSession("pg-backend")
         self._snapshots: set[PostgresSnapshot] = set()
         self._opened = False
         self._closed = False
@@ -279,8 +281,12 @@ class PostgresBackend:
         try:
             return await self._call(lambda: self._open_sync(max_records), "open")
         except BaseException:
+            self._closed = True
             with trio.CancelScope(shield=True):
-                await self._run(self._close_sync)
+                try:
+                    await self._run(self._close_sync)
+                finally:
+                    await self._session.aclose()
             raise
 
     def _open_sync(self, max_records: int) -> int:
@@ -477,7 +483,10 @@ class PostgresBackend:
         with trio.CancelScope(shield=True):
             for snapshot in list(self._snapshots):
                 await snapshot.aclose()
-            await self._run(self._close_sync)
+            try:
+                await self._run(self._close_sync)
+            finally:
+                await self._session.aclose()
 
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None

@@ -11,9 +11,10 @@ order is chronological order, as in lnd's bbolt bucket. ``mc_namespaces`` keeps 
 namespace's row count, written in the same transaction as the rows, so that opening a store
 and deciding how much to prune cost O(1) whatever the history size.
 
-Every SQLite call runs in a worker thread, one at a time. Cancelling a call interrupts the
+Every SQLite call runs in the backend's own worker thread (:class:`~mcstore.backends._thread.WorkerThread`,
+started at ``open`` and ended at ``aclose``), one at a time. Cancelling a call interrupts the
 statement that is running (``Connection.interrupt()``), and its transaction rolls back; a call
-that had already committed returns normally. Either way the call has finished, and its thread
+that had already committed returns normally. Either way the call has finished, and the thread
 is idle, when the awaiting task resumes: nothing is abandoned.
 """
 
@@ -24,7 +25,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import Final, TypeVar
 
 import trio
 
@@ -32,11 +33,9 @@ from ..codec import decode_result, encode_result
 from ..errors import DecodeError, StoreError
 from ..model import PaymentResult
 from ._lock import NamespaceLock
+from ._thread import WorkerThread
 from .base import FetchOutcome, FlushOutcome
 from .sqlite_read import SQLiteSnapshot
-
-if TYPE_CHECKING:
-    from outcome import Outcome
 
 __all__ = ["SCHEMA_VERSION", "SYNCHRONOUS_MODES", "SQLiteBackend"]
 
@@ -98,6 +97,20 @@ def _check_is_sqlite(path: str) -> None:
         raise StoreError(f"{path!r} is not an SQLite database (it starts with {header!r})")
 
 
+class _CancelFlag:
+    """The sticky cancel request of one call: set from the Trio thread, read in the worker thread.
+
+    A flag rather than only ``Connection.interrupt()``, which is a no-op when it arrives before
+    the statement starts: the request would be lost, and the flush would run to the end. One
+    per call, so that a request can never leak into the next call.
+    """
+
+    __slots__ = ("requested",)
+
+    def __init__(self) -> None:
+        self.requested = False
+
+
 class SQLiteBackend:
     """A :class:`~mcstore.backends.Backend` on one SQLite file.
 
@@ -119,16 +132,22 @@ class SQLiteBackend:
         self._conn: sqlite3.Connection | None = None
         self._lock: NamespaceLock | None = None
         self._stored = 0
-        self._serial = trio.Lock()
-        # Set when the awaiting task is cancelled; read by SQLite's progress handler. A flag
-        # rather than only Connection.interrupt(), which is a no-op when it arrives before the
-        # statement starts: the request would be lost, and the flush would run to the end.
-        self._cancel_requested = False
+        self._worker = WorkerThread(f"sqlite:{os.path.basename(self.path)}")
+        # The running call's cancel request (worker thread side; see _run).
+        self._cancel = _CancelFlag()
         self._rolling_back = False
         self._closed = False
-        self.calls_in_flight = 0
-        """SQLite calls running in a worker thread now: 0 whenever no call is awaited."""
         self._snapshots: set[SQLiteSnapshot] = set()
+
+    @property
+    def calls_in_flight(self) -> int:
+        """SQLite calls handed to the worker thread and not finished: 0 whenever none is awaited."""
+        return self._worker.calls_in_flight
+
+    @property
+    def worker(self) -> WorkerThread:
+        """The backend's worker thread (alive from ``open`` until ``aclose`` returns)."""
+        return self._worker
 
     @property
     def snapshots_open(self) -> int:
@@ -138,53 +157,37 @@ class SQLiteBackend:
     # -- running SQLite off the Trio thread ----------------------------------------------
 
     async def _run(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` in a worker thread and return its result; interrupt it on cancellation.
+        """Run ``fn`` in the worker thread and return its result; interrupt it on cancellation.
 
-        This is ``trio.to_thread.run_sync(fn, abandon_on_cancel=False)`` plus one thing that
-        the public API cannot do: on cancellation it calls ``Connection.interrupt()`` and then
-        still delivers ``fn``'s own outcome. So the caller always learns whether a transaction
-        committed (the value) or rolled back (the exception); the pending ``Cancelled`` is
-        raised at its next checkpoint.
+        See :meth:`WorkerThread.run`: on cancellation this sets the call's sticky cancel flag
+        (read by the progress handler, the busy wait and the encoding loops) and calls
+        ``Connection.interrupt()``, then still delivers ``fn``'s own outcome. So the caller
+        always learns whether a transaction committed (the value) or rolled back (the
+        exception); the pending ``Cancelled`` is raised at its next checkpoint.
         """
-        async with self._serial:
-            await trio.lowlevel.checkpoint_if_cancelled()
-            task = trio.lowlevel.current_task()
-            token = trio.lowlevel.current_trio_token()
+        flag = _CancelFlag()
 
-            def deliver(result: Outcome[T]) -> None:
-                token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+        def call() -> T:
+            # Installed by the thread itself, so that it always belongs to the running call.
+            self._cancel = flag
+            return fn()
 
-            def abort(_: object) -> trio.lowlevel.Abort:
-                self._cancel_requested = True
-                conn = self._conn
-                if conn is not None:
-                    conn.interrupt()
-                # FAILED: keep waiting for the thread, so that nothing outlives this call.
-                return trio.lowlevel.Abort.FAILED
+        def on_cancel() -> None:
+            flag.requested = True
+            conn = self._conn
+            if conn is not None:
+                conn.interrupt()
 
-            self._cancel_requested = False
-            self.calls_in_flight += 1
-            try:
-                trio.lowlevel.start_thread_soon(fn, deliver)
-                try:
-                    value: T = await trio.lowlevel.wait_task_rescheduled(abort)
-                except Exception:
-                    if self._cancel_requested:
-                        # The failure comes from our own interrupt: report the cancellation.
-                        await trio.lowlevel.checkpoint()
-                    raise
-                return value
-            finally:
-                self.calls_in_flight -= 1
+        return await self._worker.run(call, on_cancel=on_cancel)
 
     def _raise_if_cancelled(self) -> None:
         """Stop Python-side work (encoding, decoding) of a call that was cancelled."""
-        if self._cancel_requested:
+        if self._cancel.requested:
             raise sqlite3.OperationalError("interrupted")
 
     def _progress(self) -> int:
         """SQLite's progress handler: a non-zero answer interrupts the running statement."""
-        return self._cancel_requested and not self._rolling_back
+        return self._cancel.requested and not self._rolling_back
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -226,7 +229,7 @@ class SQLiteBackend:
                 return
             except sqlite3.OperationalError as exc:
                 busy = "locked" in str(exc) or "busy" in str(exc)
-                if not busy or self._cancel_requested or time.monotonic() >= deadline:
+                if not busy or self._cancel.requested or time.monotonic() >= deadline:
                     raise
 
     # -- Backend protocol -----------------------------------------------------------------
@@ -244,8 +247,7 @@ class SQLiteBackend:
         try:
             return await self._run(lambda: self._open_sync(max_records))
         except BaseException:
-            with trio.CancelScope(shield=True):
-                await self._run(self._close_sync)
+            await self.aclose()  # shielded
             raise
 
     def _open_sync(self, max_records: int) -> int:
@@ -256,8 +258,8 @@ class SQLiteBackend:
             self._lock.acquire()
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a flush is exactly
-            # one transaction. check_same_thread=False: calls come from trio's worker threads,
-            # one at a time (see _run).
+            # one transaction. Every call runs in the worker thread; check_same_thread=False
+            # still, for interrupt() and for inspecting the connection from the Trio thread.
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._conn = conn
             conn.set_progress_handler(self._progress, 1000)
@@ -425,18 +427,25 @@ class SQLiteBackend:
             raise StoreError(f"SQLite {what} failed on {self.path!r}: {exc}") from exc
 
     async def aclose(self) -> None:
-        """Close the connection and release the namespace lock. Harmless if called twice.
+        """Close the connection, release the namespace lock, and end the worker thread.
 
-        Closes every snapshot still open first. Runs shielded: closing is cleanup, and must
-        finish even in a cancelled scope.
+        Harmless if called twice. Closes every snapshot still open first. Runs shielded:
+        closing is cleanup, and must finish even in a cancelled scope. When it returns, the
+        worker thread has ended.
         """
         if self._closed:
             return
         self._closed = True
         with trio.CancelScope(shield=True):
-            for snapshot in list(self._snapshots):
-                await snapshot.aclose()
-            await self._run(self._close_sync)
+            try:
+                for snapshot in list(self._snapshots):
+                    await snapshot.aclose()
+                if self._worker.alive:
+                    await self._run(self._close_sync)
+                else:
+                    self._close_sync()  # never opened: nothing runs in a thread
+            finally:
+                await self._worker.aclose()
 
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None

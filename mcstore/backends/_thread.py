@@ -1,0 +1,193 @@
+"""One persistent worker thread per backend, and the KI-safe hand-off from Trio to it.
+
+A backend whose driver blocks (``sqlite3``, a synchronous PostgreSQL connection) runs every call
+in its own :class:`WorkerThread`: one OS thread, started by the first call (the backend's
+``open``) and ended, joined, by :meth:`WorkerThread.aclose`. One long-lived thread instead of
+one thread-cache round trip per call, and every call of a connection on the same thread.
+
+The contract of :meth:`WorkerThread.run` is that of ``trio.to_thread.run_sync(fn,
+abandon_on_cancel=False)``, plus one thing that the public API cannot do: cancelling the
+awaiting task calls the backend's ``on_cancel()`` (which interrupts the statement) and then
+still waits for ``fn``'s own outcome, so the caller always learns whether a transaction
+committed. Nothing is ever abandoned: when ``run`` returns or raises, ``fn`` has finished and the
+thread is idle.
+
+The hand-off is protected from ``KeyboardInterrupt`` (``trio.lowlevel.enable_ki_protection``): a
+Ctrl-C can never make the awaiting task leave while its call still runs in the thread (the
+thread would later reschedule a task that had exited: a ``TrioInternalError``). Trio delivers
+the interrupt to the main task at its next checkpoint instead, after the call.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Final, Generic, TypeVar
+
+import outcome
+import trio
+
+__all__ = ["THREAD_NAME_PREFIX", "WorkerThread"]
+
+logger = logging.getLogger("mcstore")
+
+T = TypeVar("T")
+
+THREAD_NAME_PREFIX: Final = "mcstore-"
+"""Every worker thread's name starts with this, so that a test can find them with
+``threading.enumerate()``."""
+
+
+class _Job(Generic[T]):
+    """One call handed to the thread: what to run, and how to hand its outcome back to Trio."""
+
+    __slots__ = ("fn", "deliver")
+
+    def __init__(self, fn: Callable[[], T], deliver: Callable[[outcome.Outcome[T]], None]) -> None:
+        self.fn = fn
+        self.deliver = deliver
+
+
+# Put in the queue by aclose(): the thread delivers it, then ends.
+_STOP: Final = object()
+
+
+class WorkerThread:
+    """A dedicated OS thread that runs blocking calls one at a time, for one backend.
+
+    ``name`` names the thread (prefixed with ``"mcstore-"``, for ``threading.enumerate()``). The
+    thread starts at the first :meth:`run` and ends at :meth:`aclose`. Use it from one Trio run.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name: Final = name if name.startswith(THREAD_NAME_PREFIX) else THREAD_NAME_PREFIX + name
+        self._jobs: queue.SimpleQueue[_Job[object] | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._serial = trio.Lock()
+        self._closed = False
+        self._busy = False
+        self.calls_in_flight = 0
+        """Calls handed to the thread and not finished yet: 0 whenever no :meth:`run` is awaited."""
+        self.calls = 0
+        """Calls run since the thread started (for tests: one thread serves them all)."""
+
+    @property
+    def alive(self) -> bool:
+        """True while the OS thread exists: from the first :meth:`run` until :meth:`aclose`."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def busy(self) -> bool:
+        """True while the thread runs a call's ``fn``: always False once :meth:`run` has
+        returned or raised (nothing is abandoned)."""
+        return self._busy
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` has begun; :meth:`run` then raises."""
+        return self._closed
+
+    def _serve(self) -> None:
+        """The thread's loop: run each job, hand its outcome back, until ``_STOP``."""
+        while True:
+            job = self._jobs.get()
+            if isinstance(job, _Job):
+                self._busy = True
+                try:
+                    result = outcome.capture(job.fn)
+                finally:
+                    self._busy = False
+                job.deliver(result)
+                continue
+            assert job is _STOP
+            return
+
+    @trio.lowlevel.enable_ki_protection
+    async def run(self, fn: Callable[[], T], *, on_cancel: Callable[[], None] | None = None) -> T:
+        """Run ``fn()`` in the thread and return its value (or raise its exception).
+
+        Calls are serialised: one runs at a time, in the order they were awaited.
+
+        Cancellation: if the calling scope is already cancelled, raises ``Cancelled`` before
+        ``fn`` starts. If the task is cancelled (or a deferred ``KeyboardInterrupt`` reaches it)
+        while ``fn`` runs or waits for the thread, ``on_cancel()`` is called at once, from the
+        Trio thread (it should make ``fn`` stop soon, e.g. ``sqlite3.Connection.interrupt()``),
+        and ``run`` keeps waiting for ``fn``'s own outcome: nothing is abandoned. Then, if ``fn``
+        returned, its value is returned (say, a committed transaction) and the cancellation is
+        raised at the caller's next checkpoint; if ``fn`` raised an ``Exception`` (say, because
+        it was interrupted), the cancellation is raised instead of it. ``on_cancel`` must be
+        quick, must not raise, and may be called more than once.
+
+        Raises ``trio.ClosedResourceError`` once :meth:`aclose` has begun.
+        """
+        async with self._serial:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            if self._closed:
+                raise trio.ClosedResourceError(f"worker thread {self.name} is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
+                self._thread.start()
+            task = trio.lowlevel.current_task()
+            token = trio.lowlevel.current_trio_token()
+            cancel_requested = False
+
+            def deliver(result: outcome.Outcome[T]) -> None:
+                # In the worker thread. The task is waiting for certain (its abort always
+                # fails), and the run outlives it, so this cannot meet a finished task or run.
+                token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+
+            def abort(_: object) -> trio.lowlevel.Abort:
+                nonlocal cancel_requested
+                cancel_requested = True
+                if on_cancel is not None:
+                    on_cancel()
+                # FAILED: keep waiting for the thread, so that nothing outlives this call.
+                return trio.lowlevel.Abort.FAILED
+
+            self.calls_in_flight += 1
+            self.calls += 1
+            try:
+                # No checkpoint between handing the job over and waiting for its outcome; and
+                # KI protection keeps a KeyboardInterrupt from being raised in between.
+                self._jobs.put(_Job(fn, deliver))
+                try:
+                    value: T = await trio.lowlevel.wait_task_rescheduled(abort)
+                except Exception:
+                    if cancel_requested:
+                        # The failure comes from our own interrupt: report the cancellation.
+                        await trio.lowlevel.checkpoint()
+                    raise
+                return value
+            finally:
+                self.calls_in_flight -= 1
+
+    @trio.lowlevel.enable_ki_protection
+    async def aclose(self) -> None:
+        """End the thread after the call in progress (if any), and join it. Idempotent.
+
+        Shielded from cancellation: closing is cleanup, and must finish in a cancelled scope.
+        When it returns, the OS thread has ended. Later :meth:`run` calls raise
+        ``trio.ClosedResourceError``.
+        """
+        with trio.CancelScope(shield=True):
+            async with self._serial:
+                if self._closed:
+                    return
+                self._closed = True
+                thread, self._thread = self._thread, None
+                if thread is None:
+                    return
+                task = trio.lowlevel.current_task()
+                token = trio.lowlevel.current_trio_token()
+
+                def deliver(result: outcome.Outcome[None]) -> None:
+                    token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+
+                # The thread hands back this no-op, then reaches _STOP and returns.
+                self._jobs.put(_Job(lambda: None, deliver))
+                self._jobs.put(_STOP)
+                await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
+                # The thread has run its last job and is returning: the join is immediate.
+                thread.join()

@@ -1,0 +1,277 @@
+"""The persistent worker thread (mcstore/backends/_thread.py), alone and under SQLiteBackend.
+
+Real threads, so the real clock. Every wait between the threads is an explicit event; the
+only timeouts are the budgets that turn a hang into a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+import trio
+from factories import result
+from shutdown_checks import assert_nothing_running, store_threads
+
+from mcstore import FlushError, SQLiteBackend, StoreError, open_store
+from mcstore.backends._thread import THREAD_NAME_PREFIX, WorkerThread
+
+BUDGET = 30.0  # real seconds: a hang fails the test instead of stalling CI
+WAIT = 10.0  # real seconds a worker-side wait may take before the test gives up
+
+
+async def test_one_thread_runs_every_call_in_order_and_ends_at_aclose() -> None:
+    worker = WorkerThread("test")
+    assert worker.name == THREAD_NAME_PREFIX + "test"
+    assert not worker.alive  # started by the first call, not before
+    seen: list[tuple[int, int, str]] = []
+
+    def call(i: int) -> int:
+        seen.append((i, threading.get_ident(), threading.current_thread().name))
+        return i * i
+
+    with trio.fail_after(BUDGET):
+        assert [await worker.run(lambda i=i: call(i)) for i in range(5)] == [0, 1, 4, 9, 16]
+        assert worker.alive and worker.calls == 5 and worker.calls_in_flight == 0
+        assert [i for i, _, _ in seen] == list(range(5))
+        assert len({ident for _, ident, _ in seen}) == 1  # one thread, reused
+        assert seen[0][1] != threading.get_ident()  # and not the Trio thread
+        assert {name for _, _, name in seen} == {worker.name}
+        assert store_threads() == [worker.name]
+
+        with pytest.raises(ZeroDivisionError):
+            await worker.run(lambda: 1 // 0)
+        assert await worker.run(lambda: "still serving") == "still serving"
+
+        await worker.aclose()
+    assert not worker.alive and worker.closed
+    assert store_threads() == []
+    await worker.aclose()  # idempotent
+    with pytest.raises(trio.ClosedResourceError, match="mcstore-test"):
+        await worker.run(lambda: None)
+
+
+async def test_concurrent_calls_are_serialised() -> None:
+    worker = WorkerThread("serial")
+    running = 0
+    overlap: list[int] = []
+
+    def call() -> None:
+        nonlocal running
+        running += 1
+        overlap.append(running)
+        threading.Event().wait(0.001)  # give another call the chance to overlap, if it could
+        running -= 1
+
+    with trio.fail_after(BUDGET):
+        async with trio.open_nursery() as nursery:
+            for _ in range(20):
+                nursery.start_soon(worker.run, call)
+        await worker.aclose()
+    assert overlap == [1] * 20
+
+
+async def test_aclose_works_in_a_cancelled_scope_and_without_a_call() -> None:
+    never_used = WorkerThread("unused")
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await never_used.aclose()
+    assert never_used.closed and not never_used.alive
+
+    worker = WorkerThread("cancelled-close")
+    await worker.run(lambda: None)
+    with trio.fail_after(BUDGET):
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await worker.aclose()  # shielded: it still ends the thread
+    assert not worker.alive and store_threads() == []
+
+
+async def test_a_call_in_an_already_cancelled_scope_never_starts() -> None:
+    worker = WorkerThread("precancelled")
+    ran: list[bool] = []
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await worker.run(lambda: ran.append(True))
+    assert scope.cancelled_caught and ran == [] and worker.calls == 0
+    await worker.aclose()
+
+
+async def test_cancel_interrupts_and_waits_for_the_call_that_then_fails() -> None:
+    # The call stops because of on_cancel (as an interrupted SQLite statement does): the
+    # caller sees its cancellation, and only after the call has finished in the thread.
+    worker = WorkerThread("cancel-fails")
+    interrupt = threading.Event()
+    started = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+    finished: list[str] = []
+
+    def call() -> None:
+        token.run_sync_soon(started.set)
+        try:
+            if not interrupt.wait(WAIT):
+                raise AssertionError("on_cancel was never called")
+            raise RuntimeError("interrupted")
+        finally:
+            finished.append("call")
+
+    with trio.fail_after(BUDGET):
+        async with trio.open_nursery() as nursery:
+            with trio.CancelScope() as scope:
+                nursery.start_soon(lambda: _cancel_when(started, scope))
+                await worker.run(call, on_cancel=interrupt.set)
+        assert scope.cancelled_caught  # the cancellation, not the RuntimeError
+        assert finished == ["call"]  # the thread finished its work before run() returned
+        assert worker.calls_in_flight == 0 and not worker.busy
+        await worker.aclose()
+
+
+async def test_cancel_after_the_call_committed_returns_its_value() -> None:
+    # The call finishes normally although cancelled (a transaction that had committed): the
+    # caller learns the value, and its cancellation hits at the next checkpoint.
+    worker = WorkerThread("cancel-commits")
+    cancelled = threading.Event()
+    started = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+
+    def call() -> str:
+        token.run_sync_soon(started.set)
+        if not cancelled.wait(WAIT):
+            raise AssertionError("on_cancel was never called")
+        return "committed"
+
+    got: list[str] = []
+    with trio.fail_after(BUDGET):
+        async with trio.open_nursery() as nursery:
+            with trio.CancelScope() as scope:
+                nursery.start_soon(lambda: _cancel_when(started, scope))
+                got.append(await worker.run(call, on_cancel=cancelled.set))
+                await trio.lowlevel.checkpoint()
+                got.append("not reached")
+        assert got == ["committed"] and scope.cancelled_caught
+        assert worker.calls_in_flight == 0 and not worker.busy
+        await worker.aclose()
+
+
+async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
+@pytest.mark.parametrize("restrict", [False, True], ids=["plain", "restrict_ki_to_checkpoints"])
+def test_ctrl_c_during_a_call_waits_for_it_and_then_raises_keyboard_interrupt(restrict: bool) -> None:
+    # A SIGINT that arrives while the main task waits for its call: the call is asked to stop
+    # (on_cancel), run() still waits for it, and KeyboardInterrupt comes out of trio.run after
+    # the thread finished. Under pytest the SIGINT handler is Python's default, so Trio
+    # installs its own, as in a program.
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT is not Python's default handler here")
+    worker = WorkerThread("ctrl-c")
+    asked_to_stop = threading.Event()
+    finished: list[str] = []
+
+    def call() -> str:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the main task waits for this call
+        try:
+            if not asked_to_stop.wait(WAIT):
+                raise AssertionError("on_cancel was never called")
+            return "committed"
+        finally:
+            finished.append("call")
+
+    got: list[str] = []
+
+    async def main() -> None:
+        try:
+            got.append(await worker.run(call, on_cancel=asked_to_stop.set))
+            await trio.lowlevel.checkpoint()
+        finally:
+            await worker.aclose()
+
+    with pytest.raises(KeyboardInterrupt):
+        trio.run(main, restrict_keyboard_interrupt_to_checkpoints=restrict)
+    assert got == ["committed"] and finished == ["call"]
+    assert worker.calls_in_flight == 0 and not worker.alive
+
+
+# -- under SQLiteBackend -----------------------------------------------------------------------
+
+
+def _slow_trigger(path: Path) -> None:
+    """Make every insert run a query of over a second, unless interrupted (bounded on purpose)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS filler(x INTEGER)")
+        conn.executemany("INSERT INTO filler VALUES (?)", [(i,) for i in range(400)])
+        conn.execute(
+            "CREATE TRIGGER slow AFTER INSERT ON mc_results BEGIN "
+            "SELECT count(*) FROM filler a, filler b, filler c; END"
+        )
+
+
+async def test_sqlite_backend_uses_one_thread_for_all_its_calls(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "mc.sqlite")
+    with trio.fail_after(BUDGET):
+        async with open_store(backend, max_records=0, flush_interval=0.001) as store:
+            assert store_threads() == [backend.worker.name]
+            (thread,) = [t for t in threading.enumerate() if t.name == backend.worker.name]
+            for i in range(10):
+                store.add_result(result(i))
+                await store.flush()
+                assert len(await store.fetch_all()) == i + 1
+            # open + 10 flushes + 10 fetches, all on the one thread started at open.
+            assert backend.worker.calls >= 21
+            assert [t for t in threading.enumerate() if t.name == backend.worker.name] == [thread]
+    assert not thread.is_alive()
+    assert_nothing_running(backend)
+
+
+async def test_no_thread_of_the_store_is_alive_after_the_block(tmp_path: Path) -> None:
+    path = tmp_path / "mc.sqlite"
+    with trio.fail_after(BUDGET):
+        for exit in ("normal", "exception", "cancelled"):
+            with trio.CancelScope() as scope:
+                with pytest.raises(ZeroDivisionError) if exit == "exception" else contextlib.nullcontext():
+                    async with open_store(path, flush_interval=0.001) as store:
+                        store.add_result(result(len(exit)))
+                        await store.flush()
+                        assert len(store_threads()) == 1
+                        if exit == "exception":
+                            1 // 0  # noqa: B018
+                        if exit == "cancelled":
+                            scope.cancel()
+                            await trio.sleep_forever()
+            assert store_threads() == [], exit
+    # A failed open ends its thread too.
+    (tmp_path / "not-sqlite").write_bytes(b"not a database" * 10)
+    with pytest.raises(StoreError):
+        async with open_store(tmp_path / "not-sqlite"):
+            pass
+    assert store_threads() == []
+
+
+async def test_a_cancelled_flush_leaves_no_call_in_flight_and_its_thread_finished(tmp_path: Path) -> None:
+    # Issue 10 §5: a worker thread abandoned on cancel was caught only by a segfault. Here the
+    # caller's flush is cancelled while its statement runs (a trigger of over a second):
+    # when the cancellation reaches the caller, the call is over and the thread is idle.
+    path = tmp_path / "mc.sqlite"
+    async with open_store(path):
+        pass
+    _slow_trigger(path)
+    backend = SQLiteBackend(path)
+    with trio.fail_after(BUDGET), pytest.raises(FlushError, match="1 accepted results"):
+        async with open_store(backend, flush_interval=60.0, shutdown_timeout=0.5) as store:
+            store.add_result(result(1))
+            with trio.move_on_after(0.2) as scope:
+                await store.flush()
+            assert scope.cancelled_caught
+            assert backend.calls_in_flight == 0
+            assert not backend.worker.busy  # the thread finished the interrupted statement
+            assert store.stats().pending == 1  # rolled back, kept for the final flush
+            assert backend.worker.alive  # and it stays, for the next call
+    assert store.unpersisted == (result(1),)
+    assert_nothing_running(backend)
