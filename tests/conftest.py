@@ -120,3 +120,16 @@ def store_place(request: pytest.FixtureRequest, tmp_path: Path) -> StorePlace:
     if request.param == "postgres":
         return StorePlace("postgres", request.getfixturevalue("pg_dsn"))
     return StorePlace("sqlite", str(tmp_path / "mc.sqlite"))
+
+
+# -- the wall-clock limit for slow tests ---------------------------------------------------------
+
+SLOW_TEST_TIMEOUT: Final = 600
+"""Seconds a test marked ``slow`` may take (the default, ``timeout`` in pyproject.toml, is 60)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give tests marked ``slow`` the larger wall-clock limit, unless they set their own."""
+    for item in items:
+        if item.get_closest_marker("slow") is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT))
