@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 from shutdown_checks import StorePlace
 
 from mcstore import pgserver
-from mcstore.backends import Backend, MemoryBackend, MemoryDatabase, SQLiteBackend
+from mcstore.backends import Backend, MemoryBackend, MemoryDatabase, PostgresBackend, SQLiteBackend
 from mcstore.pgserver import PostgresServer
 
 # "ci" is bounded so the suite stays within minutes on 2 cores; "thorough" runs 20x more
@@ -41,10 +41,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # -- the backends that the shared store and contract tests run on ---------------------------
 
-BACKEND_KINDS: Final = ["memory", "sqlite"]
+BACKEND_KINDS: Final = ["memory", "sqlite", "postgres"]
 """Every backend the shared tests run on; the one list to extend with a new backend."""
 
-THREADED_KINDS: Final = frozenset({"sqlite"})
+THREADED_KINDS: Final = frozenset({"sqlite", "postgres"})
 """Backends that run their calls in a thread: they need the real clock (trio issue #456)."""
 
 
@@ -52,8 +52,10 @@ class BackendFactory:
     """Builds backends of one kind on one database (a test's own): each call gives a fresh,
     unopened backend on the same database, so a second call models a reopen."""
 
-    def __init__(self, kind: str, directory: Path) -> None:
+    def __init__(self, kind: str, directory: Path, dsn: str | None = None) -> None:
         self.kind: Final = kind
+        self.dsn: Final = dsn
+        """The database (a fresh schema on the test server) of the "postgres" kind."""
         self.memory = MemoryDatabase()
         """The database of the "memory" kind."""
         self.path: Final = directory / "mc.sqlite"
@@ -64,6 +66,8 @@ class BackendFactory:
             return MemoryBackend(self.memory)
         if self.kind == "sqlite":
             return SQLiteBackend(self.path)
+        if self.kind == "postgres" and self.dsn is not None:
+            return PostgresBackend(self.dsn)
         raise AssertionError(f"unknown backend kind {self.kind!r}; add it to BACKEND_KINDS and here")
 
 
@@ -74,9 +78,10 @@ def backend_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_backend(backend_kind: str, tmp_path: Path) -> BackendFactory:
+def make_backend(backend_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> BackendFactory:
     """A factory of fresh backends of ``backend_kind`` on this test's own database."""
-    return BackendFactory(backend_kind, tmp_path)
+    dsn = request.getfixturevalue("pg_dsn") if backend_kind == "postgres" else None
+    return BackendFactory(backend_kind, tmp_path, dsn)
 
 
 @pytest.fixture

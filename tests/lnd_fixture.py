@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from contextlib import closing
 
-__all__ = ["KV_SCHEMA", "build_channel_db"]
+__all__ = ["KV_SCHEMA", "KV_SCHEMA_POSTGRES", "build_channel_db", "build_channel_db_postgres"]
 
 KV_SCHEMA = (
     "CREATE TABLE channeldb_kv(key BLOB NOT NULL, value BLOB, parent_id BIGINT, "
@@ -61,3 +61,40 @@ def build_channel_db(
                 for key, value in rows:
                     _put(conn, key, value, bucket)
         conn.commit()
+
+
+# lnd's kvdb table on PostgreSQL (lnd's db.backend=postgres), as lnd creates it.
+KV_SCHEMA_POSTGRES = (
+    "CREATE TABLE channeldb_kv(key bytea NOT NULL, value bytea, "
+    "parent_id bigint REFERENCES channeldb_kv(id) ON DELETE CASCADE, id bigserial PRIMARY KEY, sequence bigint)",
+    "CREATE UNIQUE INDEX channeldb_kv_p ON channeldb_kv(parent_id, key) WHERE parent_id IS NOT NULL",
+    "CREATE UNIQUE INDEX channeldb_kv_up ON channeldb_kv(key) WHERE parent_id IS NULL",
+)
+
+
+def build_channel_db_postgres(dsn: str, namespaces: Mapping[str, Sequence[tuple[bytes, bytes]]]) -> None:
+    """As :func:`build_channel_db`, in the ``channeldb_kv`` table of the database (schema) of ``dsn``."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        for statement in KV_SCHEMA_POSTGRES:
+            conn.execute(statement)
+
+        def bucket(key: bytes, parent: int | None) -> int:
+            row = conn.execute(
+                "INSERT INTO channeldb_kv(key, value, parent_id, sequence) VALUES (%s, NULL, %s, 0) RETURNING id",
+                (key, parent),
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        graph = bucket(b"graph-edge", None)
+        conn.execute("INSERT INTO channeldb_kv(key, value, parent_id) VALUES (%s, %s, %s)",
+                     (b"\x00" * 8, b"not a mission control result", graph))
+        top = bucket(b"missioncontrol-results", None)
+        for namespace, rows in namespaces.items():
+            parent = bucket(namespace.encode(), top)
+            for key, value in rows:
+                conn.execute(
+                    "INSERT INTO channeldb_kv(key, value, parent_id) VALUES (%s, %s, %s)", (key, value, parent)
+                )

@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,7 +29,7 @@ import trio
 from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lnd_fixture import build_channel_db
+from lnd_fixture import build_channel_db, build_channel_db_postgres
 from strategies import payment_results
 
 from mcstore import (
@@ -54,6 +55,7 @@ from mcstore.model import (
     U64_MAX,
     UNKNOWN_NEXT_PEER,
 )
+from mcstore.pgserver import PostgresServer, scratch_schema
 from mcstore.testing import FaultyBackend, MemoryBackend
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -748,6 +750,60 @@ def test_import_lnd_errors(tmp_path: Path, lnd_rows: dict[str, list[tuple[bytes,
     assert_one_line_error(run("import-lnd", str(lnd), str(lnd)), 1, "lnd's own file")
     assert sha256(lnd) == digest
     assert not db.exists()
+
+
+def test_import_lnd_from_a_node_on_postgresql(
+    pg_server: PostgresServer, tmp_path: Path, lnd_rows: dict[str, list[tuple[bytes, bytes]]]
+) -> None:
+    with scratch_schema(pg_server.dsn, prefix="lnd") as lnd, scratch_schema(pg_server.dsn) as db:
+        build_channel_db_postgres(lnd, lnd_rows)
+        result = run("import-lnd", lnd, db, "--max-records", "0")
+        assert result.exit_code == 0, result.output
+        assert "1 undecodable rows skipped" in result.stdout
+        assert fetch_all(db) == by_key(sample_results())  # type: ignore[arg-type]
+        into_file = tmp_path / "mc.sqlite"  # from PostgreSQL into a file works too
+        assert run("import-lnd", lnd, str(into_file), "--namespace", "other").exit_code == 0
+        assert fetch_all(into_file, "other") == by_key(sample_results()[:2])
+        assert_one_line_error(run("import-lnd", db, str(into_file)), 1, "no channeldb_kv table")
+
+
+def test_every_database_argument_takes_a_postgresql_url(pg_dsn: str, pg_server: PostgresServer, tmp_path: Path) -> None:
+    demo = run("demo", "--db", pg_dsn, "--payments", "20", "--seed", "3")
+    assert demo.exit_code == 0, demo.output
+    assert "nothing accepted was lost" in demo.stdout
+    stats = run("stats", pg_dsn)
+    assert stats.exit_code == 0 and "'default'" in stats.stdout, stats.output
+    querymc = run("querymc", pg_dsn, "--json")
+    assert querymc.exit_code == 0 and json.loads(querymc.stdout)["pairs"], querymc.output
+    dump = tmp_path / "d.jsonl"
+    assert run("export", pg_dsn, "-o", str(dump)).exit_code == 0
+    exported = dump.read_text().splitlines()
+    assert exported
+    with scratch_schema(pg_server.dsn) as other:
+        imported = run("import", other, str(dump))
+        assert imported.exit_code == 0, imported.output
+        assert f"Imported {len(exported)} records" in imported.stdout
+        assert [r.key for r in fetch_all(other)] == [r.key for r in fetch_all(pg_dsn)]  # type: ignore[arg-type]
+        cleared = run("reset", other, "--yes")
+        assert cleared.exit_code == 0 and f"{len(exported)} records deleted" in cleared.stdout
+        assert fetch_all(other) == []  # type: ignore[arg-type]
+    # A URL's password is never shown (the test server trusts any password).
+    with_password = pg_dsn.replace("postgresql://mcstore@", "postgresql://mcstore:hunter2@")
+    assert with_password != pg_dsn
+
+    async def reset_while_open() -> str:
+        async with open_store(with_password):
+            return await trio.to_thread.run_sync(
+                lambda: assert_one_line_error(run("reset", with_password, "--yes"), 1, "open in another")
+            )
+
+    line = trio.run(reset_while_open)
+    assert "hunter2" not in line and "postgresql://mcstore@" in line
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    line = assert_one_line_error(run("stats", f"postgresql://u:hunter2@127.0.0.1:{port}/db"), 1, "cannot connect")
+    assert "hunter2" not in line
 
 
 # -- reset ----------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """``store.iter_results``: a consistent snapshot, read in bounded batches, released at once.
 
-The store-level tests run on every backend (the in-Trio MemoryBackend, real SQLite, and
-PostgreSQL on the test server), on
-the real clock: nothing here sleeps, every interleaving is forced with events.
+The store-level tests run on every backend kind of the shared tests (conftest's BACKEND_KINDS)
+and on PostgreSQL (the test server), on the real clock: nothing here sleeps, every interleaving
+is forced with events.
 """
 
 from __future__ import annotations
@@ -10,15 +10,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
+from conftest import BACKEND_KINDS, BackendFactory
 from factories import failed, result
 from hypothesis import given
 from hypothesis import strategies as st
+from shutdown_checks import store_threads
 from strategies import payment_results
 
 import mcstore
@@ -57,8 +59,10 @@ class WatchedSnapshot:
 class WatchedBackend(FaultyBackend):
     """A FaultyBackend whose snapshots are watched (see :class:`WatchedSnapshot`)."""
 
-    def __init__(self, inner: Backend) -> None:
+    def __init__(self, inner: Backend, reopen: Callable[[], Backend]) -> None:
         super().__init__(inner)
+        self.reopen = reopen
+        """A fresh backend on the same database (a reopen)."""
         self.batches: list[tuple[int, int]] = []
         """(max_rows asked, rows returned) of every batch read."""
         self.reads = 0
@@ -75,17 +79,29 @@ class WatchedBackend(FaultyBackend):
         assert isinstance(inner, (MemoryBackend, SQLiteBackend, PostgresBackend))
         return inner.snapshots_open
 
+    def corrupt(self, key: bytes) -> None:
+        """Add an undecodable row to namespace "default" behind the store's back."""
+        inner = self.inner
+        if isinstance(inner, MemoryBackend):
+            inner.database.rows()[key] = b"\xff\xff"
+        elif isinstance(inner, SQLiteBackend):
+            with contextlib.closing(sqlite3.connect(inner.path)) as conn, conn:
+                conn.execute("INSERT INTO mc_results VALUES ('default', ?, x'ffff')", (key,))
+        elif isinstance(inner, PostgresBackend):
+            import psycopg
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+            with psycopg.connect(inner.dsn, autocommit=True) as conn:
+                conn.execute("INSERT INTO mc_results VALUES ('default', %s, '\\xffff'::bytea)", (key,))
+        else:
+            raise AssertionError(f"add a way to corrupt a row of {inner!r}")
+
+
+@pytest.fixture(params=BACKEND_KINDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> WatchedBackend:
-    inner: Backend
-    if request.param == "memory":
-        inner = MemoryBackend()
-    elif request.param == "sqlite":
-        inner = SQLiteBackend(tmp_path / "mc.sqlite")
-    else:
-        inner = PostgresBackend(request.getfixturevalue("pg_dsn"))
-    return WatchedBackend(inner)
+    """Every backend kind of the shared tests (conftest's BACKEND_KINDS)."""
+    dsn = request.getfixturevalue("pg_dsn") if request.param == "postgres" else None
+    factory = BackendFactory(request.param, tmp_path, dsn)
+    return WatchedBackend(factory(), factory)
 
 
 def store_of(
@@ -181,21 +197,8 @@ async def test_undecodable_rows_are_skipped_counted_logged_and_kept(
         store.add_result(result(2))
         await store.flush()
     # Corrupt the namespace behind the store's back, as a damaged file would be.
-    inner = backend.inner
-    if isinstance(inner, MemoryBackend):
-        inner.database.rows()[bad_key] = b"\xff\xff"
-    elif isinstance(inner, PostgresBackend):
-        import psycopg
-
-        with psycopg.connect(inner.dsn, autocommit=True) as conn:
-            conn.execute("INSERT INTO mc_results VALUES ('default', %s, '\\xffff'::bytea)", (bad_key,))
-        backend = WatchedBackend(PostgresBackend(inner.dsn))
-    else:
-        with contextlib.closing(sqlite3.connect(tmp_path / "mc.sqlite")) as conn, conn:
-            conn.execute("INSERT INTO mc_results VALUES ('default', ?, x'ffff')", (bad_key,))
-        backend = WatchedBackend(SQLiteBackend(tmp_path / "mc.sqlite"))
-    if isinstance(inner, MemoryBackend):
-        backend = WatchedBackend(MemoryBackend(inner.database))
+    backend.corrupt(bad_key)
+    backend = WatchedBackend(backend.reopen(), backend.reopen)
     with caplog.at_level(logging.WARNING, logger="mcstore"):
         async with store_of(backend) as store:
             async with contextlib.aclosing(store.iter_results(batch_size=2)) as results:
@@ -246,6 +249,11 @@ def checkpoint_completes(path: Path) -> bool:
         return busy == 0
 
 
+def read_threads() -> list[str]:
+    """The live threads of SQLite snapshots."""
+    return [name for name in store_threads() if name.startswith("mcstore-read:")]
+
+
 async def leave(how: str, results: ResultIterator) -> None:
     async with contextlib.aclosing(results):
         if how == "cancel":
@@ -279,6 +287,7 @@ async def test_leaving_the_loop_early_releases_the_snapshot_at_once(
             await store.flush()
             if real:
                 assert not await trio.to_thread.run_sync(checkpoint_completes, path)
+                assert len(read_threads()) == 1
             if how == "exception":
                 with pytest.raises(KeyError, match="from the loop body"):
                     await leave(how, results)
@@ -288,6 +297,7 @@ async def test_leaving_the_loop_early_releases_the_snapshot_at_once(
             assert not results.snapshot_open
             if real:
                 assert await trio.to_thread.run_sync(checkpoint_completes, path)
+            assert read_threads() == []  # the snapshot's own thread has ended
             # The store is fine afterwards.
             assert len(await store.fetch_all()) == 51
 
@@ -369,6 +379,7 @@ async def test_close_ends_a_batch_read_in_flight_with_store_closed_within_shutdo
                 started = trio.current_time()
             assert trio.current_time() - started < 2.0
             assert backend.snapshots_open == 0
+            assert store_threads() == []
     assert len(outcome) == 1
     assert "closing" in str(outcome[0])
     assert store.unpersisted == ()

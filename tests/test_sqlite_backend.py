@@ -1,5 +1,8 @@
 """The store on real SQLite, on the real clock: lnd's store test scenarios, the file format,
-locking, corrupted rows, and interrupting a statement that would run past the deadline."""
+locking, corrupted rows, and interrupting a statement that would run past the deadline.
+
+lnd's scenario and the same-process lock run on PostgreSQL too (the ``store_place`` fixture).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 import pytest
 import trio
 from factories import failed, result
+from shutdown_checks import StorePlace
 
 import mcstore
 from mcstore import FlushError, FlushOutcome, PaymentResult, SQLiteBackend, StoreError, StoreLocked, open_store
@@ -78,10 +82,11 @@ async def test_schema_and_bytes_on_disk(tmp_path: Path) -> None:
     assert rows(path) == [mcstore.encode_result(result(1)), mcstore.encode_result(failed(2))]
 
 
-async def test_lnd_scenario_ordering_idempotent_add_and_pruning_across_reopen(tmp_path: Path) -> None:
+async def test_lnd_scenario_ordering_idempotent_add_and_pruning_across_reopen(store_place: StorePlace) -> None:
     # lnd's TestMissionControlStore, rewritten: results come back in reply-time order, adding
-    # the same result twice stores it once, and the cap holds across a restart.
-    path = tmp_path / "mc.sqlite"
+    # the same result twice stores it once, and the cap holds across a restart. On every real
+    # backend (an SQLite file, a PostgreSQL schema).
+    path = store_place.path
     with trio.fail_after(BUDGET):
         async with open_store(path, max_records=3, flush_interval=0.01) as store:
             assert await store.fetch_all() == []
@@ -183,8 +188,8 @@ async def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
             pass
 
 
-async def test_namespace_lock_same_process(tmp_path: Path) -> None:
-    path = tmp_path / "mc.sqlite"
+async def test_namespace_lock_same_process(store_place: StorePlace) -> None:
+    path = store_place.path
     async with open_store(path) as first:
         with pytest.raises(StoreLocked, match="already open"):
             async with open_store(path):
@@ -192,8 +197,8 @@ async def test_namespace_lock_same_process(tmp_path: Path) -> None:
         async with open_store(path, namespace="other") as other:
             other.add_result(result(7))
         first.add_result(result(1))
-    assert [k for k, _ in rows(path)] == [result(1).key]
-    assert [k for k, _ in rows(path, "other")] == [result(7).key]
+    assert store_place.results() == [result(1)]
+    assert store_place.results("other") == [result(7)]
     async with open_store(path):  # released on exit
         pass
     with pytest.raises(ZeroDivisionError):

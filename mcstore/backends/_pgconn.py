@@ -4,8 +4,9 @@ psycopg is imported only inside functions, so that mcstore works without the ``p
 until a PostgreSQL location is used; :func:`require_psycopg` then fails with a message that
 names the extra.
 
-:class:`PgSession` runs blocking psycopg work in a worker thread, one call at a time, and
-cancels it on request. Cancelling sets a flag that the work checks between statements
+:class:`PgSession` runs blocking psycopg work in its own persistent worker thread
+(:class:`~mcstore.backends._thread.WorkerThread`, as the SQLite backend does), one call at a
+time, and cancels it on request. Cancelling sets a flag that the work checks between statements
 (:meth:`PgSession.raise_if_cancelled`), and sends ``Connection.cancel_safe()`` from a
 short-lived helper thread, repeated every 0.1 s while the call runs: a cancel request that
 reaches a session between two statements is ignored by the server. The statement stops with
@@ -24,9 +25,9 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import trio
 
 from ..errors import StoreError
+from ._thread import WorkerThread
 
 if TYPE_CHECKING:
-    from outcome import Outcome
     from psycopg import Connection
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "PSYCOPG_MISSING", "Interrupted", "PgSession", "connect", "describe_dsn",
@@ -118,21 +119,30 @@ class Interrupted(Exception):
 
 
 class PgSession:
-    """One connection's worker: runs calls in a thread, one at a time, and cancels them.
+    """One connection's worker: runs calls in its own :class:`~mcstore.backends._thread.WorkerThread`,
+    one at a time, and cancels them.
 
     ``conn`` is the connection that a cancel request targets; the work sets it (it may
-    reconnect). See the module docstring for how cancelling works.
+    reconnect). See the module docstring for how cancelling works. :meth:`aclose` ends the
+    thread; call it last.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
         self.conn: Connection[Any] | None = None
+        self._worker = WorkerThread(name)
         self._serial = trio.Lock()
         self._cancel_requested = False
-        self._call_done = threading.Event()
-        self._call_done.set()
+        # Guards _call_done and _canceller together, so that a canceller thread is either
+        # joined by the call it serves or never started.
+        self._canceller_lock = threading.Lock()
+        self._call_done = True
+        self._call_finished = threading.Event()
         self._canceller: threading.Thread | None = None
-        self.calls_in_flight = 0
-        """Calls running in the worker thread now: 0 whenever no call is awaited."""
+
+    @property
+    def calls_in_flight(self) -> int:
+        """Calls handed to the thread and not finished: 0 whenever no call is awaited."""
+        return self._worker.calls_in_flight
 
     @property
     def cancel_requested(self) -> bool:
@@ -145,65 +155,50 @@ class PgSession:
             raise Interrupted("cancelled")
 
     async def run(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` in a worker thread and return its outcome; cancel it on cancellation.
+        """Run ``fn`` in the thread and return its outcome; cancel it on cancellation.
 
-        The caller always gets ``fn``'s own outcome; if the task was cancelled and ``fn``
-        raised, the cancellation is raised instead.
+        :meth:`WorkerThread.run <mcstore.backends._thread.WorkerThread.run>`'s contract: the
+        caller always gets ``fn``'s own outcome; if the task was cancelled and ``fn`` raised,
+        the cancellation is raised instead.
         """
         async with self._serial:
             await trio.lowlevel.checkpoint_if_cancelled()
-            self._join_canceller()
-            task = trio.lowlevel.current_task()
-            token = trio.lowlevel.current_trio_token()
-
-            def deliver(result: Outcome[T]) -> None:
-                token.run_sync_soon(trio.lowlevel.reschedule, task, result)
-
-            def abort(_: object) -> trio.lowlevel.Abort:
-                self.interrupt()
-                return trio.lowlevel.Abort.FAILED  # keep waiting: nothing outlives the call
-
             self._cancel_requested = False
-            self._call_done.clear()
-            self.calls_in_flight += 1
-            try:
-                trio.lowlevel.start_thread_soon(lambda: self._in_worker(fn), deliver)
-                try:
-                    value: T = await trio.lowlevel.wait_task_rescheduled(abort)
-                except Exception:
-                    if self._cancel_requested:
-                        await trio.lowlevel.checkpoint()  # report the cancellation itself
-                    raise
-                return value
-            finally:
-                self.calls_in_flight -= 1
+            with self._canceller_lock:
+                self._call_done = False
+                self._call_finished.clear()
+            return await self._worker.run(lambda: self._in_worker(fn), on_cancel=self.interrupt)
 
     def _in_worker(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
         finally:
-            self._call_done.set()
-            self._join_canceller()
-
-    def _join_canceller(self) -> None:
-        thread, self._canceller = self._canceller, None
-        if thread is not None:
-            thread.join()
+            with self._canceller_lock:
+                self._call_done = True
+                self._call_finished.set()
+                thread, self._canceller = self._canceller, None
+            if thread is not None:
+                thread.join()
 
     def interrupt(self) -> None:
         """From the Trio side: stop the call in progress, if any (see the module docstring)."""
         self._cancel_requested = True
-        if self._canceller is None and not self._call_done.is_set():
-            thread = threading.Thread(target=self._cancel_until_done, name="mcstore-pg-cancel", daemon=True)
-            self._canceller = thread
-            thread.start()
+        with self._canceller_lock:
+            if self._canceller is None and not self._call_done:
+                thread = threading.Thread(target=self._cancel_until_done, name="mcstore-pg-cancel", daemon=True)
+                self._canceller = thread
+                thread.start()
 
     def _cancel_until_done(self) -> None:
-        while not self._call_done.is_set():
+        while not self._call_finished.is_set():
             conn = self.conn
             if conn is not None and not conn.closed:
                 try:
                     conn.cancel_safe(timeout=_CANCEL_TIMEOUT)
                 except Exception as exc:  # the call's own outcome reports what matters
                     logger.debug("PostgreSQL cancel request failed: %s", exc)
-            self._call_done.wait(_CANCEL_REPEAT)
+            self._call_finished.wait(_CANCEL_REPEAT)
+
+    async def aclose(self) -> None:
+        """End the worker thread (after the call in progress, if any). Idempotent, shielded."""
+        await self._worker.aclose()

@@ -152,7 +152,7 @@ class PostgresBackend:
         self.schema = ""
         self._lock_key = 0
         self._stored = 0
-        self._session = PgSession()
+        self._session = PgSession("pg-backend")
         self._snapshots: set[PostgresSnapshot] = set()
         self._opened = False
         self._closed = False
@@ -279,8 +279,12 @@ class PostgresBackend:
         try:
             return await self._call(lambda: self._open_sync(max_records), "open")
         except BaseException:
+            self._closed = True
             with trio.CancelScope(shield=True):
-                await self._run(self._close_sync)
+                try:
+                    await self._run(self._close_sync)
+                finally:
+                    await self._session.aclose()
             raise
 
     def _open_sync(self, max_records: int) -> int:
@@ -477,7 +481,10 @@ class PostgresBackend:
         with trio.CancelScope(shield=True):
             for snapshot in list(self._snapshots):
                 await snapshot.aclose()
-            await self._run(self._close_sync)
+            try:
+                await self._run(self._close_sync)
+            finally:
+                await self._session.aclose()
 
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None

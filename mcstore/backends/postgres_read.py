@@ -57,7 +57,7 @@ class _ReadConnection:
         self.where: Final = describe_dsn(dsn)
         self._what = what
         self._connect_timeout = connect_timeout
-        self._session = PgSession()
+        self._session = PgSession("pg-reader")
         self._closing = False
         self._released = trio.Event()
         self._broken: str | None = None
@@ -100,7 +100,10 @@ class _ReadConnection:
             self._closing = True
             try:
                 self._session.interrupt()
-                await self._session.run(self._close_sync)
+                try:
+                    await self._session.run(self._close_sync)
+                finally:
+                    await self._session.aclose()
             finally:
                 self._released.set()
                 self._on_released()

@@ -8,10 +8,11 @@ a time whatever the namespace's size. :class:`SQLiteReader` is the
 :class:`~mcstore.backends.Reader` of a file, for ``mcstore stats`` and ``mcstore export``: it
 takes no namespace lock, and never creates, repairs or deletes anything.
 
-Every SQLite call runs off the Trio thread, one at a time per connection. Cancelling a call
-(or closing the snapshot from another task) sets a flag that SQLite's progress handler reads,
-and calls ``Connection.interrupt()``: the statement stops, and the call has finished, its
-thread idle, when the awaiting task resumes. While a snapshot is open, a WAL checkpoint cannot
+Every connection has its own :class:`~mcstore.backends._thread.WorkerThread`, which runs its
+SQLite calls one at a time and ends when the connection closes. Cancelling a call (or closing
+the snapshot from another task) sets a flag that SQLite's progress handler reads, and calls
+``Connection.interrupt()``: the statement stops, and the call has finished, its thread idle,
+when the awaiting task resumes. While a snapshot is open, a WAL checkpoint cannot
 go past the snapshot's view, so the ``-wal`` file may grow; close snapshots promptly.
 """
 
@@ -22,15 +23,13 @@ import pathlib
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import Final, TypeVar
 
 import trio
 
 from ..errors import LocationError, StoreClosed, StoreError
+from ._thread import WorkerThread
 from .base import Row, check_batch_size
-
-if TYPE_CHECKING:
-    from outcome import Outcome
 
 __all__ = [
     "SQLITE_HEADER",
@@ -158,46 +157,18 @@ def check_mcstore_schema(conn: sqlite3.Connection, path: str, newest: int) -> in
     return version
 
 
-async def _run_in_thread(fn: Callable[[], T], on_cancel: Callable[[], None]) -> T:
-    """Run ``fn`` in a worker thread; on cancellation call ``on_cancel`` and keep waiting.
-
-    The caller always gets ``fn``'s own outcome (nothing is abandoned); if the task was
-    cancelled and ``fn`` raised, the cancellation is raised instead.
-    """
-    await trio.lowlevel.checkpoint_if_cancelled()
-    task = trio.lowlevel.current_task()
-    token = trio.lowlevel.current_trio_token()
-    cancelled = False
-
-    def deliver(result: Outcome[T]) -> None:
-        token.run_sync_soon(trio.lowlevel.reschedule, task, result)
-
-    def abort(_: object) -> trio.lowlevel.Abort:
-        nonlocal cancelled
-        cancelled = True
-        on_cancel()
-        return trio.lowlevel.Abort.FAILED
-
-    trio.lowlevel.start_thread_soon(fn, deliver)
-    try:
-        value: T = await trio.lowlevel.wait_task_rescheduled(abort)
-    except Exception:
-        if cancelled:
-            await trio.lowlevel.checkpoint()
-        raise
-    return value
-
-
 class _ReadConnection:
-    """One read-only connection used from worker threads, one call at a time, interruptible.
+    """One read-only connection on its own worker thread, one call at a time, interruptible.
 
     ``aclose()`` may come from any task at any time: it interrupts the call in progress, which
-    then raises :class:`~mcstore.StoreClosed`, and returns once the connection is closed.
+    then raises :class:`~mcstore.StoreClosed`, and returns once the connection is closed and
+    its thread has ended.
     """
 
     def __init__(self, path: str, what: str) -> None:
         self.path: Final = path
         self._what = what
+        self._thread = WorkerThread(f"read:{os.path.basename(path)}")
         self._conn: sqlite3.Connection | None = None
         self._serial = trio.Lock()
         self._stop = False  # read by the progress handler
@@ -250,7 +221,7 @@ class _ReadConnection:
                 raise StoreError(f"{self._what} of {self.path!r} is unusable after {self._broken}; close it")
             self._stop = False
             try:
-                return await _run_in_thread(fn, self._interrupt)
+                return await self._thread.run(fn, on_cancel=self._interrupt)
             except sqlite3.Error as exc:
                 self._broken = "an error"
                 if self._closing:
@@ -270,7 +241,11 @@ class _ReadConnection:
             try:
                 self._interrupt()
                 async with self._serial:
-                    await _run_in_thread(self._close_sync, lambda: None)
+                    try:
+                        if self._thread.alive:
+                            await self._thread.run(self._close_sync)
+                    finally:
+                        await self._thread.aclose()
             finally:
                 self._released.set()
                 self._on_released()

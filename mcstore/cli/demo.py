@@ -1,4 +1,4 @@
-"""A synthetic Lightning node paying over a synthetic network: the data of ``mcstore demo``.
+"""A synthetic Lightning node paying over a synthetic network: the network of ``mcstore demo``.
 
 :class:`SyntheticNetwork` is a graph of nodes (random 33-byte keys starting with 0x02/0x03)
 and channels (short channel ids built from block, transaction index and output), grown by
@@ -9,7 +9,10 @@ direction of a channel has its own forwarding policy (base fee, proportional fee
 result of every attempt, as lnd would record it: routes of 1 to 6 hops whose amounts grow
 towards the source by each hop's fee; BOLT 4 failures at a hop that can report them, with
 their payloads (a ``channel_update`` for the update-carrying codes); retries after a failure;
-replies that arrive out of order; and a few results delivered twice.
+replies that arrive out of order; and a few results delivered twice. It picks routes at random,
+without mission control: it makes varied, realistic test data (the tests use it). ``mcstore
+demo`` itself routes its payments with mission control over this network
+(:mod:`mcstore.cli.routing`).
 
 Everything is deterministic for a seed: the network is always the same (so a node's history
 continues across runs), and ``simulate(seed=s, start_ns=t, first_id=i)`` always yields the

@@ -12,17 +12,24 @@ one row per result with lnd's 49-byte key and TLV value: the bytes mcstore store
 
 The file is opened read-only and, when no lnd has it open (no ``-wal`` file), ``immutable``,
 so that not even SQLite's ``-wal``/``-shm`` companions are created next to it.
+
+An lnd node on PostgreSQL (``db.backend=postgres``) keeps the same buckets in the same layout,
+in its database's table ``channeldb_kv`` (``key bytea``, ``parent_id bigint``, ``id bigserial``);
+pass its ``postgresql://`` URL instead of a file. It is read in one ``REPEATABLE READ READ ONLY``
+transaction, so the history is one consistent view even while lnd writes, and nothing is written.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
+from ..backends.postgres import describe_dsn, is_postgres_url
 from ..codec import decode_result
-from ..errors import DecodeError
+from ..errors import DecodeError, StoreError
 from ..model import PaymentResult
 from .readonly import DatabaseFileError, connect_readonly
 
@@ -51,86 +58,126 @@ class LndHistory:
     bad_rows: list[BadRow] = field(default_factory=list)
 
 
-def _results_bucket(conn: sqlite3.Connection, path: str) -> int:
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if _KV_TABLE not in tables:
+Query = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
+"""Runs one statement (``?`` placeholders) on lnd's database and returns its rows."""
+
+
+def _results_bucket(query: Query, has_kv_table: bool, path: str) -> int:
+    if not has_kv_table:
         raise DatabaseFileError(
             path,
             f"not an lnd sqlite database (no {_KV_TABLE} table; lnd's bbolt channel.db is not supported)",
         )
-    row = conn.execute(
-        f"SELECT id FROM {_KV_TABLE} WHERE parent_id IS NULL AND key = ? AND value IS NULL",
-        (RESULTS_BUCKET,),
-    ).fetchone()
-    if row is None:
+    rows = query(
+        f"SELECT id FROM {_KV_TABLE} WHERE parent_id IS NULL AND key = ? AND value IS NULL", (RESULTS_BUCKET,)
+    )
+    if not rows:
         raise DatabaseFileError(
             path, f"no mission control history (no top-level bucket {RESULTS_BUCKET.decode()!r})"
         )
-    return int(row[0])
+    return int(rows[0][0])
 
 
-def _namespace_buckets(conn: sqlite3.Connection, parent: int) -> dict[str, int]:
-    rows = conn.execute(
-        f"SELECT key, id FROM {_KV_TABLE} WHERE parent_id = ? AND value IS NULL ORDER BY key", (parent,)
-    ).fetchall()
+def _namespace_buckets(query: Query, parent: int) -> dict[str, int]:
+    rows = query(f"SELECT key, id FROM {_KV_TABLE} WHERE parent_id = ? AND value IS NULL ORDER BY key", (parent,))
     # Bucket names are bytes in lnd; show undecodable ones escaped rather than fail.
     return {bytes(key).decode("utf-8", "backslashreplace"): int(bucket) for key, bucket in rows}
 
 
 def _as_bytes(cell: object) -> bytes:
     """A BLOB cell as bytes; lnd writes BLOBs, but a TEXT or number cell must not crash us."""
-    if isinstance(cell, bytes):
-        return cell
+    if isinstance(cell, (bytes, memoryview)):
+        return bytes(cell)
     return str(cell).encode("utf-8")
 
 
-def _connect(path: str) -> sqlite3.Connection:
-    return connect_readonly(path, immutable_if_idle=True)
+@contextmanager
+def _lnd_database(path: str) -> Iterator[tuple[Query, bool, str]]:
+    """Open lnd's database read-only: ``(query, has channeldb_kv, name for messages)``.
+
+    ``path`` is a ``channel.sqlite`` file or a ``postgresql://`` URL. Failures to read are
+    :class:`~mcstore.readonly.DatabaseFileError`.
+    """
+    if is_postgres_url(path):
+        with _postgres(path) as opened:
+            yield opened
+        return
+    with closing(connect_readonly(path, immutable_if_idle=True)) as conn:
+
+        def query(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+            return conn.execute(sql, params).fetchall()
+
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            yield query, _KV_TABLE in tables, path
+        except sqlite3.Error as exc:
+            raise DatabaseFileError(path, f"cannot read: {exc}") from None
+
+
+@contextmanager
+def _postgres(url: str) -> Iterator[tuple[Query, bool, str]]:
+    """lnd's database on PostgreSQL, in one REPEATABLE READ READ ONLY transaction."""
+    from ..backends._pgconn import require_psycopg
+
+    try:
+        require_psycopg()
+    except StoreError as exc:
+        raise DatabaseFileError(url, str(exc)) from None
+    import psycopg
+
+    where = describe_dsn(url)
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise DatabaseFileError(where, f"cannot connect: {' '.join(str(exc).split())}") from None
+    with conn:
+
+        def query(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+            return conn.execute(sql.replace("?", "%s"), params).fetchall()
+
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (_KV_TABLE,)).fetchone()
+            yield query, bool(found and found[0]), where
+            conn.execute("ROLLBACK")
+        except psycopg.Error as exc:
+            raise DatabaseFileError(where, f"cannot read: {' '.join(str(exc).split())}") from None
 
 
 def list_namespaces(path: str) -> list[str]:
-    """The mission control namespaces in lnd's ``channel.sqlite`` at ``path``, sorted.
+    """The mission control namespaces in lnd's ``channel.sqlite`` at ``path`` (or the lnd
+    database at a ``postgresql://`` URL), sorted.
 
     Raises :class:`~mcstore.readonly.DatabaseFileError` if the file is missing, not SQLite,
     not lnd's sqlite backend, or has no mission control bucket.
     """
-    with closing(_connect(path)) as conn:
-        try:
-            return sorted(_namespace_buckets(conn, _results_bucket(conn, path)))
-        except sqlite3.Error as exc:
-            raise DatabaseFileError(path, f"cannot read: {exc}") from None
+    with _lnd_database(path) as (query, has_kv_table, where):
+        return sorted(_namespace_buckets(query, _results_bucket(query, has_kv_table, where)))
 
 
 def read_history(path: str, namespace: str = "default") -> LndHistory:
-    """Read and decode every result of ``namespace`` from lnd's ``channel.sqlite`` at ``path``.
+    """Read and decode every result of ``namespace`` from lnd's ``channel.sqlite`` at ``path``
+    (or the lnd database at a ``postgresql://`` URL).
 
     Rows that fail to decode (and nested buckets, which lnd never puts there) are listed in
-    :attr:`LndHistory.bad_rows` and skipped. Never writes to the file. Raises
+    :attr:`LndHistory.bad_rows` and skipped. Never writes to the database. Raises
     :class:`~mcstore.readonly.DatabaseFileError` as :func:`list_namespaces` does, and when
     the namespace does not exist.
     """
-    with closing(_connect(path)) as conn:
-        try:
-            buckets = _namespace_buckets(conn, _results_bucket(conn, path))
-            if namespace not in buckets:
-                found = ", ".join(repr(name) for name in buckets) or "none"
-                raise DatabaseFileError(
-                    path, f"no mission control namespace {namespace!r} (namespaces: {found})"
-                )
-            history = LndHistory(namespace)
-            cursor = conn.execute(
-                f"SELECT key, value FROM {_KV_TABLE} WHERE parent_id = ? ORDER BY key",
-                (buckets[namespace],),
-            )
-            for raw_key, value in cursor:
-                key = _as_bytes(raw_key)
-                if value is None:
-                    history.bad_rows.append(BadRow(key, "a nested bucket, not a result"))
-                    continue
-                try:
-                    history.results.append(decode_result(key, _as_bytes(value)))
-                except DecodeError as exc:
-                    history.bad_rows.append(BadRow(key, str(exc)))
-        except sqlite3.Error as exc:
-            raise DatabaseFileError(path, f"cannot read: {exc}") from None
+    with _lnd_database(path) as (query, has_kv_table, where):
+        buckets = _namespace_buckets(query, _results_bucket(query, has_kv_table, where))
+        if namespace not in buckets:
+            found = ", ".join(repr(name) for name in buckets) or "none"
+            raise DatabaseFileError(where, f"no mission control namespace {namespace!r} (namespaces: {found})")
+        history = LndHistory(namespace)
+        rows = query(f"SELECT key, value FROM {_KV_TABLE} WHERE parent_id = ? ORDER BY key", (buckets[namespace],))
+        for raw_key, value in rows:
+            key = _as_bytes(raw_key)
+            if value is None:
+                history.bad_rows.append(BadRow(key, "a nested bucket, not a result"))
+                continue
+            try:
+                history.results.append(decode_result(key, _as_bytes(value)))
+            except DecodeError as exc:
+                history.bad_rows.append(BadRow(key, str(exc)))
     return history

@@ -1,7 +1,7 @@
 """The ``mcstore`` command: click commands only; the work is done by the modules they call.
 
 =============  ===================================================================
-``demo``       simulate a node's payments into a store (:mod:`mcstore.demo`, :mod:`mcstore.ingest`)
+``demo``       payments routed with mission control, into a store (:mod:`mcstore.cli.routing`)
 ``stats``      summarise a database, read-only (:mod:`mcstore.readonly`)
 ``export``     write a namespace as jsonl or csv, read-only (:mod:`mcstore.export`)
 ``import``     read jsonl back through a store, all or nothing
@@ -25,6 +25,7 @@ import dataclasses
 import io
 import logging
 import os
+import re
 import secrets
 import signal
 import sqlite3
@@ -33,7 +34,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from typing import IO, Any, Final, NoReturn
 
 import click
@@ -52,6 +52,7 @@ from rich.table import Table
 
 from .. import COMPILED, __version__
 from ..backends import Snapshot, open_reader
+from ..backends.postgres import is_postgres_url
 from ..backends.sqlite import SCHEMA_VERSION
 from ..errors import DecodeError, StoreError, StoreLocked
 from ..model import PaymentResult
@@ -80,10 +81,7 @@ from .readonly import (
     DatabaseFileError,
     NamespaceStats,
     check_write_target,
-    count_results,
     namespace_stats,
-    namespaces,
-    open_mcstore_readonly,
     stream_results,
 )
 from .routing import PlotUnavailable, check_plotting, learning, plot_success
@@ -110,8 +108,12 @@ class OneLineUsageError(click.ClickException):
     exit_code = 2
 
 
+# The password of a postgresql:// URL, which messages never show.
+_URL_PASSWORD: Final = re.compile(r"(postgres(?:ql)?://[^:/@\s]*):[^@\s]*@", re.IGNORECASE)
+
+
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return _URL_PASSWORD.sub(r"\1@", " ".join(text.split()))
 
 
 def _as_one_line(error: click.UsageError) -> OneLineUsageError:
@@ -630,7 +632,8 @@ def demo(
         _fail(
             f"{db}: {line}: MISMATCH, {proof.missing} accepted results missing, {proof.unexpected} unexpected"
         )
-    out.print(f"{line}: OK, the file passes PRAGMA quick_check and nothing accepted was lost.")
+    checked = "" if is_postgres_url(db) else "the file passes PRAGMA quick_check and "
+    out.print(f"{line}: OK, {checked}nothing accepted was lost.")
     if plot is not None and outcome.payment_outcomes:
         routing = "without mission control" if estimator == "none" else f"mission control, {estimator} estimator"
         try:
@@ -1134,9 +1137,10 @@ def _same_file(a: str, b: str) -> bool:
 def import_lnd(channel_db: str, db: str, namespace: str, max_records: int) -> None:
     """Import the mission control history of an lnd node from its channel.sqlite.
 
-    CHANNEL_DB is lnd's sqlite backend file (channel.sqlite); it is opened read-only and
-    never written. Rows that fail to decode are reported and skipped. The results go
-    through the store into DB in one transaction, so deduplication and --max-records apply.
+    CHANNEL_DB is lnd's sqlite backend file (channel.sqlite), or the postgresql:// URL of an
+    lnd node on PostgreSQL; it is read-only and never written. Rows that fail to decode are
+    reported and skipped. The results go through the store into DB in one transaction, so
+    deduplication and --max-records apply.
     """
     if _same_file(channel_db, db):
         _fail(f"{db}: the target database is lnd's own file; give mcstore a database of its own")
@@ -1163,6 +1167,13 @@ def import_lnd(channel_db: str, db: str, namespace: str, max_records: int) -> No
 # -- reset ----------------------------------------------------------------------------------
 
 
+async def _namespace_counts(db: str) -> dict[str, int]:
+    """Every namespace of ``db`` (a file or a URL) with its rows, read-only."""
+    async with contextlib.aclosing(await open_reader(db)) as reader:
+        return dict(await reader.namespaces())
+
+
+
 @cli.command(context_settings=_CONTEXT)
 @_db_argument
 @_namespace_option("default", "The namespace to clear.")
@@ -1171,11 +1182,11 @@ def reset(db: str, namespace: str, yes: bool) -> None:
     """Delete every result of a namespace of DB (through the store, so never under a writer)."""
     if not yes:
         raise click.UsageError(f"refusing to clear namespace {namespace!r} of {db} without --yes")
-    with _reported(db, namespace), closing(open_mcstore_readonly(db)) as conn:
-        names = namespaces(conn)
-        if namespace not in names:
-            _fail_unknown_namespace(db, namespace, names)
-        stored = count_results(conn, namespace)
+    with _reported(db, namespace):
+        counts = trio.run(_namespace_counts, db)
+    if namespace not in counts:
+        _fail_unknown_namespace(db, namespace, list(counts))
+    stored = counts[namespace]
     if not stored:
         _stdout().print(f"Namespace {namespace!r} of {db} is already empty; nothing to clear.")
         return

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ..backends import Snapshot
+from ..backends.postgres import is_postgres_url
 from ..backends.sqlite import SCHEMA_VERSION
 from ..backends.sqlite_read import check_mcstore_schema, check_sqlite_file, connect_readonly, table_names
 from ..codec import decode_result
@@ -99,8 +100,11 @@ def check_write_target(path: str) -> None:
     The store creates its tables in any SQLite file it is given. That is right for a new or
     empty database, and for an mcstore database; for any other database (say lnd's own
     ``channel.sqlite``, passed by mistake) it would be vandalism, so this refuses it. Raises
-    :class:`DatabaseFileError`; writes nothing.
+    :class:`DatabaseFileError`; writes nothing. A ``postgresql://`` URL passes: the store
+    creates its tables only in the schema the URL chooses, beside whatever else is there.
     """
+    if is_postgres_url(path):
+        return
     if not check_sqlite_file(path):
         directory = os.path.dirname(path) or "."
         if not os.path.isdir(directory):
