@@ -875,7 +875,8 @@ async def open_store(
     """Open the mission control store of ``namespace`` in the SQLite file ``path``.
 
     ``async with open_store(path) as store:`` yields a :class:`MissionControlStore` that owns a
-    nursery with the store's background tasks. ``path`` may also be a
+    nursery with the store's background tasks. ``path`` may also be a ``postgresql://`` (or
+    ``postgres://``) URL, for a :class:`~mcstore.PostgresBackend` on that server, or a
     :class:`~mcstore.backends.Backend` (for example :class:`~mcstore.testing.MemoryBackend`); then
     ``synchronous`` is ignored.
 

@@ -1,8 +1,8 @@
 """``store.iter_results``: a consistent snapshot, read in bounded batches, released at once.
 
-The store-level tests run on every backend kind of the shared tests (conftest's BACKEND_KINDS)
-and on PostgreSQL (the test server), on the real clock: nothing here sleeps, every interleaving
-is forced with events.
+The store-level tests run on every backend kind of the shared tests (conftest's
+``backend_kind``), on the real clock: nothing here sleeps, every interleaving is forced with
+events.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from conftest import BACKEND_KINDS, BackendFactory
+from conftest import BackendFactory
 from factories import failed, result
 from hypothesis import given
 from hypothesis import strategies as st
@@ -96,12 +96,10 @@ class WatchedBackend(FaultyBackend):
             raise AssertionError(f"add a way to corrupt a row of {inner!r}")
 
 
-@pytest.fixture(params=BACKEND_KINDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> WatchedBackend:
-    """Every backend kind of the shared tests (conftest's BACKEND_KINDS)."""
-    dsn = request.getfixturevalue("pg_dsn") if request.param == "postgres" else None
-    factory = BackendFactory(request.param, tmp_path, dsn)
-    return WatchedBackend(factory(), factory)
+@pytest.fixture
+def backend(make_backend: BackendFactory) -> WatchedBackend:
+    """A watched backend of every kind of the shared tests (conftest's ``backend_kind``)."""
+    return WatchedBackend(make_backend(), make_backend)
 
 
 def store_of(

@@ -33,15 +33,17 @@ server runs with ``fsync = off``. TCP keepalives (client and server side: idle 3
 probes 10 s apart, and ``tcp_user_timeout`` 60 s) free the lock of a vanished host in about a
 minute instead of the OS default of two hours.
 
-Threads and cancellation: every call runs in the backend's worker thread, one at a time, on a
-synchronous psycopg connection (psycopg's async API is asyncio-only). Cancelling a call sets a
+Threads and cancellation: every call runs in the backend's own persistent worker thread
+(:class:`~mcstore.backends._thread.WorkerThread`, the SQLite backend's model), one at a time, on
+a synchronous psycopg connection (psycopg's async API is asyncio-only). Cancelling a call sets a
 flag that the worker checks between statements, and sends ``Connection.cancel_safe()`` from a
 short-lived helper thread (repeated every 0.1 s while the call runs, since a cancel that
 reaches an idle session is ignored); the statement stops with ``QueryCanceled`` and its
 transaction rolls back. A call that had already committed returns normally. Either way the
 call has finished when the awaiting task resumes: nothing is abandoned. A connect cannot be
 cancelled; it is bounded by ``connect_timeout`` (default 5 s), which is thus the uninterruptible
-part of a call that has to reconnect.
+part of a call that has to reconnect. :meth:`PostgresBackend.aclose` unlocks the namespace,
+closes the connection and ends the thread.
 """
 
 from __future__ import annotations
