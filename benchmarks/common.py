@@ -218,6 +218,7 @@ def machine() -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "trio": trio.__version__,
         "mcstore": mcstore.__version__,
+        "compiled": mcstore.COMPILED,
         "platform": platform.platform(),
         "loadavg_at_start": [round(x, 2) for x in load],
     }

@@ -87,7 +87,8 @@ def machine_line(meta: dict[str, Any]) -> str:
     m = meta["machine"]
     return (
         f"{m['date']} | {m['cpu_count']} CPUs ({m['cpus_usable']} usable), {m['cpu_model']} | "
-        f"{m['python']} | SQLite {m['sqlite']} | trio {m['trio']} | mcstore {m['mcstore']} | "
+        f"{m['python']} | SQLite {m['sqlite']} | trio {m['trio']} | mcstore {m['mcstore']} "
+        f"({'compiled core' if m.get('compiled') else 'pure-Python core'}) | "
         f"{m['platform']} | load {'/'.join(str(x) for x in m['loadavg_at_start'])}"
     )
 

@@ -17,7 +17,7 @@ nothing else, for any malformed input, so a corrupted row can be reported and sk
 from __future__ import annotations
 
 import struct
-from typing import NoReturn
+from typing import Final, NoReturn
 
 # Absolute: the compiled copy of this module lives in mcstore._native (see setup.py).
 from mcstore.errors import DecodeError
@@ -26,33 +26,33 @@ from .model import KEY_LEN, PUBKEY_LEN, Hop, PaymentFailure, PaymentResult, Rout
 
 __all__ = ["decode_bigsize", "decode_result", "encode_bigsize", "encode_result"]
 
-_U16 = struct.Struct(">H")
-_U32 = struct.Struct(">I")
-_U64 = struct.Struct(">Q")
-_KEY_PREFIX = struct.Struct(">QQ")
-# Top-level records 0 and 1 are fixed: type 0, len 8, u64; type 1, len 8, u64.
-_TIMES = struct.Struct(">HQHQ")
-_TIMES_TL = (0x0008, 0x0108)
-# A hop's records 0 and 1: type 0, len 8, channel id; type 1, len 33, pubkey.
-_HOP_HEAD = struct.Struct(">HQH33s")
-_HOP_TL = (0x0008, 0x0121)
-# The smallest canonical hop: that head plus type 2, length 1, a one-byte amount.
-_HOP_MIN = _HOP_HEAD.size + 3
-# Every valid tail of a canonical hop after its amount: the optional empty flag records.
-_HOP_FLAGS = {
-    b"": (False, False),
-    b"\x03\x00": (True, False),
-    b"\x04\x00": (False, True),
-    b"\x03\x00\x04\x00": (True, True),
-}
+# Every table and limit is Final, so that the compiled core reads it as a constant. Integers
+# are read with _uint and written with int.to_bytes, which mypyc compiles to native code (a
+# struct.Struct call would be a Python call); values are assembled with bytes %-formatting of
+# bytes only, which mypyc compiles to a single allocation and copy.
+_U16_MAX: Final = 0xFFFF
+_U32_MAX: Final = 0xFFFF_FFFF
+_U64_MAX: Final = 0xFFFF_FFFF_FFFF_FFFF
 
-_U16_MAX = 0xFFFF
-_U32_MAX = 0xFFFF_FFFF
-_U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
+# A hop stream: type 0, len 8, channel id; type 1, len 33, pubkey (45 bytes); then type 2,
+# a one-byte length and the amount; then the optional empty flag records 3 and 4.
+_HOP_HEAD_LEN: Final = 45
+# The smallest canonical hop: that head plus type 2, length 1, a one-byte amount.
+_HOP_MIN: Final = _HOP_HEAD_LEN + 3
+# The flag records of a hop, indexed by has_blinding_point + 2 * has_custom_records.
+_HOP_FLAG_RECORDS: Final = (b"", b"\x03\x00", b"\x04\x00", b"\x03\x00\x04\x00")
 
 # Single bytes, by value. One-byte BigSizes (< 0xfd) cover nearly every length and many
 # amounts; a table lookup beats building a fresh bytes object each time.
-_BYTE = tuple(bytes((i,)) for i in range(256))
+_BYTE: Final = tuple(bytes((i,)) for i in range(256))
+
+
+def _uint(buf: bytes, at: int, size: int) -> int:
+    """The big-endian unsigned integer ``buf[at : at + size]``; the caller checked the bounds."""
+    n = 0
+    for i in range(at, at + size):
+        n = n << 8 | buf[i]
+    return n
 
 
 # -- BigSize ----------------------------------------------------------------------------
@@ -63,10 +63,10 @@ def _bigsize(n: int) -> bytes:
     if n < 0xFD:
         return _BYTE[n]
     if n <= _U16_MAX:
-        return b"\xfd" + _U16.pack(n)
+        return b"\xfd" + n.to_bytes(2, "big")
     if n <= _U32_MAX:
-        return b"\xfe" + _U32.pack(n)
-    return b"\xff" + _U64.pack(n)
+        return b"\xfe" + n.to_bytes(4, "big")
+    return b"\xff" + n.to_bytes(8, "big")
 
 
 def encode_bigsize(n: object) -> bytes:
@@ -91,20 +91,20 @@ def _bigsize_slow(buf: bytes, off: int, end: int) -> tuple[int, int]:
     if prefix == 0xFD:
         if end - off < 3:
             raise DecodeError(f"truncated BigSize at offset {off}: need 3 bytes")
-        n = _U16.unpack_from(buf, off + 1)[0]
+        n = _uint(buf, off + 1, 2)
         if n < 0xFD:
             raise DecodeError(f"non-canonical BigSize at offset {off}: {n} in 3 bytes")
         return n, off + 3
     if prefix == 0xFE:
         if end - off < 5:
             raise DecodeError(f"truncated BigSize at offset {off}: need 5 bytes")
-        n = _U32.unpack_from(buf, off + 1)[0]
+        n = _uint(buf, off + 1, 4)
         if n <= _U16_MAX:
             raise DecodeError(f"non-canonical BigSize at offset {off}: {n} in 5 bytes")
         return n, off + 5
     if end - off < 9:
         raise DecodeError(f"truncated BigSize at offset {off}: need 9 bytes")
-    n = _U64.unpack_from(buf, off + 1)[0]
+    n = _uint(buf, off + 1, 8)
     if n <= _U32_MAX:
         raise DecodeError(f"non-canonical BigSize at offset {off}: {n} in 9 bytes")
     return n, off + 9
@@ -140,37 +140,31 @@ def decode_bigsize(buf: object, offset: object) -> tuple[int, int]:
 def _encode_hop(hop: Hop) -> bytes:
     """The hop TLV stream, prefixed with its BigSize length."""
     amt = _bigsize(hop.amount_to_forward_msat)
-    parts = [
-        _HOP_HEAD.pack(_HOP_TL[0], hop.channel_id, _HOP_TL[1], hop.pubkey),
-        b"\x02",
+    flags = _HOP_FLAG_RECORDS[hop.has_blinding_point + 2 * hop.has_custom_records]
+    # A hop stream is at most 45 + 2 + 9 + 4 = 60 bytes, so its length is one byte.
+    return b"%b\x00\x08%b\x01\x21%b\x02%b%b%b" % (
+        _BYTE[_HOP_HEAD_LEN + 2 + len(amt) + len(flags)],
+        hop.channel_id.to_bytes(8, "big"),
+        hop.pubkey,
         _BYTE[len(amt)],
         amt,
-    ]
-    if hop.has_blinding_point:
-        parts.append(b"\x03\x00")
-    if hop.has_custom_records:
-        parts.append(b"\x04\x00")
-    body = b"".join(parts)
-    # A hop stream is at most 11 + 35 + 11 + 4 = 61 bytes, so its length is one byte.
-    return _BYTE[len(body)] + body
+        flags,
+    )
 
 
 def _encode_route(route: Route) -> bytes:
     """The route TLV stream (without the outer type/length)."""
     hops = route.hops
-    hops_body = _bigsize(len(hops)) + b"".join([_encode_hop(h) for h in hops])
+    body = b"".join([_encode_hop(hop) for hop in hops])
+    count = _bigsize(len(hops))
     total = _bigsize(route.total_amount_msat)
-    return b"".join(
-        (
-            b"\x00\x21",
-            route.source_pubkey,
-            b"\x01",
-            _BYTE[len(total)],
-            total,
-            b"\x02",
-            _bigsize(len(hops_body)),
-            hops_body,
-        )
+    return b"\x00\x21%b\x01%b%b\x02%b%b%b" % (
+        route.source_pubkey,
+        _BYTE[len(total)],
+        total,
+        _bigsize(len(count) + len(body)),
+        count,
+        body,
     )
 
 
@@ -183,7 +177,7 @@ def _encode_failure(failure: PaymentFailure) -> bytes:
     msg = failure.message
     if msg is None:
         return b"\x00\x01" + _BYTE[idx]
-    return b"".join((b"\x00\x01", _BYTE[idx], b"\x01", _bigsize(len(msg)), msg))
+    return b"\x00\x01%b\x01%b%b" % (_BYTE[idx], _bigsize(len(msg)), msg)
 
 
 def encode_result(result: object) -> tuple[bytes, bytes]:
@@ -200,20 +194,22 @@ def encode_result(result: object) -> tuple[bytes, bytes]:
     if cached is not None:
         return result._key, cached
     route = _encode_route(result.route)
-    parts = [
-        _TIMES.pack(_TIMES_TL[0], result.time_fwd_ns, _TIMES_TL[1], result.time_reply_ns),
-        b"\x02",
-        _bigsize(len(route)),
-        route,
-    ]
+    fwd = result.time_fwd_ns.to_bytes(8, "big")
+    reply = result.time_reply_ns.to_bytes(8, "big")
     failure = result.failure
-    if failure is not None:
+    if failure is None:
+        value = b"\x00\x08%b\x01\x08%b\x02%b%b" % (fwd, reply, _bigsize(len(route)), route)
+    else:
         fail = _encode_failure(failure)
-        parts.append(b"\x03")
-        parts.append(_bigsize(len(fail)))
-        parts.append(fail)
-    value = b"".join(parts)
-    object.__setattr__(result, "_value", value)
+        value = b"\x00\x08%b\x01\x08%b\x02%b%b\x03%b%b" % (
+            fwd,
+            reply,
+            _bigsize(len(route)),
+            route,
+            _bigsize(len(fail)),
+            fail,
+        )
+    result._cache_value(value)
     return result._key, value
 
 
@@ -321,30 +317,53 @@ def _flag(slot: _Slot, what: str) -> bool:
 def _decode_hop(buf: bytes, off: int, end: int) -> Hop:
     """Decode the hop stream ``buf[off:end]``.
 
-    Tries the exact layout every encoder writes first (fixed 45-byte head, amount, then
-    flags), which skips the generic scanner; anything else, including every malformed
-    hop, goes through the generic path, which also produces the error messages.
+    Tries the exact layout every encoder writes first (:func:`_canonical_hop`), which skips
+    the generic scanner; anything else, including every malformed hop, goes through the
+    generic path, which also produces the error messages.
     """
-    if end - off >= _HOP_MIN:
-        tl0, cid, tl1, pk = _HOP_HEAD.unpack_from(buf, off)
-        at = off + _HOP_HEAD.size
-        if tl0 == _HOP_TL[0] and tl1 == _HOP_TL[1] and buf[at] == 2:
-            start = at + 2
-            stop = start + buf[at + 1]
-            if start < stop <= end:
-                flags = _HOP_FLAGS.get(buf[stop:end])
-                if flags is not None:
-                    amt = buf[start]
-                    if amt < 0xFD:
-                        after = start + 1
-                    else:
-                        try:
-                            amt, after = _bigsize_slow(buf, start, stop)
-                        except DecodeError:
-                            after = -1
-                    if after == stop:
-                        return Hop(cid, pk, amt, flags[0], flags[1])
-    return _decode_hop_generic(buf, off, end)
+    hop = _canonical_hop(buf, off, end)
+    if hop is None:
+        return _decode_hop_generic(buf, off, end)
+    return hop
+
+
+def _canonical_hop(buf: bytes, off: int, end: int) -> Hop | None:
+    """The hop ``buf[off:end]`` if it has the exact layout encode_result writes; else None.
+
+    That layout: the fixed 45-byte head (records 0 and 1), record 2 with a one-byte length
+    and a canonical BigSize filling it, then nothing, ``03 00``, ``04 00`` or ``03 00 04 00``.
+    Never raises for bad bytes: None hands them to the generic decoder.
+    """
+    if end - off < _HOP_MIN or end > len(buf):
+        return None
+    at = off + _HOP_HEAD_LEN
+    if buf[off] != 0 or buf[off + 1] != 8 or buf[off + 10] != 1 or buf[off + 11] != PUBKEY_LEN or buf[at] != 2:
+        return None
+    start = at + 2
+    stop = start + buf[at + 1]
+    if not start < stop <= end:
+        return None
+    amt = buf[start]
+    if amt >= 0xFD:
+        try:
+            amt, after = _bigsize_slow(buf, start, stop)
+        except DecodeError:
+            return None
+        if after != stop:
+            return None
+    elif stop != start + 1:
+        return None
+    tail = end - stop
+    if tail == 0:
+        blinding = custom = False
+    elif tail == 2 and buf[stop + 1] == 0 and (buf[stop] == 3 or buf[stop] == 4):
+        blinding = buf[stop] == 3
+        custom = not blinding
+    elif tail == 4 and buf[stop] == 3 and buf[stop + 1] == 0 and buf[stop + 2] == 4 and buf[stop + 3] == 0:
+        blinding = custom = True
+    else:
+        return None
+    return Hop(_uint(buf, off + 2, 8), buf[off + 12 : at], amt, blinding, custom)
 
 
 def _decode_hop_generic(buf: bytes, off: int, end: int) -> Hop:
@@ -352,7 +371,7 @@ def _decode_hop_generic(buf: bytes, off: int, end: int) -> Hop:
     cid = _fixed(s[0], 8, "0 (channel_id)")
     pk = _fixed(s[1], PUBKEY_LEN, "1 (pubkey)")
     return Hop(
-        _U64.unpack_from(buf, cid)[0],
+        _uint(buf, cid, 8),
         buf[pk : pk + PUBKEY_LEN],
         _exact_bigsize(buf, s[2], "2 (amount_to_forward_msat)"),
         _flag(s[3], "3 (has_blinding_point)"),
@@ -451,22 +470,134 @@ def _decode_value(value: bytes) -> tuple[int, int, Route, PaymentFailure | None]
             failure = _decode_failure(value, *fail_slot)
         except DecodeError as e:
             _reraise("record 3 (failure)", e)
-    return (
-        _U64.unpack_from(value, fwd)[0],
-        _U64.unpack_from(value, reply)[0],
-        route,
-        failure,
-    )
+    return _uint(value, fwd, 8), _uint(value, reply, 8), route, failure
+
+
+def _length(buf: bytes, at: int, end: int) -> tuple[int, int]:
+    """A canonical one- or three-byte BigSize at ``at`` (before ``end``): ``(value, after)``.
+
+    ``(-1, -1)`` for anything else (no bytes, a five- or nine-byte form, a non-canonical
+    one): the layout is then not the canonical one, and the generic decoder decides.
+    """
+    if at >= end:
+        return -1, -1
+    n = buf[at]
+    if n < 0xFD:
+        return n, at + 1
+    if n != 0xFD or end - at < 3:
+        return -1, -1
+    n = buf[at + 1] << 8 | buf[at + 2]
+    if n < 0xFD:
+        return -1, -1
+    return n, at + 3
+
+
+def _canonical_result(key: bytes, value: bytes) -> PaymentResult | None:
+    """The result, if ``key`` and ``value`` have the exact layout encode_result writes; else None.
+
+    The fast path of :func:`decode_result`: it checks every byte it relies on and returns
+    None, never raises, for anything else (unknown odd records, non-canonical or longer
+    BigSize forms than the encoder writes, every malformed input), which the generic decoder
+    then decodes or rejects with its message. So whatever it returns, the generic decoder
+    would return too (``tests/test_codec.py`` checks that they agree on mutated inputs).
+    """
+    end = len(value)
+    # The shortest canonical value: records 0 and 1 (20 bytes), then record 2's type and
+    # length and the shortest route (41 bytes: pubkey, a one-byte total, no hops).
+    if len(key) != KEY_LEN or end < 20 + 2 + 41:
+        return None
+    # Records 0 and 1, then the type of record 2 (the route) and its length.
+    if value[0] != 0 or value[1] != 8 or value[10] != 1 or value[11] != 8 or value[20] != 2:
+        return None
+    route_len, at = _length(value, 21, end)
+    route_end = at + route_len
+    if at < 0 or route_end > end:
+        return None
+    # The route: 0 (pubkey), 1 (total: a BigSize filling a one-byte length), 2 (hops).
+    if route_end - at < 41 or value[at] != 0 or value[at + 1] != PUBKEY_LEN or value[at + 35] != 1:
+        return None
+    source = value[at + 2 : at + 35]
+    if key[16:] != source:
+        return None
+    start = at + 37
+    stop = start + value[at + 36]
+    if stop >= route_end:
+        return None
+    total = value[start]
+    if total >= 0xFD:
+        try:
+            total, after = _bigsize_slow(value, start, stop)
+        except DecodeError:
+            return None
+        if after != stop:
+            return None
+    elif stop != start + 1:
+        return None
+    if value[stop] != 2:
+        return None
+    hops_len, at = _length(value, stop + 1, route_end)
+    if at < 0 or at + hops_len != route_end:
+        return None
+    count, at = _length(value, at, route_end)
+    if at < 0 or count > route_end - at:
+        return None
+    hops: list[Hop] = []
+    for _ in range(count):
+        if at >= route_end:
+            return None
+        hop_end = at + 1 + value[at]
+        if hop_end > route_end:
+            return None
+        hop = _canonical_hop(value, at + 1, hop_end)
+        if hop is None:
+            return None
+        hops.append(hop)
+        at = hop_end
+    if at != route_end:
+        return None
+    # Record 3 (the failure), if any, must end the value.
+    failure = None
+    if route_end != end:
+        if value[route_end] != 3:
+            return None
+        fail_len, at = _length(value, route_end + 1, end)
+        if at < 0 or at + fail_len != end:
+            return None
+        if fail_len == 0:
+            failure = PaymentFailure()
+        elif fail_len < 3 or value[at] != 0 or value[at + 1] != 1:
+            return None
+        elif fail_len == 3:
+            failure = PaymentFailure(value[at + 2])
+        else:
+            if value[at + 3] != 1:
+                return None
+            msg_len, msg_at = _length(value, at + 4, end)
+            if msg_at < 0 or msg_at + msg_len != end or msg_len < 2:
+                return None
+            failure = PaymentFailure(value[at + 2], value[msg_at:end])
+    reply = _uint(value, 12, 8)
+    if _uint(key, 0, 8) != reply:
+        return None
+    return PaymentResult(_uint(key, 8, 8), _uint(value, 2, 8), reply, Route(source, total, tuple(hops)), failure)
 
 
 def _decode(key: bytes, value: bytes) -> PaymentResult:
+    result = _canonical_result(key, value)
+    if result is None:
+        result = _decode_generic(key, value)
+    return result
+
+
+def _decode_generic(key: bytes, value: bytes) -> PaymentResult:
+    """Decode any valid layout (records in any valid form, unknown odd records skipped)."""
     if len(key) != KEY_LEN:
         raise DecodeError(f"key: length {len(key)}, expected {KEY_LEN}")
     try:
         time_fwd, time_reply, route, failure = _decode_value(value)
     except DecodeError as e:
         _reraise("value", e)
-    key_reply, result_id = _KEY_PREFIX.unpack_from(key)
+    key_reply, result_id = _uint(key, 0, 8), _uint(key, 8, 8)
     # The key repeats two fields of the value; disagreement means the row is corrupt and
     # neither copy can be trusted.
     if key_reply != time_reply:

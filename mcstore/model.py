@@ -209,7 +209,9 @@ def _check_bool(owner: str, name: str, value: object) -> None:
 # Each class writes its own ``__init__`` (``init=False``) instead of the one dataclasses
 # generates: the same checks as a ``__post_init__``, but every field is stored once, with
 # ``object.__setattr__(self, "name", value)``, which is what a frozen dataclass does and which
-# mypyc compiles to a direct store. The parameters are typed ``object`` because the checks
+# mypyc compiles to a direct store. The inline range check ``x >> 64`` is non-zero exactly
+# when an int is not a u64 (negative, or 2**64 or more); unlike ``x <= U64_MAX`` it needs no
+# big-int comparison in compiled code. The parameters are typed ``object`` because the checks
 # below, not a compiled argument check, must report a wrong type (with the field's name).
 # Instances pickle and copy through ``__reduce__``, i.e. through the constructor and its checks.
 
@@ -238,11 +240,11 @@ class Hop:
         has_blinding_point: object = False,
         has_custom_records: object = False,
     ) -> None:
-        if type(channel_id) is not int or not 0 <= channel_id <= U64_MAX:
+        if type(channel_id) is not int or channel_id >> 64:
             channel_id = _check_u64("Hop", "channel_id", channel_id)
         if type(pubkey) is not bytes or len(pubkey) != PUBKEY_LEN:
             pubkey = _check_pubkey("Hop", "pubkey", pubkey)
-        if type(amount_to_forward_msat) is not int or not 0 <= amount_to_forward_msat <= U64_MAX:
+        if type(amount_to_forward_msat) is not int or amount_to_forward_msat >> 64:
             amount_to_forward_msat = _check_u64("Hop", "amount_to_forward_msat", amount_to_forward_msat)
         if type(has_blinding_point) is not bool:
             _check_bool("Hop", "has_blinding_point", has_blinding_point)
@@ -277,12 +279,12 @@ class Route:
 
     source_pubkey: bytes
     total_amount_msat: int
-    hops: Sequence[Hop]
+    hops: tuple[Hop, ...]
 
     def __init__(self, source_pubkey: object, total_amount_msat: object, hops: object) -> None:
         if type(source_pubkey) is not bytes or len(source_pubkey) != PUBKEY_LEN:
             source_pubkey = _check_pubkey("Route", "source_pubkey", source_pubkey)
-        if type(total_amount_msat) is not int or not 0 <= total_amount_msat <= U64_MAX:
+        if type(total_amount_msat) is not int or total_amount_msat >> 64:
             total_amount_msat = _check_u64("Route", "total_amount_msat", total_amount_msat)
         if type(hops) is not tuple:
             # str and bytes are sequences too, but never a sensible list of hops.
@@ -296,7 +298,7 @@ class Route:
         object.__setattr__(self, "total_amount_msat", total_amount_msat)
         object.__setattr__(self, "hops", hops)
 
-    def __reduce__(self) -> tuple[type[Route], tuple[bytes, int, Sequence[Hop]]]:
+    def __reduce__(self) -> tuple[type[Route], tuple[bytes, int, tuple[Hop, ...]]]:
         return Route, (self.source_pubkey, self.total_amount_msat, self.hops)
 
 
@@ -317,7 +319,7 @@ class PaymentFailure:
     message: bytes | None = None
 
     def __init__(self, source_index: object = None, message: object = None) -> None:
-        if source_index is not None and (type(source_index) is not int or not 0 <= source_index <= U8_MAX):
+        if source_index is not None and (type(source_index) is not int or source_index >> 8):
             source_index = _check_u8("PaymentFailure", "source_index", source_index)
         if message is not None:
             if type(message) is not bytes:
@@ -415,11 +417,11 @@ class PaymentResult:
         route: object,
         failure: object = None,
     ) -> None:
-        if type(id) is not int or not 0 <= id <= U64_MAX:
+        if type(id) is not int or id >> 64:
             id = _check_u64("PaymentResult", "id", id)
-        if type(time_fwd_ns) is not int or not 0 <= time_fwd_ns <= U64_MAX:
+        if type(time_fwd_ns) is not int or time_fwd_ns >> 64:
             time_fwd_ns = _check_u64("PaymentResult", "time_fwd_ns", time_fwd_ns)
-        if type(time_reply_ns) is not int or not 0 <= time_reply_ns <= U64_MAX:
+        if type(time_reply_ns) is not int or time_reply_ns >> 64:
             time_reply_ns = _check_u64("PaymentResult", "time_reply_ns", time_reply_ns)
         if not isinstance(route, Route):
             raise TypeError(f"PaymentResult.route must be a Route, got {type(route).__name__} {_show(route)}")
@@ -433,11 +435,17 @@ class PaymentResult:
         object.__setattr__(self, "time_reply_ns", time_reply_ns)
         object.__setattr__(self, "route", route)
         object.__setattr__(self, "failure", failure)
-        object.__setattr__(self, "_key", time_reply_ns.to_bytes(8, "big") + id.to_bytes(8, "big") + route.source_pubkey)
+        key = b"%b%b%b" % (time_reply_ns.to_bytes(8, "big"), id.to_bytes(8, "big"), route.source_pubkey)
+        object.__setattr__(self, "_key", key)
         object.__setattr__(self, "_value", None)
 
     def __reduce__(self) -> tuple[type[PaymentResult], tuple[int, int, int, Route, PaymentFailure | None]]:
         return PaymentResult, (self.id, self.time_fwd_ns, self.time_reply_ns, self.route, self.failure)
+
+    def _cache_value(self, value: bytes) -> None:
+        """Keep lnd's TLV value of this result (for codec.encode_result only; a direct store
+        in the compiled core, where a setattr from outside the class is a generic one)."""
+        object.__setattr__(self, "_value", value)
 
     @classmethod
     def from_datetimes(

@@ -6,7 +6,7 @@ import struct
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import hops, payment_results
 
@@ -558,11 +558,8 @@ def test_fuzz_record_streams(key: bytes, value: bytes) -> None:
     decodes_or_rejects(key, value)
 
 
-@given(payment_results(), st.data())
-def test_fuzz_mutations(result: PaymentResult, data: st.DataObject) -> None:
-    key, value = encode_result(result)
-    target = data.draw(st.sampled_from(["value", "value", "value", "key"]))
-    raw = bytearray(value if target == "value" else key)
+def mutate(raw: bytearray, data: st.DataObject) -> None:
+    """Truncate, flip, insert into or delete from ``raw``, as ``data`` draws it."""
     kind = data.draw(st.sampled_from(["truncate", "flip", "insert", "delete"]))
     if kind == "truncate":
         del raw[data.draw(st.integers(0, len(raw))) :]
@@ -575,10 +572,40 @@ def test_fuzz_mutations(result: PaymentResult, data: st.DataObject) -> None:
     elif kind == "delete" and raw:
         at = data.draw(st.integers(0, len(raw) - 1))
         del raw[at : at + data.draw(st.integers(1, 10))]
+
+
+@given(payment_results(), st.data())
+def test_fuzz_mutations(result: PaymentResult, data: st.DataObject) -> None:
+    key, value = encode_result(result)
+    target = data.draw(st.sampled_from(["value", "value", "value", "key"]))
+    raw = bytearray(value if target == "value" else key)
+    mutate(raw, data)
     if target == "value":
         decodes_or_rejects(key, bytes(raw))
     else:
         decodes_or_rejects(bytes(raw), value)
+
+
+@settings(max_examples=max(200, settings.default.max_examples))
+@given(payment_results(), st.data())
+def test_canonical_fast_path_agrees_with_generic_decoder(result: PaymentResult, data: st.DataObject) -> None:
+    # decode_result tries the layout encode_result writes first; whatever that fast path
+    # returns, the generic decoder must return too. Unmutated values must take the fast path.
+    key, value = encode_result(result)
+    mutated = data.draw(st.booleans())
+    target = data.draw(st.sampled_from(["value", "key"]))
+    raw = bytearray(value if target == "value" else key)
+    if mutated:
+        mutate(raw, data)
+    if target == "value":
+        value = bytes(raw)
+    else:
+        key = bytes(raw)
+    fast = codec._canonical_result(key, value)
+    if not mutated:
+        assert fast == result
+    if fast is not None:
+        assert codec._decode_generic(key, value) == fast
 
 
 @pytest.mark.parametrize(
