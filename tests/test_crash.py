@@ -3,8 +3,10 @@
 A writer subprocess (``crash_writer.py``) adds and flushes continuously with a tiny
 ``flush_interval``, and prints the highest id after each ``flush()`` returns: an
 acknowledgement. The test kills it with SIGKILL at random moments (during start-up, opening,
-adding, or inside a commit), then checks the storage, on each real backend (an SQLite file,
-and a PostgreSQL schema on the test server):
+adding, or inside a commit; every other run only once the writer has acknowledged a random
+number of ids, so that a slow machine still kills writers with acknowledged results), then
+checks the storage, on each real backend (an SQLite file, and a PostgreSQL schema on the test
+server):
 
 * it is sound: SQLite's ``PRAGMA integrity_check`` is ``ok``; on PostgreSQL every kept count
   equals the namespace's rows;
@@ -34,6 +36,11 @@ from mcstore import open_store
 WRITER = os.path.join(TESTS_DIR, "crash_writer.py")
 KILLS = 12
 MAX_RECORDS = 300
+WRITING_RUNS = KILLS // 2 - 1
+"""The runs killed while writing (every even one but the first): each waits for progress."""
+MIN_PROGRESS = MAX_RECORDS // WRITING_RUNS + 1
+"""New ids a writing run acknowledges at least (at most twice as many) before its kill: the
+writing runs alone acknowledge more than ``MAX_RECORDS``, so the cap is always exercised."""
 
 
 class Writer:
@@ -85,6 +92,11 @@ class Writer:
         while not self.ready and await self._read_more():
             pass
 
+    async def wait_acknowledged(self, id: int) -> None:
+        """Read output until the writer has acknowledged ``id`` (or its output ends)."""
+        while self.acknowledged < id and await self._read_more():
+            pass
+
     async def kill(self) -> None:
         """SIGKILL the writer, then collect every acknowledgement it printed before dying."""
         self.process.kill()
@@ -118,19 +130,27 @@ async def test_sigkill_at_random_moments_loses_nothing_acknowledged(store_place:
     rng.seed(seed)
     top = 0
     acknowledged_runs = 0
+    writing_runs = 0
     for kill in range(KILLS):
         with trio.fail_after(30):
             writer = await Writer.start(path, top + 1, MAX_RECORDS)
+            writing = kill % 2 == 0 and kill > 0
             try:
-                if kill % 2 or kill == 0:
+                if not writing:
                     # From the start: in start-up, opening (the first run creates the schema),
-                    # or writing.
+                    # or writing. How far it gets depends on the machine's speed.
                     delay = rng.uniform(0.0, 0.25) if kill == 0 else rng.uniform(0.0, 0.6)
                     with trio.move_on_after(delay):
                         await writer.read_all()
                 else:
-                    # While it writes: after it opened the store.
-                    await writer.wait_ready()
+                    # While it writes: once it has acknowledged a random amount of progress
+                    # (counted in its acknowledgements, not in seconds, so that a loaded machine
+                    # still kills it with results acknowledged and the cap gets exercised), then
+                    # at a random moment: adding, flushing or inside a commit.
+                    writing_runs += 1
+                    target = top + rng.randint(MIN_PROGRESS, 2 * MIN_PROGRESS)
+                    await writer.wait_acknowledged(target)
+                    assert writer.acknowledged >= target, f"the writer stopped before acknowledging {target}"
                     with trio.move_on_after(rng.uniform(0.0, 0.3)):
                         await writer.read_all()
             finally:
@@ -143,5 +163,5 @@ async def test_sigkill_at_random_moments_loses_nothing_acknowledged(store_place:
             async with open_store(path, max_records=MAX_RECORDS, flush_interval=60.0) as store:
                 assert store.stats().stored == min(top, MAX_RECORDS)
                 assert [r.id for r in await store.fetch_all()] == [r.id for r in store_place.results()]
-    assert acknowledged_runs >= KILLS // 3, f"too few kills after an acknowledgement (seed {seed})"
+    assert acknowledged_runs >= writing_runs, f"too few kills after an acknowledgement (seed {seed})"
     assert top > MAX_RECORDS, f"the cap was never exercised (seed {seed})"
