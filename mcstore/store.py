@@ -616,6 +616,7 @@ class MissionControlStore:
         await _uninterrupted(self._close_sequence)
         return True
 
+    @_ki_protected
     async def _close_sequence(self) -> None:
         with trio.move_on_after(self.shutdown_timeout, shield=True) as scope:
             self._ticker_scope.cancel()
@@ -814,6 +815,7 @@ async def _uninterrupted(fn: Callable[[], Awaitable[T]]) -> T:
     result: outcome.Outcome[T] | None = None
     done = trio.Event()
 
+    @_ki_protected  # a new task does not inherit its spawner's protection
     async def run() -> None:
         nonlocal result
         result = await outcome.acapture(fn)

@@ -6,11 +6,13 @@ Each test names the mutant it kills; each was checked by applying that mutant on
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -20,8 +22,8 @@ from conftest import BackendFactory
 from factories import result
 from shutdown_checks import REPO_ROOT, child_env, sqlite_results
 
-from mcstore import FlushError, SQLiteBackend, open_store
-from mcstore.testing import FaultyBackend, MemoryBackend, live_store_tasks
+from mcstore import FlushError, MissionControlStore, PaymentResult, SQLiteBackend, StoreState, open_store
+from mcstore.testing import FaultyBackend, MemoryBackend, MemoryDatabase, live_store_tasks
 
 BUDGET = 30.0  # real seconds
 
@@ -155,3 +157,41 @@ def test_a_hanging_test_fails_within_the_wall_clock_limit_and_is_named(tmp_path:
     assert completed.returncode != 0, output
     assert "Timeout" in output and "test_hangs_in_a_shielded_scope" in output, output
     assert elapsed < 3 + 30, elapsed
+
+
+# -- Ctrl-C during the close ------------------------------------------------------------------
+
+
+def test_a_second_ctrl_c_during_the_close_does_not_cut_it_short() -> None:
+    # The first SIGINT stops the block; a second one arrives while the final flush runs. The
+    # close still persists everything, and KeyboardInterrupt comes out once it has finished.
+    # (Without _uninterrupted, Trio delivers the second one to the main task inside the
+    # shielded close, which then stops half-way with the results in unpersisted.)
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT is not Python's default handler here")
+    database = MemoryDatabase()
+    signals: list[str] = []
+
+    async def second_ctrl_c(results: Sequence[PaymentResult]) -> None:
+        if store_box and store_box[0].state is StoreState.CLOSING and not signals:
+            signals.append("second")
+            os.kill(os.getpid(), signal.SIGINT)
+            await trio.sleep(0.05)  # the final flush goes on meanwhile
+
+    backend = FaultyBackend(MemoryBackend(database), before_flush=second_ctrl_c)
+    store_box: list[MissionControlStore] = []
+
+    async def main() -> None:
+        async with open_store(backend, max_records=0, flush_interval=60.0) as store:
+            store_box.append(store)
+            for i in range(100):
+                store.add_result(result(i))
+            os.kill(os.getpid(), signal.SIGINT)
+            await trio.sleep_forever()
+
+    with pytest.raises(KeyboardInterrupt):
+        trio.run(main)
+    assert signals == ["second"]
+    (store,) = store_box
+    assert store.closed and store.unpersisted == ()
+    assert [r.id for r in database.results()] == list(range(100))
