@@ -21,6 +21,12 @@ Invariants (checked by the property tests in ``tests/``):
 3. Flushes, clears and fetches never overlap: one lock serialises them, so each sees and
    leaves the namespace in a state that some sequential order explains.
 4. ``pending`` never exceeds ``max_pending``.
+
+Ctrl-C: every entry point, background task and the close run under Trio's KI protection
+(``trio.lowlevel.enable_ki_protection``), so a ``KeyboardInterrupt`` is never raised in the
+middle of the store's bookkeeping, whatever flag the program passes to ``trio.run``: Trio
+delivers it to the main task at its next checkpoint, and it leaves the block as itself after
+the usual close (see :func:`open_store`).
 """
 
 from __future__ import annotations
@@ -32,8 +38,9 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
+import outcome
 import trio
 
 from .backends import Backend, FlushOutcome, Row, Snapshot, backend_for_path
@@ -70,6 +77,10 @@ MAX_RETRY_BACKOFF: Final = 30.0
 """The longest wait, in seconds, before retrying a failed flush."""
 
 _ENCODE_CHUNK: Final = 256  # about 1 ms of encoding between two checkpoints of the intake
+
+T = TypeVar("T")
+
+_ki_protected = trio.lowlevel.enable_ki_protection
 
 STOPPING_MESSAGE: Final = "Stopping mission control store ticker"
 STOPPED_MESSAGE: Final = "Mission control store ticker stopped"
@@ -187,6 +198,7 @@ class MissionControlStore:
         """
         return self._unpersisted
 
+    @_ki_protected
     def add_result(self, result: PaymentResult) -> None:
         """Accept ``result`` for the next flush. O(1); never blocks, never does I/O.
 
@@ -205,6 +217,7 @@ class MissionControlStore:
             )
         self._accept(result)
 
+    @_ki_protected
     async def put(self, result: PaymentResult) -> None:
         """Like :meth:`add_result`, but wait for room instead of raising :class:`~mcstore.StoreBusy`.
 
@@ -223,6 +236,7 @@ class MissionControlStore:
             await self._room.wait()
         await trio.lowlevel.cancel_shielded_checkpoint()
 
+    @_ki_protected
     async def flush(self) -> None:
         """Return once every result accepted before this call is durable (or settled).
 
@@ -252,6 +266,7 @@ class MissionControlStore:
         if self._settled_count() < target:
             raise FlushError("mission control store closed before these results were durable; see store.unpersisted")
 
+    @_ki_protected
     async def fetch_all(self) -> list[PaymentResult]:
         """Return the namespace's durable results, oldest first (key order).
 
@@ -271,6 +286,7 @@ class MissionControlStore:
         assert scope.cancelled_caught
         raise StoreClosed("fetch_all() stopped: the mission control store is closing")
 
+    @_ki_protected
     async def clear(self) -> None:
         """Delete every result of the namespace, pending ones included, in one transaction.
 
@@ -479,6 +495,7 @@ class MissionControlStore:
         for task in (self._run_intake, self._run_worker, self._run_ticker):
             await nursery.start(self._supervised, task, name=f"mcstore.{task.__name__}")
 
+    @_ki_protected
     async def _supervised(
         self,
         task: Callable[[], Awaitable[None]],
@@ -558,6 +575,7 @@ class MissionControlStore:
 
     # -- closing -------------------------------------------------------------------------
 
+    @_ki_protected
     async def aclose(self) -> None:
         """Close the store now, as leaving the ``async with`` block does.
 
@@ -576,6 +594,7 @@ class MissionControlStore:
                 "they are in store.unpersisted"
             )
 
+    @_ki_protected
     async def _close(self) -> bool:
         """Run the shutdown sequence; return False if closing had already begun.
 
@@ -583,7 +602,7 @@ class MissionControlStore:
         flush, shielded and bounded by ``shutdown_timeout`` (a statement still running at the
         deadline is interrupted, and rolls back); stop the worker; wait until every task has
         ended; close the backend; log that the ticker stopped. Runs in full even when the
-        caller is cancelled.
+        caller is cancelled, or interrupted by Ctrl-C (see :func:`_uninterrupted`).
         """
         if self._state is not StoreState.OPEN:
             return False
@@ -594,6 +613,11 @@ class MissionControlStore:
         self._notify_room()  # put() waiters see CLOSING and raise StoreClosed
         for operation in self._closing_cancels:
             operation.cancel()
+        await _uninterrupted(self._close_sequence)
+        return True
+
+    @_ki_protected
+    async def _close_sequence(self) -> None:
         with trio.move_on_after(self.shutdown_timeout, shield=True) as scope:
             self._ticker_scope.cancel()
             async with self._flush_lock:
@@ -621,7 +645,6 @@ class MissionControlStore:
                 await iteration._release()
             await self._backend.aclose()
         self._finish()
-        return True
 
     async def _final_flush(self) -> None:
         # Retry a failing final flush with the usual backoff until the deadline: a transient
@@ -778,6 +801,59 @@ def _check_arguments(
             raise ValueError(f"{name} must be a finite number of seconds > 0, got {seconds!r}")
 
 
+@_ki_protected
+async def _uninterrupted(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run ``await fn()`` to its end, shielded from cancellation and from ``KeyboardInterrupt``.
+
+    Cleanup that must finish (the close, releasing the backend) runs here. Shielding is not
+    enough: Trio delivers a deferred ``KeyboardInterrupt`` to the main task at its next
+    checkpoint even inside a shielded scope. So ``fn`` runs in a child task, which never gets
+    one, while this task waits for it; a ``KeyboardInterrupt`` delivered meanwhile is kept and
+    raised once ``fn`` has finished (a close is bounded by ``shutdown_timeout``). Otherwise
+    returns ``fn``'s value or raises its exception.
+    """
+    result: outcome.Outcome[T] | None = None
+    done = trio.Event()
+
+    @_ki_protected  # a new task does not inherit its spawner's protection
+    async def run() -> None:
+        nonlocal result
+        result = await outcome.acapture(fn)
+        done.set()  # the last step: the task has ended when the waiter resumes
+
+    interrupt: BaseException | None = None
+    with trio.CancelScope(shield=True):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run, name=f"mcstore._uninterrupted({getattr(fn, '__qualname__', fn)})")
+            while not done.is_set():
+                try:
+                    await done.wait()
+                except KeyboardInterrupt as exc:
+                    interrupt = exc
+    assert result is not None
+    if interrupt is not None:
+        if isinstance(result, outcome.Error):
+            interrupt.__context__ = result.error
+        raise interrupt
+    return result.unwrap()
+
+
+def _not_an_error(exc: BaseException) -> bool:
+    """A leaf that is not an error of the store: ``KeyboardInterrupt``, ``SystemExit``, ...
+
+    Never to be wrapped in :class:`~mcstore.StoreError`: the caller's ``except
+    KeyboardInterrupt`` must see it, and its ``except Exception`` must not swallow it.
+    """
+    return not isinstance(exc, (Exception, BaseExceptionGroup, trio.Cancelled))
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
 def _leaf_cancelled(group: BaseExceptionGroup[trio.Cancelled]) -> trio.Cancelled:
     exc: BaseException = group
     while isinstance(exc, BaseExceptionGroup):
@@ -787,6 +863,7 @@ def _leaf_cancelled(group: BaseExceptionGroup[trio.Cancelled]) -> trio.Cancelled
 
 
 @asynccontextmanager
+@_ki_protected
 async def open_store(
     path: str | os.PathLike[str] | Backend,
     *,
@@ -817,13 +894,19 @@ async def open_store(
     On a normal exit, results that could not be persisted make it raise
     :class:`~mcstore.FlushError`; either way they are in :attr:`~MissionControlStore.unpersisted`.
     A failure of the store's own tasks surfaces as :class:`~mcstore.StoreError`.
+
+    Ctrl-C: ``trio.run`` needs no special flag. A ``KeyboardInterrupt`` during the block leaves
+    it as itself, never as :class:`~mcstore.StoreError` or inside a group, after the usual
+    close: on a healthy database every accepted result is durable, otherwise the rest is in
+    :attr:`~MissionControlStore.unpersisted`. A further Ctrl-C while the close runs does not
+    cut it short (it is bounded by ``shutdown_timeout``); it is raised when the close ends.
     """
     _check_arguments(namespace, max_records, flush_interval, shutdown_timeout, max_pending)
     backend = backend_for_path(path, synchronous=synchronous)
     try:
         stored = await backend.open(namespace, max_records)
     except BaseException:
-        await backend.aclose()
+        await _uninterrupted(backend.aclose)
         raise
     store = MissionControlStore(
         backend,
@@ -854,8 +937,7 @@ async def open_store(
             if not closed_here:
                 # Another task's aclose() is closing the store: let it finish its final
                 # flush before the block tears the tasks and the backend down.
-                with trio.CancelScope(shield=True):
-                    await store._closed_event.wait()
+                await _uninterrupted(store._closed_event.wait)
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         _, internal = group.split(trio.Cancelled)
@@ -865,13 +947,17 @@ async def open_store(
     finally:
         if not store.closed:
             # Start-up failed, or a task crashed before the close could run.
-            with trio.CancelScope(shield=True):
-                await backend.aclose()
+            await _uninterrupted(backend.aclose)
             store._finish()
     if internal is not None:
         if body_exc is not None and not isinstance(body_exc, trio.Cancelled):
             logger.error("Mission control store task failed", exc_info=internal)
             raise body_exc
+        assert isinstance(internal, BaseExceptionGroup)
+        fatal, _ = internal.split(_not_an_error)
+        if fatal is not None:
+            # A KeyboardInterrupt (or SystemExit) that reached the nursery: never wrapped.
+            raise _first_leaf(fatal) from None
         raise StoreError("mission control store background task failed") from internal
     if body_exc is not None:
         raise body_exc

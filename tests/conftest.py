@@ -125,3 +125,24 @@ def store_place(request: pytest.FixtureRequest, tmp_path: Path) -> StorePlace:
     if request.param == "postgres":
         return StorePlace("postgres", request.getfixturevalue("pg_dsn"))
     return StorePlace("sqlite", str(tmp_path / "mc.sqlite"))
+
+
+# -- the wall-clock limit for slow tests ---------------------------------------------------------
+
+SLOW_TEST_TIMEOUT: Final = 600
+"""Seconds a test marked ``slow`` may take (the default, ``timeout`` in pyproject.toml, is 60)."""
+
+TIMEOUT_SCALE: Final = 20 if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else 1
+"""The "thorough" profile runs 20x more examples (and SIGINT rounds): 20x the limits."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give tests marked ``slow`` the larger wall-clock limit, scaled for the profile, unless a
+    test sets its own ``timeout`` marker."""
+    default = float(config.getini("timeout") or 0)
+    for item in items:
+        if item.get_closest_marker("timeout") is not None:
+            continue
+        limit = SLOW_TEST_TIMEOUT if item.get_closest_marker("slow") is not None else default
+        if limit and (limit != default or TIMEOUT_SCALE != 1):
+            item.add_marker(pytest.mark.timeout(limit * TIMEOUT_SCALE))

@@ -311,6 +311,9 @@ def test_queryprob_of_an_unknown_pair(demo_db: Path) -> None:
         "knows nothing of this pair"
         in run("queryprob", str(demo_db), a.hex(), b.hex(), "0", "--capacity-sat", "1").stdout
     )
+    # Go's protobuf JSON writes a whole double without a fraction: 1, not 1.0.
+    certain = ["queryprob", str(demo_db), a.hex(), b.hex(), "0", "--capacity-sat", "1000", "--estimator", "bimodal"]
+    assert '"probability": 1,' in run(*certain, "--json").stdout
 
 
 @pytest.mark.parametrize(

@@ -187,3 +187,16 @@ def test_export_runs_in_constant_memory(tmp_path: Path) -> None:
         assert last["id"] == size - 1
     growth = peaks[100_000] - peaks[1_000]
     assert growth < 8 * 1024 * 1024, f"peak RSS grew by {growth / 2**20:.1f} MiB for 100x the rows"
+
+
+def test_stats_and_export_read_every_backend_through_the_reader(store_place: StorePlace) -> None:
+    """The commands name no backend: a file and a postgresql:// URL are read alike."""
+    trio.run(write, store_place.path, "default", range(30))
+    exported = CliRunner().invoke(cli, ["export", store_place.path, "--no-progress"])
+    assert exported.exit_code == 0, exported.output
+    assert [json.loads(line)["id"] for line in exported.stdout.splitlines()] == list(range(30))
+    summary = CliRunner().invoke(cli, ["stats", store_place.path, "--no-progress"])
+    assert summary.exit_code == 0, summary.output
+    assert "Namespaces (1): 'default'" in summary.stdout
+    rows = {line.split()[0]: line.split()[1] for line in summary.stdout.splitlines() if line.startswith(" ")}
+    assert rows["records"] == "30" and rows["successes"] == "15" and rows["failures"] == "15"

@@ -260,12 +260,15 @@ def _time(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
         raise click.BadParameter(str(exc)) from None
 
 
-def _probability_json(probability: float) -> float | str:
-    # protobuf JSON writes the non-finite doubles as strings.
+def _probability_json(probability: float) -> float | int | str:
+    # protobuf JSON (Go) writes the non-finite doubles as strings, and whole ones without a
+    # fraction ("1", where Python would write "1.0").
     if math.isnan(probability):
         return "NaN"
     if math.isinf(probability):
         return "Infinity" if probability > 0 else "-Infinity"
+    if probability.is_integer():
+        return int(probability)
     return probability
 
 
