@@ -48,11 +48,24 @@ _BYTE: Final = tuple(bytes((i,)) for i in range(256))
 
 
 def _uint(buf: bytes, at: int, size: int) -> int:
-    """The big-endian unsigned integer ``buf[at : at + size]``; the caller checked the bounds."""
-    n = 0
-    for i in range(at, at + size):
-        n = n << 8 | buf[i]
-    return n
+    """The big-endian unsigned integer ``buf[at : at + size]`` (size 2, 4 or 8); the caller
+    checked the bounds."""
+    # Unrolled for the sizes the format uses: as fast as int.from_bytes in pure Python, and
+    # several times faster compiled (where int.from_bytes is a generic call).
+    if size == 8:
+        return (
+            buf[at] << 56
+            | buf[at + 1] << 48
+            | buf[at + 2] << 40
+            | buf[at + 3] << 32
+            | buf[at + 4] << 24
+            | buf[at + 5] << 16
+            | buf[at + 6] << 8
+            | buf[at + 7]
+        )
+    if size == 4:
+        return buf[at] << 24 | buf[at + 1] << 16 | buf[at + 2] << 8 | buf[at + 3]
+    return buf[at] << 8 | buf[at + 1]
 
 
 # -- BigSize ----------------------------------------------------------------------------

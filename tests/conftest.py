@@ -4,6 +4,7 @@ PostgreSQL server fixtures."""
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -146,3 +147,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         limit = SLOW_TEST_TIMEOUT if item.get_closest_marker("slow") is not None else default
         if limit and (limit != default or TIMEOUT_SCALE != 1):
             item.add_marker(pytest.mark.timeout(limit * TIMEOUT_SCALE))
+
+
+@pytest.fixture
+def default_sigint() -> Iterator[None]:
+    """Python's own SIGINT handler for one test, as in a program started from a terminal.
+
+    A non-interactive parent (a CI runner, ``cmd &``) may start pytest with SIGINT ignored, and
+    Python then installs no handler; the Ctrl-C tests need the handler a user's program has.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

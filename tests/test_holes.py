@@ -162,13 +162,12 @@ def test_a_hanging_test_fails_within_the_wall_clock_limit_and_is_named(tmp_path:
 # -- Ctrl-C during the close ------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("default_sigint")
 def test_a_second_ctrl_c_during_the_close_does_not_cut_it_short() -> None:
     # The first SIGINT stops the block; a second one arrives while the final flush runs. The
     # close still persists everything, and KeyboardInterrupt comes out once it has finished.
     # (Without _uninterrupted, Trio delivers the second one to the main task inside the
     # shielded close, which then stops half-way with the results in unpersisted.)
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        pytest.skip("SIGINT is not Python's default handler here")
     database = MemoryDatabase()
     signals: list[str] = []
 
@@ -195,3 +194,28 @@ def test_a_second_ctrl_c_during_the_close_does_not_cut_it_short() -> None:
     (store,) = store_box
     assert store.closed and store.unpersisted == ()
     assert [r.id for r in database.results()] == list(range(100))
+
+
+@pytest.mark.usefixtures("default_sigint")
+def test_ctrl_c_on_a_failing_database_leaves_the_rest_in_unpersisted() -> None:
+    # The other half of the Ctrl-C guarantee: when the final flush cannot succeed, the
+    # KeyboardInterrupt still comes out as itself, and every accepted result is handed back.
+    database = MemoryDatabase()
+    backend = FaultyBackend(MemoryBackend(database), fail_always=True)
+    store_box: list[MissionControlStore] = []
+
+    async def main() -> None:
+        async with open_store(backend, max_records=0, flush_interval=0.001, shutdown_timeout=0.2) as store:
+            store_box.append(store)
+            for i in range(50):
+                store.add_result(result(i))
+            await trio.sleep(0.01)  # the ticker's flushes fail meanwhile
+            os.kill(os.getpid(), signal.SIGINT)
+            await trio.sleep_forever()
+
+    with pytest.raises(KeyboardInterrupt):
+        trio.run(main)
+    (store,) = store_box
+    assert backend.faults_injected >= 2  # the ticker's flush and the final flush failed
+    assert store.closed and [r.id for r in store.unpersisted] == list(range(50))
+    assert database.rows() == {}

@@ -163,14 +163,13 @@ async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
     scope.cancel()
 
 
+@pytest.mark.usefixtures("default_sigint")
 @pytest.mark.parametrize("restrict", [False, True], ids=["plain", "restrict_ki_to_checkpoints"])
 def test_ctrl_c_during_a_call_waits_for_it_and_then_raises_keyboard_interrupt(restrict: bool) -> None:
     # A SIGINT that arrives while the main task waits for its call: the call is asked to stop
     # (on_cancel), run() still waits for it, and KeyboardInterrupt comes out of trio.run after
-    # the thread finished. Under pytest the SIGINT handler is Python's default, so Trio
+    # the thread finished. With Python's default SIGINT handler (the default_sigint fixture), Trio
     # installs its own, as in a program.
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        pytest.skip("SIGINT is not Python's default handler here")
     worker = WorkerThread("ctrl-c")
     asked_to_stop = threading.Event()
     finished: list[str] = []
