@@ -9,7 +9,9 @@ exit, an exception, a cancellation from outside at a random time, an expired dea
 After every step, and after close, it checks the store against
 :class:`~mcstore.testing.StoreModel`, a plain-Python model:
 
-(a) close returned within ``shutdown_timeout`` (plus the uninterruptible part of a commit);
+(a) close returned within ``shutdown_timeout`` (plus the uninterruptible part of a commit; on
+    the real clock also plus what the real backend, timed by :class:`TimedBackend`, could not
+    cut short: its call in flight at the deadline and its own close);
 (b) no task started by the store is alive (found by walking the task tree), no worker thread
     runs, and no backend call is open;
 (c) the database holds exactly the newest ``max_records`` distinct results accepted since the
@@ -42,8 +44,9 @@ import dataclasses
 import math
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 import pytest
 import trio
@@ -54,11 +57,13 @@ from shutdown_checks import assert_nothing_running, make_result, pg_results, rec
 from strategies import payment_failures, routes
 
 from mcstore import FlushError, PostgresBackend, SQLiteBackend, StoreBusy, StoreClosed, open_store
-from mcstore.backends import Backend
+from mcstore.backends import Backend, FetchOutcome, FlushOutcome, Snapshot
 from mcstore.model import U64_MAX, PaymentResult
 from mcstore.pgserver import PostgresServer, scratch_schema
 from mcstore.store import MAX_RETRY_BACKOFF, MissionControlStore, StoreState
 from mcstore.testing import FaultyBackend, MemoryBackend, MemoryDatabase, StoreModel
+
+T = TypeVar("T")
 
 NS = 1e-9
 """One nanosecond, the smallest flush_interval the machine uses (lnd's timer-drain bug needed it)."""
@@ -131,7 +136,8 @@ class Variant:
     max_sleep: float
     """Longest sleep step (and step timeout) in seconds."""
     close_slack: float
-    """Real seconds allowed on top of the bound in (a), for threads to wake; 0 in virtual time."""
+    """Real seconds allowed on top of the bound in (a), for threads and tasks to wake; 0 in
+    virtual time. What the real backend itself cannot cut short is measured (:class:`TimedBackend`)."""
     budget: float
     """fail_after budget of one example, in the variant's seconds."""
     max_steps: int
@@ -157,6 +163,57 @@ SQLITE = Variant(
     budget=60.0,
     max_steps=12,
 )
+
+
+class TimedBackend:
+    """Wraps a real variant's backend and times its calls, for check (a) on a loaded machine.
+
+    On a real backend, part of a close cannot be cut short by any store: a call in flight at the
+    shutdown deadline has to finish (a COMMIT's WAL flush ignores a cancel; PostgreSQL's cancel
+    is a request over a new connection), and the backend's own ``aclose`` runs to its end. On a
+    loaded machine that part can take longer than any fixed allowance, so it is measured here,
+    not assumed. Calls started after the deadline are not excused.
+    """
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.spans: list[tuple[float, float]] = []
+        """(start, end) on the Trio clock of every call that ended, ``aclose`` included."""
+        self.aclose_seconds = 0.0
+
+    async def _timed(self, call: Awaitable[T]) -> T:
+        start = trio.current_time()
+        try:
+            return await call
+        finally:
+            self.spans.append((start, trio.current_time()))
+
+    def overrun(self, deadline: float) -> float:
+        """Seconds by which calls in flight at ``deadline`` ran past it, plus ``aclose``'s own time."""
+        past = sum(end - deadline for start, end in self.spans if start < deadline < end)
+        return past + self.aclose_seconds
+
+    async def open(self, namespace: str, max_records: int) -> int:
+        return await self._timed(self.inner.open(namespace, max_records))
+
+    async def store_results(self, results: Sequence[PaymentResult], max_records: int) -> FlushOutcome:
+        return await self._timed(self.inner.store_results(results, max_records))
+
+    async def fetch_all(self) -> FetchOutcome:
+        return await self._timed(self.inner.fetch_all())
+
+    async def clear(self) -> int:
+        return await self._timed(self.inner.clear())
+
+    async def open_snapshot(self) -> Snapshot:
+        return await self._timed(self.inner.open_snapshot())
+
+    async def aclose(self) -> None:
+        start = trio.current_time()
+        try:
+            await self.inner.aclose()
+        finally:
+            self.aclose_seconds += trio.current_time() - start
 
 
 class MemoryPlace:
@@ -254,7 +311,9 @@ class StoreMachine:
                 label=f"{self.exit} after",
             )
         self.model = StoreModel(self.max_records)
-        self.backend = FaultyBackend(place.backend())
+        # On the real clock, time what the real backend cannot cut short (check (a)).
+        self.timed = None if variant.virtual else TimedBackend(place.backend())
+        self.backend = FaultyBackend(self.timed or place.backend())
         self.store: MissionControlStore | None = None
         self.all_accepted: list[PaymentResult] = []
         self.max_delay = 0.0
@@ -460,13 +519,17 @@ class StoreMachine:
         stats = store.stats()
         assert stats.state is StoreState.CLOSED
         # (a) close returned in time.
-        bound = self.shutdown_timeout + self.max_commit_delay
+        # The close began at t_exit at the earliest, so its deadline was no earlier than this.
+        deadline = self.t_exit + self.shutdown_timeout
+        backend_overrun = 0.0 if self.timed is None else self.timed.overrun(deadline)
+        bound = self.shutdown_timeout + self.max_commit_delay + backend_overrun
         elapsed = self.t_closed - self.t_exit
         # The clock is a float: allow a few units in the last place of its current value.
         rounding = 8 * math.ulp(self.t_closed)
         assert elapsed <= bound + rounding + self.variant.close_slack, (
             f"close took {elapsed} s; shutdown_timeout={self.shutdown_timeout}, "
-            f"uninterruptible commit={self.max_commit_delay}"
+            f"uninterruptible commit={self.max_commit_delay}, real backend past the deadline and "
+            f"closing={backend_overrun}, close_slack={self.variant.close_slack}"
         )
         # (b) nothing of the store is running.
         assert_nothing_running(self.backend)
