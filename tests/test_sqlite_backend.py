@@ -138,6 +138,33 @@ async def test_a_flush_is_one_transaction(tmp_path: Path) -> None:
     assert len(rows(path)) == 100
 
 
+async def test_a_flush_inserts_with_few_multi_row_statements_and_dedups_across_them(tmp_path: Path) -> None:
+    """A flush runs a handful of statements whatever its size, not one per row: each statement
+    gives the GIL up and must take it back, which a busy event loop makes slow. Duplicates are
+    still skipped across the statements: against stored keys and within the batch."""
+    path = tmp_path / "mc.sqlite"
+    backend = SQLiteBackend(path)
+    statements: list[str] = []
+    async with open_store(backend, max_records=0) as store:
+        for i in range(300):
+            store.add_result(result(i))
+        await store.flush()
+        assert backend._conn is not None
+        backend._conn.set_trace_callback(statements.append)
+        batch = [result(i) for i in range(250, 1000)] + [result(i) for i in range(600, 700)] + [result(999)]
+        for r in batch:
+            store.add_result(r)
+        await store.flush()
+        backend._conn.set_trace_callback(None)
+        stats = store.stats()
+    inserts = [s for s in statements if s.startswith("INSERT OR IGNORE INTO mc_results")]
+    # 851 rows: 3 statements of 256, then 64 + 16 + 2 + 1.
+    assert len(inserts) == 7, [s[:60] for s in inserts]
+    assert len(statements) <= len(inserts) + 3  # BEGIN IMMEDIATE, the count, COMMIT
+    assert stats.stored == 1000 and stats.deduplicated == 50 + 100 + 1
+    assert [k for k, _ in rows(path)] == sorted(result(i).key for i in range(1000))
+
+
 async def test_corrupted_rows_are_logged_deleted_and_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "mc.sqlite"
     async with open_store(path) as store:
