@@ -1052,10 +1052,16 @@ class _Lines:
 
         threading.Thread(target=pump, daemon=True).start()
 
-    def wait_for(self, needle: str, timeout: float = 60) -> str:
+    def wait_for(self, needle: str, timeout: float = 30) -> str:
+        # Under pytest-timeout's 60 s, so that a miss shows what the child printed.
+        import queue
+
         deadline = time.monotonic() + timeout
         while True:
-            line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"{needle!r} did not come within {timeout} s; got {self.seen}") from None
             if line is None:
                 raise AssertionError(f"{needle!r} never came; got {self.seen}")
             self.seen.append(line)

@@ -21,11 +21,12 @@ the interrupt to the main task at its next checkpoint instead, after the call.
 (each SQLite statement, each wait on a socket) and must take it back afterwards. While the Trio
 thread is busy in Python, CPython lets the waiting thread ask for the GIL only after it has
 waited ``sys.getswitchinterval()`` (5 ms) *without anyone taking the GIL in between*; but a busy
-Trio loop drops and retakes the GIL at every ``epoll_wait(0)``, which restarts that wait. So
-the thread starves: a flush of 200 rows under ``mcstore demo`` took longer than 20 seconds. While
-a call is in flight, each turn of a busy event loop (one with tasks ready to run) therefore
-sleeps for :data:`GIL_LEND_SECONDS`, long enough for the waiting thread to take the GIL. An idle
-loop (one about to block in ``epoll_wait``) lends nothing: it gives the GIL up anyway.
+Trio loop drops and retakes the GIL at every ``epoll_wait(0)``, which restarts that wait. So the
+thread starved: under ``mcstore demo`` a flush of 200 rows took longer than 20 seconds. Once a
+call has been in flight for :data:`GIL_LEND_AFTER`, each turn of a busy event loop (one with
+tasks ready to run) therefore sleeps for :data:`GIL_LEND_SECONDS`, long enough for the waiting
+thread to take the GIL. An idle loop (one about to block in ``epoll_wait``) lends nothing: it
+gives the GIL up anyway.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ GIL_LEND_SECONDS: Final = 50e-6
 waiting thread needs to wake and take the GIL (measured: 20 us suffices on this machine; at 50
 us the demo's throughput does not change, within noise)."""
 
+GIL_LEND_AFTER: Final = 1e-3
+"""A call lends nothing during its first millisecond: most calls end sooner, and a sleep would
+only delay them (Linux's timer slack stretches a 50 us sleep to about 100 us)."""
+
 
 class _LendTheGil(trio.abc.Instrument):
     """Installed in the Trio run for the thread's lifetime: see "Lending the GIL" above."""
@@ -76,9 +81,10 @@ class _LendTheGil(trio.abc.Instrument):
         self._worker = worker
 
     def before_io_wait(self, timeout: float) -> None:
-        # timeout 0: tasks are ready, so the loop would not block and give the GIL up.
+        # timeout 0: tasks are ready, so the loop would not block and give the GIL up. Only
+        # while fn runs: not in the turn that resumes the caller once the outcome is delivered.
         worker = self._worker
-        if timeout <= 0 and worker.calls_in_flight:
+        if timeout <= 0 and worker.busy and time.monotonic() - worker._handed_at >= GIL_LEND_AFTER:
             worker.gil_lent += 1
             time.sleep(GIL_LEND_SECONDS)
 
@@ -102,6 +108,7 @@ class WorkerThread:
         self._serial = trio.Lock()
         self._closed = False
         self._busy = False
+        self._handed_at = 0.0
         self.calls_in_flight = 0
         """Calls handed to the thread and not finished yet: 0 whenever no :meth:`run` is awaited."""
         self.calls = 0
@@ -117,8 +124,8 @@ class WorkerThread:
 
     @property
     def busy(self) -> bool:
-        """True while the thread runs a call's ``fn``: always False once :meth:`run` has
-        returned or raised (nothing is abandoned)."""
+        """True from the hand-off of a call until its ``fn`` has finished in the thread: always
+        False once :meth:`run` has returned or raised (nothing is abandoned)."""
         return self._busy
 
     @property
@@ -190,6 +197,8 @@ class WorkerThread:
             try:
                 # No checkpoint between handing the job over and waiting for its outcome; and
                 # KI protection keeps a KeyboardInterrupt from being raised in between.
+                self._busy = True  # here, not in the thread: the thread may wait for the GIL
+                self._handed_at = time.monotonic()
                 self._jobs.put(_Job(fn, deliver))
                 try:
                     value: T = await trio.lowlevel.wait_task_rescheduled(abort)
