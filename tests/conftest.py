@@ -45,7 +45,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 BACKEND_KINDS: Final = ["memory", "sqlite", "postgres"]
 """Every backend the shared tests run on; the one list to extend with a new backend."""
 
-THREADED_KINDS: Final = frozenset({"sqlite", "postgres"})
+STORED_KINDS: Final = [kind for kind in BACKEND_KINDS if kind != "memory"]
+"""Backends with real storage (a file, a server): the places of the crash and multi-process tests."""
+
+THREADED_KINDS: Final = frozenset(STORED_KINDS)
 """Backends that run their calls in a thread: they need the real clock (trio issue #456)."""
 
 
@@ -120,7 +123,7 @@ def pg_dsn(pg_server: PostgresServer) -> Iterator[str]:
         yield dsn
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=STORED_KINDS)
 def store_place(request: pytest.FixtureRequest, tmp_path: Path) -> StorePlace:
     """A real backend's storage for the crash and multi-process tests: a file, or a schema."""
     if request.param == "postgres":

@@ -316,6 +316,29 @@ async def test_a_commit_whose_outcome_was_unknown_is_retried_without_double_coun
         assert store.stats().stored == 4
 
 
+async def test_a_flush_that_rolls_back_leaves_the_cached_count_as_it_was(pg_dsn: str) -> None:
+    """The count statement moves the backend's cached count before the commit; a transaction
+    that then rolls back restores it (it used to stay moved until the next fetch_all repaired
+    the database's count with an extra write)."""
+    backend = PostgresBackend(pg_dsn)
+    with trio.fail_after(BUDGET):
+        async with open_store(backend, max_records=10, flush_interval=3600):
+            await backend.store_results([result(1), result(2)], 10)
+            assert backend._stored == 2
+
+            def fail_once_the_count_has_moved() -> None:
+                if backend._stored != 2:
+                    raise RuntimeError("injected failure before the commit")
+
+            backend._raise_if_cancelled = fail_once_the_count_has_moved  # type: ignore[method-assign]
+            with pytest.raises(RuntimeError, match="injected"):
+                await backend.store_results([result(3), result(4)], 10)
+            del backend._raise_if_cancelled
+            assert backend._stored == 2
+            assert [r.id for r in (await backend.fetch_all()).results] == [1, 2]
+    assert pg_integrity(pg_dsn) == "ok"
+
+
 async def test_idle_connection_terminated_is_replaced_transparently(pg_dsn: str) -> None:
     backend = PostgresBackend(pg_dsn)
     with trio.fail_after(BUDGET), admin(pg_dsn) as conn:

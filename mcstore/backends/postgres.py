@@ -251,11 +251,18 @@ class PostgresBackend:
         for attempt in (1, 2):
             conn = self._usable()
             self._raise_if_cancelled()
+            # work() moves the cached count as its statements return; a transaction that does
+            # not commit must not leave it moved.
+            stored_before = self._stored
             try:
-                with conn.transaction():
-                    value = work(conn)
-                    # Cancelled between statements, where no cancel request reaches: do not commit.
-                    self._raise_if_cancelled()
+                try:
+                    with conn.transaction():
+                        value = work(conn)
+                        # Cancelled between statements, where no cancel request reaches: do not commit.
+                        self._raise_if_cancelled()
+                except BaseException:
+                    self._stored = stored_before
+                    raise
                 return value
             except psycopg.OperationalError as exc:
                 if attempt == 2 or not conn.closed or self._session.cancel_requested:
