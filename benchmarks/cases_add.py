@@ -2,7 +2,7 @@
 
 ``add_result`` is on the payment path: lnd calls ``AddResult`` for every attempt. Both loops
 take the same pre-built results, through a bound method looked up once, so the difference is
-the store's own work: the type and state checks, the bounded intake channel, the counters.
+the store's own work: the type and state checks, the intake queue, the counters.
 """
 
 from __future__ import annotations

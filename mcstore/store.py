@@ -147,7 +147,7 @@ class MissionControlStore:
         self._state = StoreState.OPEN
         # Accepted results not yet moved to the batch, oldest first. A plain deque, not a Trio
         # memory channel: nothing ever waits on it (the intake is woken by _intake_ready), and
-        # a channel's send_nowait cost add_result ~200 ns. Touched only from the Trio thread.
+        # a channel's send_nowait cost add_result ~250 ns (516 -> 265 ns). Touched only from the Trio thread.
         self._intake: collections.deque[PaymentResult] = collections.deque()
         # Results moved out of the intake queue and not yet in a flush, oldest first.
         self._batch: list[PaymentResult] = []

@@ -315,3 +315,23 @@ async def test_a_busy_event_loop_lends_the_gil_so_the_thread_is_not_starved() ->
         await worker.aclose()
     assert turns <= budget, f"the thread needed {turns} turns of the busy loop for {hand_backs} hand-backs"
     assert lent <= turns
+
+
+async def test_a_thread_that_cannot_start_leaves_nothing_half_set_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the OS refuses the thread, the call raises, and the worker neither waits for a thread
+    that never ran (aclose would hang) nor keeps its instrument in the run."""
+    worker = WorkerThread("nostart")
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with trio.fail_after(BUDGET):
+        with monkeypatch.context() as patch:
+            patch.setattr(threading.Thread, "start", refuse)
+            with pytest.raises(RuntimeError, match="can't start new thread"):
+                await worker.run(lambda: None)
+        assert not worker.alive and worker._lender is None
+        assert await worker.run(lambda: "started on the second try") == "started on the second try"
+        await worker.aclose()
+    assert not worker.alive and worker._lender is None
+    assert store_threads() == []

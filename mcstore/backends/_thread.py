@@ -171,10 +171,11 @@ class WorkerThread:
             if self._closed:
                 raise trio.ClosedResourceError(f"worker thread {self.name} is closed")
             if self._thread is None:
+                thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
+                thread.start()  # if this raises, nothing is left half set up
+                self._thread = thread
                 self._lender = _LendTheGil(self)
                 trio.lowlevel.add_instrument(self._lender)
-                self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
-                self._thread.start()
             task = trio.lowlevel.current_task()
             token = trio.lowlevel.current_trio_token()
             cancel_requested = False
@@ -225,12 +226,6 @@ class WorkerThread:
                     return
                 self._closed = True
                 thread, self._thread = self._thread, None
-                lender, self._lender = self._lender, None
-                if lender is not None:
-                    try:
-                        trio.lowlevel.remove_instrument(lender)
-                    except KeyError:  # pragma: no cover - only if Trio dropped a failing instrument
-                        pass
                 if thread is None:
                     return
                 task = trio.lowlevel.current_task()
@@ -239,9 +234,18 @@ class WorkerThread:
                 def deliver(result: outcome.Outcome[None]) -> None:
                     token.run_sync_soon(trio.lowlevel.reschedule, task, result)
 
-                # The thread hands back this no-op, then reaches _STOP and returns.
+                # The thread hands back this no-op, then reaches _STOP and returns. It needs the
+                # GIL for that too: busy, so that a busy loop lends it (see "Lending the GIL").
+                self._busy = True
+                self._handed_at = time.monotonic()
                 self._jobs.put(_Job(lambda: None, deliver))
                 self._jobs.put(_STOP)
                 await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
                 # The thread has run its last job and is returning: the join is immediate.
                 thread.join()
+                lender, self._lender = self._lender, None
+                if lender is not None:
+                    try:
+                        trio.lowlevel.remove_instrument(lender)
+                    except KeyError:  # pragma: no cover - Trio dropped it (it raised), or another run
+                        pass
