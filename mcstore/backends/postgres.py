@@ -60,6 +60,7 @@ from ..errors import DecodeError, StoreError, StoreLocked
 from ..model import PaymentResult
 from ._pgconn import DEFAULT_CONNECT_TIMEOUT, PSYCOPG_MISSING, Interrupted, PgSession, connect, describe_dsn
 from ._pgconn import require_psycopg as _require_psycopg
+from ._snapshot import OpenSnapshots
 from .base import FetchOutcome, FlushOutcome
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ class PostgresBackend:
         self._lock_key = 0
         self._stored = 0
         self._session = PgSession("pg-backend")
-        self._snapshots: set[PostgresSnapshot] = set()
+        self._snapshots: OpenSnapshots[PostgresSnapshot] = OpenSnapshots()
         self._opened = False
         self._closed = False
         self.reconnects = 0
@@ -464,11 +465,11 @@ class PostgresBackend:
 
         if not self._opened or self._closed or not self.schema:
             raise StoreError(f"PostgreSQL backend for {self.where} is not open")
-        snapshot = PostgresSnapshot(self.dsn, self.namespace, connect_timeout=self.connect_timeout,
-                                    on_release=self._snapshots.discard)
-        self._snapshots.add(snapshot)
-        await snapshot.start()
-        return snapshot
+        return await self._snapshots.start(
+            PostgresSnapshot(
+                self.dsn, self.namespace, connect_timeout=self.connect_timeout, on_release=self._snapshots.discard
+            )
+        )
 
     async def _call(self, work: Callable[[], T], what: str) -> T:
         """Run ``work`` in the worker thread; report driver failures as StoreError."""
@@ -488,8 +489,7 @@ class PostgresBackend:
             return
         self._closed = True
         with trio.CancelScope(shield=True):
-            for snapshot in list(self._snapshots):
-                await snapshot.aclose()
+            await self._snapshots.close_all()
             try:
                 await self._run(self._close_sync)
             finally:

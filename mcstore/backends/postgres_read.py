@@ -24,7 +24,8 @@ import trio
 
 from ..errors import LocationError, StoreClosed, StoreError
 from ._pgconn import DEFAULT_CONNECT_TIMEOUT, Interrupted, PgSession, connect, describe_dsn, require_psycopg
-from .base import Row, check_batch_size
+from ._snapshot import KeysetSnapshot, OpenSnapshots
+from .base import Row
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -73,11 +74,14 @@ class _ReadConnection:
         self._session.conn = conn
         return conn
 
+    def _closed_message(self) -> str:
+        return f"{self._what} of {self.where} is closed"
+
     async def _call(self, fn: Callable[[], T]) -> T:
         import psycopg
 
         if self._closing:
-            raise StoreClosed(f"{self._what} of {self.where} is closed")
+            raise StoreClosed(self._closed_message())
         if self._broken is not None:
             raise StoreError(f"{self._what} of {self.where} is unusable after {self._broken}; close it")
         try:
@@ -117,7 +121,7 @@ class _ReadConnection:
         """Hook for subclasses: called once, when ``aclose`` has released everything."""
 
 
-class PostgresSnapshot(_ReadConnection):
+class PostgresSnapshot(KeysetSnapshot, _ReadConnection):
     """The :class:`~mcstore.backends.Snapshot` of ``namespace`` in the database of ``dsn``.
 
     Create it, then ``await snapshot.start()`` (which takes the view); both the PostgreSQL
@@ -135,9 +139,7 @@ class PostgresSnapshot(_ReadConnection):
     ) -> None:
         super().__init__(dsn, f"snapshot of namespace {namespace!r}", connect_timeout)
         self.namespace: Final = namespace
-        self._on_release = on_release
-        self._after: bytes | None = None
-        self._exhausted = False
+        self._init_keyset(on_release)
 
     async def start(self) -> None:
         """Connect and begin the read transaction; on failure (or cancellation) close again."""
@@ -155,44 +157,17 @@ class PostgresSnapshot(_ReadConnection):
             await self.aclose()
             raise
 
-    async def next_batch(self, max_rows: int) -> list[Row]:
-        """See :meth:`mcstore.backends.Snapshot.next_batch`."""
-        check_batch_size(max_rows)
-        if self._exhausted:
-            await trio.lowlevel.checkpoint()
-            if self._closing:
-                raise StoreClosed(f"{self._what} of {self.where} is closed")
-            return []
-        namespace, after = self.namespace, self._after
+    def _page_sync(self, after: bytes | None, max_rows: int) -> list[Row]:
+        conn = self._connection()
+        if after is None:
+            rows = conn.execute(_FIRST, (self.namespace, max_rows)).fetchall()
+        else:
+            rows = conn.execute(_AFTER, (self.namespace, after, max_rows)).fetchall()
+        return [(bytes(key), bytes(value)) for key, value in rows]
 
-        def read() -> list[Row]:
-            conn = self._connection()
-            if after is None:
-                rows = conn.execute(_FIRST, (namespace, max_rows)).fetchall()
-            else:
-                rows = conn.execute(_AFTER, (namespace, after, max_rows)).fetchall()
-            return [(bytes(key), bytes(value)) for key, value in rows]
-
-        rows = await self._call(read)
-        if rows:
-            self._after = rows[-1][0]
-        if len(rows) < max_rows:
-            self._exhausted = True
-        return rows
-
-    async def count(self) -> int:
-        """See :meth:`mcstore.backends.Snapshot.count`."""
-        namespace = self.namespace
-
-        def work() -> int:
-            row = self._connection().execute(_COUNT, (namespace,)).fetchone()
-            return int(row[0]) if row is not None else 0
-
-        return await self._call(work)
-
-    def _on_released(self) -> None:
-        if self._on_release is not None:
-            self._on_release(self)
+    def _count_sync(self) -> int:
+        row = self._connection().execute(_COUNT, (self.namespace,)).fetchone()
+        return int(row[0]) if row is not None else 0
 
 
 class PostgresReader(_ReadConnection):
@@ -207,7 +182,7 @@ class PostgresReader(_ReadConnection):
         super().__init__(dsn, "reader", connect_timeout)
         self.location: str = self.where
         self.schema_version: int = 0
-        self._snapshots: set[PostgresSnapshot] = set()
+        self._snapshots: OpenSnapshots[PostgresSnapshot] = OpenSnapshots()
 
     @classmethod
     async def open(cls, dsn: str, *, newest_schema: int) -> PostgresReader:
@@ -262,15 +237,14 @@ class PostgresReader(_ReadConnection):
         """See :meth:`mcstore.backends.Reader.open_snapshot`."""
         if self._closing:
             raise StoreClosed(f"reader of {self.where} is closed")
-        snapshot = PostgresSnapshot(self.dsn, namespace, connect_timeout=self._connect_timeout,
-                                    on_release=self._snapshots.discard)
-        self._snapshots.add(snapshot)
-        await snapshot.start()
-        return snapshot
+        return await self._snapshots.start(
+            PostgresSnapshot(
+                self.dsn, namespace, connect_timeout=self._connect_timeout, on_release=self._snapshots.discard
+            )
+        )
 
     async def aclose(self) -> None:
         """See :meth:`mcstore.backends.Reader.aclose`."""
         with trio.CancelScope(shield=True):
-            for snapshot in list(self._snapshots):
-                await snapshot.aclose()
+            await self._snapshots.close_all()
             await super().aclose()

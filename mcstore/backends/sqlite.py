@@ -34,6 +34,7 @@ from ..codec import decode_result, encode_result
 from ..errors import DecodeError, StoreError
 from ..model import PaymentResult
 from ._lock import NamespaceLock
+from ._snapshot import OpenSnapshots
 from ._thread import WorkerThread
 from .base import FetchOutcome, FlushOutcome
 from .sqlite_read import SQLiteSnapshot
@@ -178,7 +179,7 @@ class SQLiteBackend:
         self._cancel = _CancelFlag()
         self._rolling_back = False
         self._closed = False
-        self._snapshots: set[SQLiteSnapshot] = set()
+        self._snapshots: OpenSnapshots[SQLiteSnapshot] = OpenSnapshots()
 
     @property
     def calls_in_flight(self) -> int:
@@ -456,10 +457,9 @@ class SQLiteBackend:
             raise StoreError(f"SQLite backend for {self.path!r} is not open")
         if self.path == ":memory:":
             raise StoreError("a private in-memory SQLite database (':memory:') has no snapshots")
-        snapshot = SQLiteSnapshot(self.path, self.namespace, on_release=self._snapshots.discard)
-        self._snapshots.add(snapshot)
-        await snapshot.start()
-        return snapshot
+        return await self._snapshots.start(
+            SQLiteSnapshot(self.path, self.namespace, on_release=self._snapshots.discard)
+        )
 
     async def _call(self, work: Callable[[], T], what: str) -> T:
         """Run ``work`` in the worker thread; report SQLite failures as StoreError."""
@@ -480,8 +480,7 @@ class SQLiteBackend:
         self._closed = True
         with trio.CancelScope(shield=True):
             try:
-                for snapshot in list(self._snapshots):
-                    await snapshot.aclose()
+                await self._snapshots.close_all()
                 if self._worker.alive:
                     await self._run(self._close_sync)
                 else:

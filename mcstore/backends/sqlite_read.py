@@ -28,8 +28,9 @@ from typing import Final, TypeVar
 import trio
 
 from ..errors import LocationError, StoreClosed, StoreError
+from ._snapshot import KeysetSnapshot, OpenSnapshots
 from ._thread import WorkerThread
-from .base import Row, check_batch_size
+from .base import Row
 
 __all__ = [
     "SQLITE_HEADER",
@@ -213,10 +214,13 @@ class _ReadConnection:
             raise sqlite3.ProgrammingError("not connected")
         return self._conn
 
+    def _closed_message(self) -> str:
+        return f"{self._what} of {self.path!r} is closed"
+
     async def _call(self, fn: Callable[[], T]) -> T:
         async with self._serial:
             if self._closing:
-                raise StoreClosed(f"{self._what} of {self.path!r} is closed")
+                raise StoreClosed(self._closed_message())
             if self._broken is not None:
                 raise StoreError(f"{self._what} of {self.path!r} is unusable after {self._broken}; close it")
             self._stop = False
@@ -259,7 +263,7 @@ class _ReadConnection:
         """Hook for subclasses: called once, when ``aclose`` has released everything."""
 
 
-class SQLiteSnapshot(_ReadConnection):
+class SQLiteSnapshot(KeysetSnapshot, _ReadConnection):
     """The :class:`~mcstore.backends.Snapshot` of ``namespace`` in the SQLite file ``path``.
 
     Create it, then ``await snapshot.start()`` (which takes the view); both the SQLite backend
@@ -271,9 +275,7 @@ class SQLiteSnapshot(_ReadConnection):
     ) -> None:
         super().__init__(path, f"snapshot of namespace {namespace!r}")
         self.namespace: Final = namespace
-        self._on_release = on_release
-        self._after: bytes | None = None
-        self._exhausted = False
+        self._init_keyset(on_release)
 
     async def start(self) -> None:
         """Connect and begin the read transaction; on failure (or cancellation) close again."""
@@ -289,37 +291,14 @@ class SQLiteSnapshot(_ReadConnection):
             await self.aclose()
             raise
 
-    async def next_batch(self, max_rows: int) -> list[Row]:
-        """See :meth:`mcstore.backends.Snapshot.next_batch`."""
-        check_batch_size(max_rows)
-        if self._exhausted:
-            await trio.lowlevel.checkpoint()
-            if self._closing:
-                raise StoreClosed(f"{self._what} of {self.path!r} is closed")
-            return []
-        namespace, after = self.namespace, self._after
+    def _page_sync(self, after: bytes | None, max_rows: int) -> list[Row]:
+        conn = self._connection()
+        if after is None:
+            return conn.execute(_FIRST, (self.namespace, max_rows)).fetchall()
+        return conn.execute(_AFTER, (self.namespace, after, max_rows)).fetchall()
 
-        def read() -> list[Row]:
-            conn = self._connection()
-            if after is None:
-                return conn.execute(_FIRST, (namespace, max_rows)).fetchall()
-            return conn.execute(_AFTER, (namespace, after, max_rows)).fetchall()
-
-        rows = await self._call(read)
-        if rows:
-            self._after = rows[-1][0]
-        if len(rows) < max_rows:
-            self._exhausted = True
-        return rows
-
-    async def count(self) -> int:
-        """See :meth:`mcstore.backends.Snapshot.count`."""
-        namespace = self.namespace
-        return await self._call(lambda: int(self._connection().execute(_COUNT, (namespace,)).fetchone()[0]))
-
-    def _on_released(self) -> None:
-        if self._on_release is not None:
-            self._on_release(self)
+    def _count_sync(self) -> int:
+        return int(self._connection().execute(_COUNT, (self.namespace,)).fetchone()[0])
 
 
 class SQLiteReader(_ReadConnection):
@@ -334,7 +313,7 @@ class SQLiteReader(_ReadConnection):
         super().__init__(path, "reader")
         self.location: str = path
         self.schema_version: int = 0
-        self._snapshots: set[SQLiteSnapshot] = set()
+        self._snapshots: OpenSnapshots[SQLiteSnapshot] = OpenSnapshots()
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *, newest_schema: int) -> SQLiteReader:
@@ -376,14 +355,10 @@ class SQLiteReader(_ReadConnection):
         """See :meth:`mcstore.backends.Reader.open_snapshot`."""
         if self._closing:
             raise StoreClosed(f"reader of {self.path!r} is closed")
-        snapshot = SQLiteSnapshot(self.path, namespace, on_release=self._snapshots.discard)
-        self._snapshots.add(snapshot)
-        await snapshot.start()
-        return snapshot
+        return await self._snapshots.start(SQLiteSnapshot(self.path, namespace, on_release=self._snapshots.discard))
 
     async def aclose(self) -> None:
         """See :meth:`mcstore.backends.Reader.aclose`."""
         with trio.CancelScope(shield=True):
-            for snapshot in list(self._snapshots):
-                await snapshot.aclose()
+            await self._snapshots.close_all()
             await super().aclose()
