@@ -42,7 +42,7 @@ from rich.table import Table
 from ..backends import open_reader
 from ..mission import AprioriEstimator, BimodalEstimator, MissionControlState, TimedPairResult
 from ..model import PUBKEY_LEN, U64_MAX
-from .main import (
+from .common import (
     _CONTEXT,
     _bad_row_reporter,
     _db_argument,

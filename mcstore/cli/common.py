@@ -1,0 +1,249 @@
+"""What every ``mcstore`` command shares: the click group, one-line errors, shared options, output.
+
+The commands live in :mod:`mcstore.cli.main` and :mod:`mcstore.cli.mission_cmds`; both take
+what they share from here, so that neither imports the other for it. The names starting with
+an underscore are private to the :mod:`mcstore.cli` package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, Final, NoReturn
+
+import click
+from rich.console import Console
+
+from .. import COMPILED, __version__
+from ..errors import DecodeError, StoreError, StoreLocked
+from ..store import DEFAULT_MAX_RECORDS
+from .export import RecordError, format_time_ns
+from .readonly import DatabaseFileError
+
+__all__ = ["EXIT_INTERRUPTED", "OneLineUsageError", "cli"]
+
+EXIT_INTERRUPTED: Final = 130
+"""128 + SIGINT, as a shell reports a command stopped by Ctrl-C."""
+
+_CONTEXT: Final = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+# -- one-line errors ------------------------------------------------------------------------
+
+
+class OneLineUsageError(click.ClickException):
+    """A usage error shown as one line (click's own shows the usage and a hint on more lines)."""
+
+    exit_code = 2
+
+
+# The password of a postgresql:// URL, which messages never show.
+_URL_PASSWORD: Final = re.compile(r"(postgres(?:ql)?://[^:/@\s]*):[^@\s]*@", re.IGNORECASE)
+
+
+def _one_line(text: str) -> str:
+    return _URL_PASSWORD.sub(r"\1@", " ".join(text.split()))
+
+
+def _as_one_line(error: click.UsageError) -> OneLineUsageError:
+    hint = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
+    return OneLineUsageError(_one_line(error.format_message()) + hint)
+
+
+_NO_ARGS_IS_HELP: Final[tuple[type[BaseException], ...]] = tuple(
+    cls for cls in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if cls is not None
+)
+
+
+def _configure_logging(verbose: int) -> None:
+    """Send the store's log messages to stderr: INFO for ``verbose`` 1, DEBUG for 2 or more."""
+    if verbose:
+        logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+        level = logging.DEBUG if verbose > 1 else logging.INFO
+        logger = logging.getLogger("mcstore")
+        if logger.level == logging.NOTSET or level < logger.level:
+            logger.setLevel(level)
+
+
+def _verbose_callback(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
+    _configure_logging(value)
+    return value
+
+
+_VERBOSE_HELP: Final = "Log the store's messages to stderr (-v: INFO, -vv: DEBUG)."
+
+
+class _Group(click.Group):
+    """A group whose usage errors, its own and its commands', come out as one line.
+
+    Every command added to it also takes ``-v``/``--verbose``, so that ``mcstore demo -v``
+    works as well as ``mcstore -v demo``.
+    """
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.append(
+            click.Option(
+                ["-v", "--verbose"],
+                count=True,
+                expose_value=False,
+                callback=_verbose_callback,
+                help=_VERBOSE_HELP,
+            )
+        )
+        super().add_command(cmd, name)
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except _NO_ARGS_IS_HELP:
+            raise  # `mcstore` alone prints the help, as click does
+        except click.UsageError as error:
+            raise _as_one_line(error) from error
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _NO_ARGS_IS_HELP:
+            raise
+        except click.UsageError as error:
+            raise _as_one_line(error) from error
+        except KeyboardInterrupt:
+            # Ctrl-C outside the demo's own handling (which prints a summary first).
+            click.echo("Error: interrupted", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+
+
+def _fail(message: str) -> NoReturn:
+    raise click.ClickException(_one_line(message))
+
+
+@contextlib.contextmanager
+def _reported(path: str, namespace: str | None = None) -> Iterator[None]:
+    """Turn the library's expected errors into one-line click errors naming the file."""
+    try:
+        yield
+    except (RecordError, click.ClickException, BrokenPipeError):
+        raise
+    except DatabaseFileError as exc:
+        _fail(str(exc))
+    except StoreLocked:
+        which = f"namespace {namespace!r}" if namespace is not None else "the namespace"
+        _fail(f"{path}: {which} is open in another mcstore process or store; try again once it has closed")
+    except StoreError as exc:
+        _fail(f"{path}: {exc}")
+    except sqlite3.Error as exc:
+        _fail(f"{path}: SQLite error: {exc}")
+    except OSError as exc:
+        _fail(f"{exc.filename or path}: {exc.strerror or exc}")
+
+
+# -- shared options and output ----------------------------------------------------------------
+
+
+def _check_namespace(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value:
+        raise click.BadParameter("must not be empty")
+    return value
+
+
+def _namespace_option(
+    default: str | None, help_text: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--namespace",
+        "-n",
+        "namespace",
+        default=default,
+        show_default=default is not None,
+        callback=_check_namespace,
+        metavar="NS",
+        help=help_text,
+    )
+
+
+_max_records_option = click.option(
+    "--max-records",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_RECORDS,
+    show_default=True,
+    metavar="N",
+    help="Keep at most N results in the namespace, pruning the oldest (lnd's MaxMcHistory); 0: no cap.",
+)
+
+_db_argument = click.argument("db", metavar="DB", type=click.Path(dir_okay=False))
+
+
+def _stdout() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {_one_line(message)}", err=True)
+
+
+def _fail_unknown_namespace(db: str, namespace: str, names: list[str]) -> NoReturn:
+    known = ", ".join(map(repr, names)) or "none, the database is empty"
+    _fail(f"{db}: namespace {namespace!r} does not exist; the namespaces are: {known}")
+
+
+def _warn_unknown_namespace(db: str, namespace: str, names: list[str]) -> None:
+    # Not an error: a namespace that was never written and one that was cleared look alike,
+    # and both hold no records. The warning catches a misspelt name.
+    known = ", ".join(map(repr, names)) or "none"
+    _warn(f"{db}: namespace {namespace!r} holds no records (namespaces: {known})")
+
+
+def _bad_row_reporter(path: str, namespace: str) -> Callable[[bytes, DecodeError], None]:
+    def report(key: bytes, exc: DecodeError) -> None:
+        _warn(f"{path}: namespace {namespace!r}: skipping undecodable row key={key.hex()}: {exc}")
+
+    return report
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def _short_time(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    text = format_time_ns(ns)
+    return text[:23] + "Z"  # millisecond precision is enough for a summary
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else ""
+
+
+# -- the group ------------------------------------------------------------------------------
+
+
+@click.group(cls=_Group, context_settings=_CONTEXT, no_args_is_help=True)
+@click.version_option(
+    __version__,
+    "-V",
+    "--version",
+    prog_name="mcstore",
+    # mcstore.COMPILED: which core this process runs (MCSTORE_PURE=1 forces pure Python).
+    message=f"%(prog)s, version %(version)s, COMPILED={COMPILED} "
+    f"({'compiled core (mypyc)' if COMPILED else 'pure-Python core'})",
+)
+@click.option("-v", "--verbose", count=True, help=_VERBOSE_HELP)
+def cli(verbose: int) -> None:
+    """A durable store of Lightning mission control results, byte-compatible with lnd.
+
+    Start with `mcstore demo`: it simulates a node's payments into ./mcstore-demo.sqlite.
+    Commands that write (demo, import, import-lnd, reset) go through the store, with its
+    namespace lock, deduplication and cap; stats and export only read.
+    """
+    _configure_logging(verbose)
