@@ -11,9 +11,10 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Protocol
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from typing import Any, Protocol
 
 import trio
 import trio.testing
@@ -29,6 +30,31 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(mcstore.__file__)))
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 PUBKEY = b"\x02" + b"\x11" * 32
+
+REOPEN_WITHIN = 1.0
+"""Seconds within which a killed holder's namespace must open again: at once on SQLite (the
+kernel drops the process's flock), and once the server has seen the session end on PostgreSQL."""
+
+
+@asynccontextmanager
+async def reopen_after_kill(path: str, **options: Any) -> AsyncIterator[mcstore.MissionControlStore]:
+    """``open_store(path, **options)`` on a namespace whose holder was just killed.
+
+    Retries :class:`~mcstore.StoreLocked` (polling every 10 ms: the lock's release happens in
+    another process, which sends us nothing) until :data:`REOPEN_WITHIN` seconds have passed,
+    then lets it through, failing the test.
+    """
+    started = time.monotonic()
+    async with AsyncExitStack() as stack:
+        while True:
+            try:
+                store = await stack.enter_async_context(mcstore.open_store(path, **options))
+                break
+            except mcstore.StoreLocked:
+                if time.monotonic() - started >= REOPEN_WITHIN:
+                    raise
+                await trio.sleep(0.01)
+        yield store
 
 
 def make_result(

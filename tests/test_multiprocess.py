@@ -17,7 +17,7 @@ import time
 import pytest
 import trio
 from open_probe import LOCKED_STATUS, PROBE_RESULT
-from shutdown_checks import TESTS_DIR, StorePlace, child_env, make_result
+from shutdown_checks import TESTS_DIR, StorePlace, child_env, make_result, reopen_after_kill
 from test_crash import Writer
 
 from mcstore import StoreLocked, open_store
@@ -85,15 +85,9 @@ async def test_this_process_is_refused_a_namespace_another_process_writes(store_
         # The dead writer's lock was released (by the kernel, or by the server when the session
         # ended): the namespace opens within a second, its data intact.
         killed = time.monotonic()
-        while True:
-            try:
-                async with open_store(path, namespace="alpha", max_records=0) as store:
-                    reopened = time.monotonic() - killed
-                    ids = [result.id for result in await store.fetch_all()]
-                break
-            except StoreLocked:
-                assert time.monotonic() - killed < AT_ONCE, "the killed writer's namespace stayed locked"
-                await trio.sleep(0.01)
+        async with reopen_after_kill(path, namespace="alpha", max_records=0) as store:
+            reopened = time.monotonic() - killed
+            ids = [result.id for result in await store.fetch_all()]
     assert reopened < AT_ONCE
     assert ids == list(range(1, max(ids, default=0) + 1))
     assert max(ids, default=0) >= writer.acknowledged > 0
