@@ -29,6 +29,7 @@ from .common import (
     Figure,
     RawDB,
     Stats,
+    alternate,
     check,
     cold_copies,
     collect_garbage,
@@ -112,12 +113,7 @@ async def _lnd_shape(cfg: Config, n: int) -> tuple[Figure, dict[str, Any]]:
                 raw_samples.append(total / 1e9 / iters)
                 check(raw.count() == LND_MAX_RECORDS, f"lnd shape N={n}: raw count {raw.count()}")
 
-            if rep % 2 == 0:
-                await store_block()
-                raw_block()
-            else:
-                raw_block()
-                await store_block()
+            await alternate(rep, store_block, raw_block)
         fetched = await store.fetch_all()
         check(
             len(fetched) == LND_MAX_RECORDS and fetched[-1].id == next_id - 1,
@@ -242,12 +238,7 @@ async def _throughput(cfg: Config, n: int) -> tuple[list[Figure], dict[str, Any]
                 raw_flush.append(elapsed / iters)
                 check(raw.stored == expected, f"throughput n={n}: raw stored {raw.stored}, expected {expected}")
 
-            if rep % 2 == 0:
-                await store_block()
-                raw_block()
-            else:
-                raw_block()
-                await store_block()
+            await alternate(rep, store_block, raw_block)
     check(raw.count() == next_id, f"throughput n={n}: raw table holds {raw.count()}, expected {next_id}")
     raw.close()
     fig = Figure(

@@ -94,20 +94,20 @@ def _replay(cfg: Config) -> list[Figure]:
                     base, count = trio.run(_open_store, path)
                     check(count == size, f"mission: fetched {count} results, expected {size}")
                     bases.append(base)
-        base = Stats.of(bases)
-        replay = Stats.of(replays)
+        base_stats = Stats.of(bases)
+        replay_stats = Stats.of(replays)
         figure = Figure(
             case=7,
             label=f"replay {_label(size)} at open (apply in key order)",
             kind="time",
-            value=replay,
+            value=replay_stats,
             baseline_label="open_store + fetch_all, same file",
-            baseline=base,
+            baseline=base_stats,
             note="CPU time of mission control's own work at open: applying the decoded results",
         )
         if size == 1_000:
             figure.target = "<= 20 ms"
-            figure.passed = replay.median <= REPLAY_TARGET_S
+            figure.passed = replay_stats.median <= REPLAY_TARGET_S
         figures.append(figure)
         figures.append(
             Figure(
@@ -116,7 +116,7 @@ def _replay(cfg: Config) -> list[Figure]:
                 kind="time",
                 value=Stats.of(totals),
                 baseline_label="open_store + fetch_all, same file",
-                baseline=base,
+                baseline=base_stats,
                 note="open + fetch + replay, until the block starts",
             )
         )

@@ -32,6 +32,7 @@ from .common import (
     Config,
     Figure,
     Stats,
+    alternate,
     check,
     cold_copies,
     collect_garbage,
@@ -136,12 +137,7 @@ async def _lnd_shape(cfg: Config, server: str, stack: ExitStack, n: int) -> Figu
                 raw_samples.append(total / 1e9 / iters)
                 check(raw.count() == LND_MAX_RECORDS, f"pg lnd shape N={n}: raw count {raw.count()}")
 
-            if rep % 2 == 0:
-                await store_block()
-                raw_block()
-            else:
-                raw_block()
-                await store_block()
+            await alternate(rep, store_block, raw_block)
         fetched = await store.fetch_all()
         check(
             len(fetched) == LND_MAX_RECORDS and fetched[-1].id == next_id - 1,
@@ -195,12 +191,7 @@ async def _throughput(cfg: Config, server: str, stack: ExitStack, n: int) -> Fig
                 raw_rates.append(iters * n / ((now_ns() - t0) / 1e9))
                 check(raw.stored == expected, f"pg throughput n={n}: raw stored {raw.stored}")
 
-            if rep % 2 == 0:
-                await store_block()
-                raw_block()
-            else:
-                raw_block()
-                await store_block()
+            await alternate(rep, store_block, raw_block)
     check(raw.count() == next_id, f"pg throughput n={n}: raw table holds {raw.count()}, expected {next_id}")
     raw.close()
     fig = Figure(

@@ -15,7 +15,7 @@ import resource
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -340,6 +340,17 @@ def cold_copies(results: Iterable[PaymentResult]) -> list[PaymentResult]:
 
 
 # -- raw SQLite: the physical limit -----------------------------------------------------------
+
+
+async def alternate(rep: int, store_block: Callable[[], Awaitable[None]], raw_block: Callable[[], None]) -> None:
+    """Run one repetition's store and raw blocks, the store first on even repetitions, so that
+    drift in the machine's load hits both sides alike."""
+    if rep % 2 == 0:
+        await store_block()
+        raw_block()
+    else:
+        raw_block()
+        await store_block()
 
 
 async def create_store_file(path: str) -> None:

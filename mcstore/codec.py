@@ -356,15 +356,8 @@ def _canonical_hop(buf: bytes, off: int, end: int) -> Hop | None:
     stop = start + buf[at + 1]
     if not start < stop <= end:
         return None
-    amt = buf[start]
-    if amt >= 0xFD:
-        try:
-            amt, after = _bigsize_slow(buf, start, stop)
-        except DecodeError:
-            return None
-        if after != stop:
-            return None
-    elif stop != start + 1:
+    amt = _filling_bigsize(buf, start, stop)
+    if amt < 0:
         return None
     tail = end - stop
     if tail == 0:
@@ -486,6 +479,19 @@ def _decode_value(value: bytes) -> tuple[int, int, Route, PaymentFailure | None]
     return _uint(value, fwd, 8), _uint(value, reply, 8), route, failure
 
 
+def _filling_bigsize(buf: bytes, start: int, stop: int) -> int:
+    """The canonical BigSize that fills ``buf[start:stop]`` exactly (a record's whole value); -1
+    for anything else, which the generic decoder then decides. Call with ``start < len(buf)``."""
+    n = buf[start]
+    if n < 0xFD:
+        return n if stop == start + 1 else -1
+    try:
+        n, after = _bigsize_slow(buf, start, stop)
+    except DecodeError:
+        return -1
+    return n if after == stop else -1
+
+
 def _length(buf: bytes, at: int, end: int) -> tuple[int, int]:
     """A canonical one- or three-byte BigSize at ``at`` (before ``end``): ``(value, after)``.
 
@@ -536,15 +542,8 @@ def _canonical_result(key: bytes, value: bytes) -> PaymentResult | None:
     stop = start + value[at + 36]
     if stop >= route_end:
         return None
-    total = value[start]
-    if total >= 0xFD:
-        try:
-            total, after = _bigsize_slow(value, start, stop)
-        except DecodeError:
-            return None
-        if after != stop:
-            return None
-    elif stop != start + 1:
+    total = _filling_bigsize(value, start, stop)
+    if total < 0:
         return None
     if value[stop] != 2:
         return None

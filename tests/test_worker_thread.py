@@ -17,6 +17,7 @@ import pytest
 import trio
 from factories import result
 from shutdown_checks import assert_nothing_running, store_threads
+from test_sqlite_backend import add_slow_trigger
 
 from mcstore import FlushError, SQLiteBackend, StoreError, open_store
 from mcstore.backends._thread import THREAD_NAME_PREFIX, WorkerThread
@@ -201,17 +202,6 @@ def test_ctrl_c_during_a_call_waits_for_it_and_then_raises_keyboard_interrupt(re
 # -- under SQLiteBackend -----------------------------------------------------------------------
 
 
-def _slow_trigger(path: Path) -> None:
-    """Make every insert run a query of over a second, unless interrupted (bounded on purpose)."""
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS filler(x INTEGER)")
-        conn.executemany("INSERT INTO filler VALUES (?)", [(i,) for i in range(400)])
-        conn.execute(
-            "CREATE TRIGGER slow AFTER INSERT ON mc_results BEGIN "
-            "SELECT count(*) FROM filler a, filler b, filler c; END"
-        )
-
-
 async def test_sqlite_backend_uses_one_thread_for_all_its_calls(tmp_path: Path) -> None:
     backend = SQLiteBackend(tmp_path / "mc.sqlite")
     with trio.fail_after(BUDGET):
@@ -260,7 +250,7 @@ async def test_a_cancelled_flush_leaves_no_call_in_flight_and_its_thread_finishe
     path = tmp_path / "mc.sqlite"
     async with open_store(path):
         pass
-    _slow_trigger(path)
+    add_slow_trigger(path)
     backend = SQLiteBackend(path)
     with trio.fail_after(BUDGET), pytest.raises(FlushError, match="1 accepted results"):
         async with open_store(backend, flush_interval=60.0, shutdown_timeout=0.5) as store:

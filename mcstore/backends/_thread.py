@@ -138,7 +138,7 @@ class WorkerThread:
         while True:
             job = self._jobs.get()
             if isinstance(job, _Job):
-                self._busy = True
+                # _busy was set by whoever handed the job over (run() or aclose()).
                 try:
                     result = outcome.capture(job.fn)
                 finally:

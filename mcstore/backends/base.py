@@ -27,13 +27,31 @@ hand out a :class:`Snapshot`, one consistent view of a namespace read in bounded
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Final, Protocol, TypeAlias, runtime_checkable
 
+from ..codec import decode_result
+from ..errors import DecodeError
 from ..model import PaymentResult
 
-__all__ = ["Backend", "FetchOutcome", "FlushOutcome", "Reader", "Row", "Snapshot", "check_batch_size"]
+__all__ = [
+    "CANCEL_CHECK_ROWS",
+    "Backend",
+    "FetchOutcome",
+    "FlushOutcome",
+    "Reader",
+    "Row",
+    "Snapshot",
+    "check_batch_size",
+    "decode_stored_rows",
+]
+
+logger = logging.getLogger("mcstore")
+
+CANCEL_CHECK_ROWS: Final = 1024
+"""How many rows a backend's worker thread encodes or decodes between two looks at its cancel flag."""
 
 Row: TypeAlias = tuple[bytes, bytes]
 """One stored result as lnd's bytes: ``(key, value)``."""
@@ -47,6 +65,31 @@ def check_batch_size(value: object, name: str = "max_rows") -> int:
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value!r}")
     return value
+
+
+def decode_stored_rows(
+    rows: Iterable[tuple[bytes, bytes]], namespace: str, check: Callable[[], None] | None = None
+) -> tuple[list[PaymentResult], list[bytes]]:
+    """Decode the stored ``rows`` of ``namespace``, in their order, for ``fetch_all``.
+
+    Returns the results and the keys of the rows that fail to decode, each logged as a warning:
+    the backend deletes those, as lnd >= 0.20.1 does (PR #10383), and goes on. ``check`` (a
+    backend's cancellation check, which raises) is called before every ``CANCEL_CHECK_ROWS`` rows.
+    """
+    results: list[PaymentResult] = []
+    corrupted: list[bytes] = []
+    for index, (key, value) in enumerate(rows):
+        if check is not None and index % CANCEL_CHECK_ROWS == 0:
+            check()
+        try:
+            results.append(decode_result(key, value))
+        except DecodeError as exc:
+            logger.warning(
+                "Removing undecodable mission control result: namespace=%r key=%s: %s",
+                namespace, bytes(key).hex(), exc,
+            )
+            corrupted.append(bytes(key))
+    return results, corrupted
 
 
 @dataclass(frozen=True, slots=True)

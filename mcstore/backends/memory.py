@@ -22,9 +22,9 @@ from collections.abc import Sequence
 import trio
 
 from ..codec import decode_result, encode_result
-from ..errors import DecodeError, StoreClosed, StoreError, StoreLocked
+from ..errors import StoreClosed, StoreError, StoreLocked
 from ..model import PaymentResult
-from .base import FetchOutcome, FlushOutcome, Row, check_batch_size
+from .base import FetchOutcome, FlushOutcome, Row, check_batch_size, decode_stored_rows
 
 __all__ = ["MemoryBackend", "MemoryDatabase", "MemorySnapshot"]
 
@@ -163,17 +163,7 @@ class MemoryBackend:
     async def fetch_all(self) -> FetchOutcome:
         await trio.lowlevel.checkpoint()
         rows = self._rows()
-        results: list[PaymentResult] = []
-        corrupted: list[bytes] = []
-        for key in sorted(rows):
-            try:
-                results.append(decode_result(key, rows[key]))
-            except DecodeError as exc:
-                logger.warning(
-                    "Removing undecodable mission control result: namespace=%r key=%s: %s",
-                    self.namespace, key.hex(), exc,
-                )
-                corrupted.append(key)
+        results, corrupted = decode_stored_rows(((key, rows[key]) for key in sorted(rows)), self.namespace)
         for key in corrupted:
             del rows[key]
         if corrupted:

@@ -55,13 +55,13 @@ from typing import TYPE_CHECKING, Any, Final, TypeGuard, TypeVar
 
 import trio
 
-from ..codec import decode_result, encode_result
-from ..errors import DecodeError, StoreError, StoreLocked
+from ..codec import encode_result
+from ..errors import StoreError, StoreLocked
 from ..model import PaymentResult
 from ._pgconn import DEFAULT_CONNECT_TIMEOUT, PSYCOPG_MISSING, Interrupted, PgSession, connect, describe_dsn
 from ._pgconn import require_psycopg as _require_psycopg
 from ._snapshot import OpenSnapshots
-from .base import FetchOutcome, FlushOutcome
+from .base import CANCEL_CHECK_ROWS, FetchOutcome, FlushOutcome, decode_stored_rows
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -81,8 +81,6 @@ SCHEMA_VERSION: Final = 1
 URL_SCHEMES: Final = ("postgresql://", "postgres://")
 """A ``path`` that starts with one of these is a PostgreSQL connection URL."""
 
-_CANCEL_CHECK_ROWS: Final = 1024
-"""How many rows the worker encodes or decodes between two looks at the cancel flag."""
 
 _DDL: Final = (
     "CREATE TABLE IF NOT EXISTS mc_schema(version integer NOT NULL)",
@@ -397,9 +395,9 @@ class PostgresBackend:
 
         def work() -> FlushOutcome:
             rows: list[tuple[str, bytes, bytes]] = []
-            for start in range(0, len(results), _CANCEL_CHECK_ROWS):
+            for start in range(0, len(results), CANCEL_CHECK_ROWS):
                 self._raise_if_cancelled()
-                rows.extend((namespace, *encode_result(r)) for r in results[start : start + _CANCEL_CHECK_ROWS])
+                rows.extend((namespace, *encode_result(r)) for r in results[start : start + CANCEL_CHECK_ROWS])
             return self._write(lambda conn: transaction(conn, rows))
 
         return await self._call(work, "flush")
@@ -415,23 +413,14 @@ class PostgresBackend:
                 ).fetchall()
 
             rows = self._write(read)
-            results: list[PaymentResult] = []
-            corrupted: list[tuple[str, bytes]] = []
-            for index, (key, value) in enumerate(rows):
-                if index % _CANCEL_CHECK_ROWS == 0:
-                    self._raise_if_cancelled()
-                try:
-                    results.append(decode_result(bytes(key), bytes(value)))
-                except DecodeError as exc:
-                    logger.warning(
-                        "Removing undecodable mission control result: namespace=%r key=%s: %s",
-                        namespace, bytes(key).hex(), exc,
-                    )
-                    corrupted.append((namespace, bytes(key)))
+            results, corrupted = decode_stored_rows(rows, namespace, self._raise_if_cancelled)
 
             def repair(conn: Connection[Any]) -> None:
                 with conn.cursor() as cursor:
-                    cursor.executemany("DELETE FROM mc_results WHERE namespace = %s AND key = %s", corrupted)
+                    cursor.executemany(
+                        "DELETE FROM mc_results WHERE namespace = %s AND key = %s",
+                        [(namespace, key) for key in corrupted],
+                    )
                 conn.execute(_SET_COUNT, (namespace, len(results)))
 
             # Reading every row is also the moment to correct the kept count.

@@ -30,13 +30,13 @@ from typing import Final, TypeVar
 
 import trio
 
-from ..codec import decode_result, encode_result
-from ..errors import DecodeError, StoreError
+from ..codec import encode_result
+from ..errors import StoreError
 from ..model import PaymentResult
 from ._lock import NamespaceLock
 from ._snapshot import OpenSnapshots
 from ._thread import WorkerThread
-from .base import FetchOutcome, FlushOutcome
+from .base import CANCEL_CHECK_ROWS, FetchOutcome, FlushOutcome, decode_stored_rows
 from .sqlite_read import SQLiteSnapshot
 
 __all__ = ["SCHEMA_VERSION", "SYNCHRONOUS_MODES", "SQLiteBackend"]
@@ -57,8 +57,6 @@ _BUSY_SLICE_MS: Final = 50
 """SQLite's busy_timeout, in ms: how long one statement waits for a lock before re-checking
 whether the call was cancelled."""
 
-_CANCEL_CHECK_ROWS: Final = 1024
-"""How many rows a worker thread encodes or decodes between two looks at the cancel flag."""
 
 _SQLITE_HEADER: Final = b"SQLite format 3\x00"
 
@@ -386,9 +384,9 @@ class SQLiteBackend:
             # Encode before BEGIN, so that the write lock is held only for SQLite's own work;
             # in chunks, so that a cancelled flush stops encoding too.
             flat: list[bytes] = []
-            for start in range(0, len(results), _CANCEL_CHECK_ROWS):
+            for start in range(0, len(results), CANCEL_CHECK_ROWS):
                 self._raise_if_cancelled()
-                for result in results[start : start + _CANCEL_CHECK_ROWS]:
+                for result in results[start : start + CANCEL_CHECK_ROWS]:
                     flat += encode_result(result)
             outcome = self._write(lambda conn: transaction(conn, flat))
             self._stored = outcome.stored
@@ -406,23 +404,12 @@ class SQLiteBackend:
                 "SELECT key, value FROM mc_results WHERE namespace = ? ORDER BY key",
                 (namespace,),
             ).fetchall()
-            results: list[PaymentResult] = []
-            corrupted: list[tuple[str, bytes]] = []
-            for index, (key, value) in enumerate(rows):
-                if index % _CANCEL_CHECK_ROWS == 0:
-                    self._raise_if_cancelled()
-                try:
-                    results.append(decode_result(key, value))
-                except DecodeError as exc:
-                    # lnd >= 0.20.1 (PR #10383) also deletes undecodable results and goes on.
-                    logger.warning(
-                        "Removing undecodable mission control result: namespace=%r key=%s: %s",
-                        namespace, bytes(key).hex(), exc,
-                    )
-                    corrupted.append((namespace, key))
+            results, corrupted = decode_stored_rows(rows, namespace, self._raise_if_cancelled)
 
             def repair(c: sqlite3.Connection) -> None:
-                c.executemany("DELETE FROM mc_results WHERE namespace = ? AND key = ?", corrupted)
+                c.executemany(
+                    "DELETE FROM mc_results WHERE namespace = ? AND key = ?", [(namespace, key) for key in corrupted]
+                )
                 self._set_count(c, len(results))
 
             # Reading every row is also the moment to correct the kept count, should another
