@@ -263,50 +263,83 @@ TEMPORARY_CHANNEL_FAILURE: Final = 0x1007
 INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS: Final = 0x400F
 
 
-def _failure(i: int, hops: int) -> PaymentFailure | None:
+FailureSpec = tuple[()] | tuple[int, bytes]
+"""The arguments of a result's ``PaymentFailure``: ``()`` for an unknown source."""
+
+ResultSpec = tuple[int, int, int, bytes, int, tuple[tuple[int, bytes, int], ...], FailureSpec | None]
+"""A result's fields as plain values: id, time_fwd_ns, time_reply_ns, the route's source pubkey
+and total, its hops as ``(channel_id, pubkey, amount_to_forward_msat)``, and the failure's
+arguments (None: a success)."""
+
+
+def _failure_spec(i: int, hops: int) -> FailureSpec | None:
     """The mix mission control sees: mostly failures, a quarter successes."""
     kind = i % 4
     if kind == 0:
         return None
     if kind == 1 and hops > 1:
         # An intermediate node with no liquidity: the most common failure in practice.
-        return PaymentFailure.from_code(1 + i % (hops - 1), TEMPORARY_CHANNEL_FAILURE, _CHANNEL_UPDATE)
+        return 1 + i % (hops - 1), TEMPORARY_CHANNEL_FAILURE.to_bytes(2, "big") + _CHANNEL_UPDATE
     if kind == 3:
-        return PaymentFailure()  # the onion could not be decrypted: source unknown
+        return ()  # the onion could not be decrypted: source unknown
     # The final node rejects the payment (a probe): u64 htlc amount, u32 block height.
     payload = (100_000_000).to_bytes(8, "big") + (800_000).to_bytes(4, "big")
-    return PaymentFailure.from_code(hops, INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, payload)
+    return hops, INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS.to_bytes(2, "big") + payload
 
 
-def make_result(i: int, hops: int = 3) -> PaymentResult:
-    """Result number ``i``: id ``i``, replied at ``T0_NS + i`` us, a route of ``hops`` hops.
+def result_spec(i: int, hops: int = 3) -> ResultSpec:
+    """The fields of result number ``i``: id ``i``, replied at ``T0_NS + i`` us, a route of
+    ``hops`` hops.
 
     Keys grow with ``i``, so a run that counts up appends to the end of the key order, as a
     live node does.
     """
     total = 100_000_000 + (i % 1000) * 1000
     route_hops = tuple(
-        Hop(
+        (
             # block << 40 | tx << 16 | output, shaped like a real short channel id
-            channel_id=((700_000 + (i * 7 + h) % 100_000) << 40) | ((i + h) % 3000) << 16 | (h & 1),
-            pubkey=_NODE_KEYS[1 + (i * 7 + h * 13) % 63],
-            amount_to_forward_msat=total - 1000 * h,
+            ((700_000 + (i * 7 + h) % 100_000) << 40) | ((i + h) % 3000) << 16 | (h & 1),
+            _NODE_KEYS[1 + (i * 7 + h * 13) % 63],
+            total - 1000 * h,
         )
         for h in range(hops)
     )
     reply = T0_NS + i * 1000
-    return PaymentResult(
-        id=i,
-        time_fwd_ns=reply - 2_500_000_000,
-        time_reply_ns=reply,
-        route=Route(_OUR_KEY, total + 1000 * hops, route_hops),
-        failure=_failure(i, hops),
-    )
+    return i, reply - 2_500_000_000, reply, _OUR_KEY, total + 1000 * hops, route_hops, _failure_spec(i, hops)
+
+
+def result_specs(start: int, count: int, hops: int = 3) -> list[ResultSpec]:
+    """The fields of results ``start .. start+count-1`` (see :func:`result_spec`)."""
+    return [result_spec(i, hops) for i in range(start, start + count)]
+
+
+def build_results(specs: Iterable[ResultSpec]) -> list[PaymentResult]:
+    """Build the results of ``specs``: what a caller does with fields it holds, and all it does.
+
+    This is the "building" that issue 11 counts on the store's side of accepted -> durable:
+    the constructors (and their validation) of each result's hops, route, failure and the
+    result itself, from plain values; not the arithmetic that made up the values.
+    """
+    return [
+        PaymentResult(
+            i,
+            fwd,
+            reply,
+            Route(source, total, tuple([Hop(channel, pubkey, amount) for channel, pubkey, amount in hops])),
+            None if failure is None else PaymentFailure(*failure),
+        )
+        for i, fwd, reply, source, total, hops, failure in specs
+    ]
+
+
+def make_result(i: int, hops: int = 3) -> PaymentResult:
+    """Result number ``i`` (see :func:`result_spec`)."""
+    return build_results([result_spec(i, hops)])[0]
 
 
 def make_results(start: int, count: int, hops: int = 3) -> list[PaymentResult]:
-    """Results ``start .. start+count-1`` (see :func:`make_result`)."""
-    return [make_result(i, hops) for i in range(start, start + count)]
+    """Results ``start .. start+count-1`` (see :func:`result_spec`)."""
+    return build_results(result_specs(start, count, hops))
 
 
 def lnd_bench_results(start: int, count: int) -> list[PaymentResult]:

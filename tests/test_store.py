@@ -7,6 +7,7 @@ MemoryBackend has no threads, so autojump is safe (trio issue #456).
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import pytest
@@ -303,6 +304,49 @@ async def test_fetch_all_removes_corrupted_rows(
             assert store.stats().stored == 1
     assert "Removing undecodable mission control result" in caplog.text
     assert bytes(49) not in db.rows()
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_decoding_stored_rows_pauses_the_collector_per_chunk_and_restores_it(
+    monkeypatch: pytest.MonkeyPatch, enabled_before: bool
+) -> None:
+    from mcstore.backends import base
+
+    seen: list[bool] = []
+    checks: list[bool] = []
+
+    def decode(key: bytes, value: bytes) -> mcstore.PaymentResult:
+        seen.append(gc.isenabled())
+        return mcstore.decode_result(key, value)
+
+    monkeypatch.setattr(base, "decode_result", decode)
+    rows = [mcstore.encode_result(result(i)) for i in range(base.CANCEL_CHECK_ROWS + 3)]
+    rows.insert(5, (bytes(49), b"\xff"))  # a corrupted row, logged while paused
+    was = gc.isenabled()
+    if not enabled_before:
+        gc.disable()
+    try:
+        results, corrupted = base.decode_stored_rows(rows, "default", lambda: checks.append(gc.isenabled()))
+        assert gc.isenabled() is enabled_before  # restored as it was, never turned on
+    finally:
+        gc.enable() if was else gc.disable()
+    assert [r.id for r in results] == list(range(base.CANCEL_CHECK_ROWS + 3))
+    assert corrupted == [bytes(49)]
+    assert seen == [False] * len(rows)  # every row decoded with the collector paused
+    assert checks == [enabled_before, enabled_before]  # the cancel check runs between chunks, unpaused
+
+
+def test_an_error_while_decoding_a_chunk_turns_the_collector_back_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcstore.backends import base
+
+    def decode(key: bytes, value: bytes) -> mcstore.PaymentResult:
+        raise MemoryError("out of memory in the middle of a chunk")
+
+    monkeypatch.setattr(base, "decode_result", decode)
+    assert gc.isenabled()
+    with pytest.raises(MemoryError):
+        base.decode_stored_rows([mcstore.encode_result(result(1))], "default")
+    assert gc.isenabled()
 
 
 # -- failures -------------------------------------------------------------------------------
