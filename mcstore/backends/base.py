@@ -101,9 +101,10 @@ def decode_stored_rows(
     backend's cancellation check, which raises) is called before every ``CANCEL_CHECK_ROWS`` rows.
 
     Each chunk of ``CANCEL_CHECK_ROWS`` rows is decoded with the garbage collector paused
-    (:func:`collector_paused`): a decoded result holds no reference cycle, and with the
-    collector running, its collections walking the growing list cost four fifths of the
-    decoding (100k rows: 536 ms with the collector, 112 ms paused per chunk).
+    (:func:`collector_paused`): a decoded result holds no reference cycle, but with the
+    collector running, its collections walk the growing list of results again and again
+    (``fetch_all`` of 100k rows in ``python -m benchmarks --only scale``: 635 ms, 306 ms with
+    the pause). The collector runs between chunks as usual, and after the last one.
     """
     results: list[PaymentResult] = []
     corrupted: list[bytes] = []

@@ -400,11 +400,16 @@ class SQLiteBackend:
 
         def work() -> FetchOutcome:
             conn = self._connection()
-            rows = conn.execute(
+            # Decoded as the cursor steps, not after a fetchall(): only the results are kept
+            # (100k rows: 306 -> 273 ms in `python -m benchmarks --only scale`).
+            cursor = conn.execute(
                 "SELECT key, value FROM mc_results WHERE namespace = ? ORDER BY key",
                 (namespace,),
-            ).fetchall()
-            results, corrupted = decode_stored_rows(rows, namespace, self._raise_if_cancelled)
+            )
+            try:
+                results, corrupted = decode_stored_rows(cursor, namespace, self._raise_if_cancelled)
+            finally:
+                cursor.close()  # a cancelled read ends its read transaction here
 
             def repair(c: sqlite3.Connection) -> None:
                 c.executemany(
