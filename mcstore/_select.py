@@ -44,7 +44,9 @@ def _load_compiled() -> list[ModuleType] | None:
     for name in CORE_MODULES:
         try:
             module = importlib.import_module(f"mcstore._native.{name}")
-        except ImportError as exc:
+        except (ImportError, ValueError) as exc:
+            # ValueError: the compiled core was built against another ABI of librt.strings
+            # (mypyc's runtime library), which it checks as it loads.
             if any((package / "_native").glob(f"{name}.*.so")) or any((package / "_native").glob(f"{name}.*.pyd")):
                 warnings.warn(f"mcstore: compiled core unusable ({exc}); using pure Python", RuntimeWarning, 3)
             return None

@@ -19,6 +19,8 @@ from __future__ import annotations
 import struct
 from typing import Final, NoReturn
 
+from librt.strings import BytesWriter, read_i16_be, read_i32_be, read_i64_be, write_i32_be, write_i64_be
+
 # Absolute: the compiled copy of this module lives in mcstore._native (see setup.py).
 from mcstore.errors import DecodeError
 
@@ -26,10 +28,11 @@ from .model import KEY_LEN, PUBKEY_LEN, Hop, PaymentFailure, PaymentResult, Rout
 
 __all__ = ["decode_bigsize", "decode_result", "encode_bigsize", "encode_result"]
 
-# Every table and limit is Final, so that the compiled core reads it as a constant. Integers
-# are read with _uint and written with int.to_bytes, which mypyc compiles to native code (a
-# struct.Struct call would be a Python call); values are assembled with bytes %-formatting of
-# bytes only, which mypyc compiles to a single allocation and copy.
+# Every table and limit is Final, so that the compiled core reads it as a constant. Values are
+# written into one librt.strings.BytesWriter and integers are read with librt.strings.read_*:
+# mypyc compiles both to native code (no Python call, and no int or bytes object per field),
+# and both are ordinary functions on the pure path. They are signed (i16/i32/i64), so a u64
+# of 2**63 or more travels as its two's-complement negative (_put_u64, _uint).
 _U16_MAX: Final = 0xFFFF
 _U32_MAX: Final = 0xFFFF_FFFF
 _U64_MAX: Final = 0xFFFF_FFFF_FFFF_FFFF
@@ -39,47 +42,58 @@ _U64_MAX: Final = 0xFFFF_FFFF_FFFF_FFFF
 _HOP_HEAD_LEN: Final = 45
 # The smallest canonical hop: that head plus type 2, length 1, a one-byte amount.
 _HOP_MIN: Final = _HOP_HEAD_LEN + 3
-# The flag records of a hop, indexed by has_blinding_point + 2 * has_custom_records.
-_HOP_FLAG_RECORDS: Final = (b"", b"\x03\x00", b"\x04\x00", b"\x03\x00\x04\x00")
-
-# Single bytes, by value. One-byte BigSizes (< 0xfd) cover nearly every length and many
-# amounts; a table lookup beats building a fresh bytes object each time.
-_BYTE: Final = tuple(bytes((i,)) for i in range(256))
+_TWO_64: Final = 1 << 64
+_I64_LIMIT: Final = 1 << 63
+_I32_LIMIT: Final = 1 << 31
 
 
 def _uint(buf: bytes, at: int, size: int) -> int:
     """The big-endian unsigned integer ``buf[at : at + size]`` (size 2, 4 or 8); the caller
     checked the bounds."""
-    # Unrolled for the sizes the format uses: as fast as int.from_bytes in pure Python, and
-    # several times faster compiled (where int.from_bytes is a generic call).
     if size == 8:
-        return (
-            buf[at] << 56
-            | buf[at + 1] << 48
-            | buf[at + 2] << 40
-            | buf[at + 3] << 32
-            | buf[at + 4] << 24
-            | buf[at + 5] << 16
-            | buf[at + 6] << 8
-            | buf[at + 7]
-        )
+        n: int = read_i64_be(buf, at)
+        return n + _TWO_64 if n < 0 else n
     if size == 4:
-        return buf[at] << 24 | buf[at + 1] << 16 | buf[at + 2] << 8 | buf[at + 3]
-    return buf[at] << 8 | buf[at + 1]
+        n = read_i32_be(buf, at)
+        return n + 0x1_0000_0000 if n < 0 else n
+    n = read_i16_be(buf, at)
+    return n + 0x1_0000 if n < 0 else n
 
 
 # -- BigSize ----------------------------------------------------------------------------
 
 
-def _bigsize(n: int) -> bytes:
-    """BigSize of a known-valid u64 (no checks: callers hold validated model values)."""
+def _bigsize_len(n: int) -> int:
+    """How many bytes the canonical BigSize of the u64 ``n`` takes: 1, 3, 5 or 9."""
     if n < 0xFD:
-        return _BYTE[n]
+        return 1
     if n <= _U16_MAX:
-        return b"\xfd" + n.to_bytes(2, "big")
+        return 3
     if n <= _U32_MAX:
-        return b"\xfe" + n.to_bytes(4, "big")
-    return b"\xff" + n.to_bytes(8, "big")
+        return 5
+    return 9
+
+
+def _put_u64(w: BytesWriter, n: int) -> None:
+    """Write the u64 ``n`` as 8 big-endian bytes."""
+    write_i64_be(w, n - _TWO_64 if n >= _I64_LIMIT else n)
+
+
+def _put_bigsize(w: BytesWriter, n: int) -> None:
+    """Write the canonical BigSize of a known-valid u64 (no checks: callers hold validated
+    model values)."""
+    if n < 0xFD:
+        w.append(n)
+    elif n <= _U16_MAX:
+        w.append(0xFD)
+        w.append(n >> 8)
+        w.append(n & 0xFF)
+    elif n <= _U32_MAX:
+        w.append(0xFE)
+        write_i32_be(w, n - 0x1_0000_0000 if n >= _I32_LIMIT else n)
+    else:
+        w.append(0xFF)
+        _put_u64(w, n)
 
 
 def encode_bigsize(n: object) -> bytes:
@@ -92,7 +106,9 @@ def encode_bigsize(n: object) -> bytes:
         raise TypeError(f"BigSize must be an int, got {type(n).__name__} {n!r}")
     if not 0 <= n <= _U64_MAX:
         raise ValueError(f"BigSize must be a u64 (0 <= x < 2**64), got {n!r}")
-    return _bigsize(int(n))
+    w = BytesWriter()
+    _put_bigsize(w, int(n))
+    return w.getvalue()
 
 
 def _bigsize_slow(buf: bytes, off: int, end: int) -> tuple[int, int]:
@@ -150,47 +166,41 @@ def decode_bigsize(buf: object, offset: object) -> tuple[int, int]:
 # -- encoding ---------------------------------------------------------------------------
 
 
-def _encode_hop(hop: Hop) -> bytes:
-    """The hop TLV stream, prefixed with its BigSize length."""
-    amt = _bigsize(hop.amount_to_forward_msat)
-    flags = _HOP_FLAG_RECORDS[hop.has_blinding_point + 2 * hop.has_custom_records]
-    # A hop stream is at most 45 + 2 + 9 + 4 = 60 bytes, so its length is one byte.
-    return b"%b\x00\x08%b\x01\x21%b\x02%b%b%b" % (
-        _BYTE[_HOP_HEAD_LEN + 2 + len(amt) + len(flags)],
-        hop.channel_id.to_bytes(8, "big"),
-        hop.pubkey,
-        _BYTE[len(amt)],
-        amt,
-        flags,
+def _hop_len(hop: Hop) -> int:
+    """The length of the hop's TLV stream: at most 45 + 2 + 9 + 4 = 60, so its own length
+    prefix is one byte."""
+    return (
+        _HOP_HEAD_LEN + 2 + _bigsize_len(hop.amount_to_forward_msat)
+        + 2 * (hop.has_blinding_point + hop.has_custom_records)
     )
 
 
-def _encode_route(route: Route) -> bytes:
-    """The route TLV stream (without the outer type/length)."""
-    hops = route.hops
-    body = b"".join([_encode_hop(hop) for hop in hops])
-    count = _bigsize(len(hops))
-    total = _bigsize(route.total_amount_msat)
-    return b"\x00\x21%b\x01%b%b\x02%b%b%b" % (
-        route.source_pubkey,
-        _BYTE[len(total)],
-        total,
-        _bigsize(len(count) + len(body)),
-        count,
-        body,
-    )
+def _put_hop(w: BytesWriter, hop: Hop, length: int) -> None:
+    """Write the hop stream of ``length`` bytes, prefixed with its one-byte length."""
+    amount = hop.amount_to_forward_msat
+    w.append(length)
+    w.write(b"\x00\x08")
+    _put_u64(w, hop.channel_id)
+    w.write(b"\x01\x21")
+    w.write(hop.pubkey)
+    w.append(2)
+    w.append(_bigsize_len(amount))
+    _put_bigsize(w, amount)
+    if hop.has_blinding_point:
+        w.write(b"\x03\x00")
+    if hop.has_custom_records:
+        w.write(b"\x04\x00")
 
 
-def _encode_failure(failure: PaymentFailure) -> bytes:
-    """The failure TLV stream (without the outer type/length); empty if source unknown."""
-    idx = failure.source_index
-    if idx is None:
+def _failure_len(failure: PaymentFailure) -> int:
+    """The length of the failure's TLV stream; 0 if the source is unknown."""
+    if failure.source_index is None:
         # The model forbids a message without a source index.
-        return b""
+        return 0
     msg = failure.message
     if msg is None:
-        return b"\x00\x01" + _BYTE[idx]
-    return b"\x00\x01%b\x01%b%b" % (_BYTE[idx], _bigsize(len(msg)), msg)
+        return 3
+    return 4 + _bigsize_len(len(msg)) + len(msg)
 
 
 def encode_result(result: object) -> tuple[bytes, bytes]:
@@ -206,22 +216,49 @@ def encode_result(result: object) -> tuple[bytes, bytes]:
     cached = result._value
     if cached is not None:
         return result._key, cached
-    route = _encode_route(result.route)
-    fwd = result.time_fwd_ns.to_bytes(8, "big")
-    reply = result.time_reply_ns.to_bytes(8, "big")
+    route = result.route
+    hops = route.hops
+    # Every length is known before its record is written: sizes first, then one pass.
+    hops_len = _bigsize_len(len(hops))
+    for hop in hops:
+        hops_len += 1 + _hop_len(hop)
+    total = route.total_amount_msat
+    route_len = 35 + 2 + _bigsize_len(total) + 1 + _bigsize_len(hops_len) + hops_len
+    w = BytesWriter()
+    # Records 0 (time_fwd_ns) and 1 (time_reply_ns).
+    w.write(b"\x00\x08")
+    _put_u64(w, result.time_fwd_ns)
+    w.write(b"\x01\x08")
+    _put_u64(w, result.time_reply_ns)
+    # Record 2: the route stream {0: source pubkey, 1: total, 2: count and hops}.
+    w.append(2)
+    _put_bigsize(w, route_len)
+    w.write(b"\x00\x21")
+    w.write(route.source_pubkey)
+    w.append(1)
+    w.append(_bigsize_len(total))
+    _put_bigsize(w, total)
+    w.append(2)
+    _put_bigsize(w, hops_len)
+    _put_bigsize(w, len(hops))
+    for hop in hops:
+        _put_hop(w, hop, _hop_len(hop))
+    # Record 3: the failure stream {0: source index, 1: message}, if the attempt failed.
     failure = result.failure
-    if failure is None:
-        value = b"\x00\x08%b\x01\x08%b\x02%b%b" % (fwd, reply, _bigsize(len(route)), route)
-    else:
-        fail = _encode_failure(failure)
-        value = b"\x00\x08%b\x01\x08%b\x02%b%b\x03%b%b" % (
-            fwd,
-            reply,
-            _bigsize(len(route)),
-            route,
-            _bigsize(len(fail)),
-            fail,
-        )
+    if failure is not None:
+        w.append(3)
+        length = _failure_len(failure)
+        _put_bigsize(w, length)
+        idx = failure.source_index
+        if idx is not None:
+            w.write(b"\x00\x01")
+            w.append(idx)
+            msg = failure.message
+            if msg is not None:
+                w.append(1)
+                _put_bigsize(w, len(msg))
+                w.write(msg)
+    value = w.getvalue()
     result._cache_value(value)
     return result._key, value
 

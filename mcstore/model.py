@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Final
 
+from librt.strings import BytesWriter, write_i64_be
+
 __all__ = [
     "AMOUNT_BELOW_MINIMUM",
     "BADONION",
@@ -69,6 +71,8 @@ U64_MAX: Final = 2**64 - 1
 
 U8_MAX: Final = 255
 """Largest failure source index (lnd stores it as a u8)."""
+
+_TWO_64: Final = 2**64
 
 # -- BOLT 4 failure codes ---------------------------------------------------------------
 # The flag bits are part of the code numbers, so they are spelled out here once and the
@@ -435,8 +439,12 @@ class PaymentResult:
         object.__setattr__(self, "time_reply_ns", time_reply_ns)
         object.__setattr__(self, "route", route)
         object.__setattr__(self, "failure", failure)
-        key = b"%b%b%b" % (time_reply_ns.to_bytes(8, "big"), id.to_bytes(8, "big"), route.source_pubkey)
-        object.__setattr__(self, "_key", key)
+        # librt's writer takes an i64: a u64 of 2**63 or more goes as its two's complement.
+        w = BytesWriter()
+        write_i64_be(w, time_reply_ns - _TWO_64 if time_reply_ns >> 63 else time_reply_ns)
+        write_i64_be(w, id - _TWO_64 if id >> 63 else id)
+        w.write(route.source_pubkey)
+        object.__setattr__(self, "_key", w.getvalue())
         object.__setattr__(self, "_value", None)
 
     def __reduce__(self) -> tuple[type[PaymentResult], tuple[int, int, int, Route, PaymentFailure | None]]:

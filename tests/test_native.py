@@ -81,3 +81,24 @@ def test_mcstore_pure_selects_the_path_at_import(pure: str, expected: bool) -> N
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == [str(expected), str(not expected)]
     assert out.stderr == ""
+
+
+@pytest.mark.skipif(not compiled_build_present(), reason="no compiled core installed")
+@pytest.mark.parametrize("error", ["ImportError", "ValueError"])
+def test_a_compiled_core_that_cannot_load_falls_back_to_pure_python_with_a_warning(error: str) -> None:
+    # ValueError is what a compiled core raises when the installed librt.strings has another ABI.
+    code = (
+        "import importlib, warnings\n"
+        "real = importlib.import_module\n"
+        "def failing(name, *args):\n"
+        "    if name.startswith('mcstore._native.'):\n"
+        f"        raise {error}('ABI version conflict for librt.strings, expected 1, found 2')\n"
+        "    return real(name, *args)\n"
+        "importlib.import_module = failing\n"
+        "import mcstore, mcstore.model as m\n"
+        "print(mcstore.COMPILED, m.__file__.endswith('.py'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MCSTORE_PURE"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
+    assert "compiled core unusable" in out.stderr and "ABI version conflict" in out.stderr
