@@ -6,7 +6,7 @@ import struct
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from strategies import hops, payment_results
 
@@ -521,6 +521,55 @@ def test_round_trip(result: PaymentResult) -> None:
     key, value = encode_result(result)
     assert key == result.key
     assert decode_result(key, value) == result
+
+
+def reference_encoding(result: PaymentResult) -> tuple[bytes, bytes]:
+    """lnd's key and value for ``result``, written plainly from the format's description (module
+    docstring of mcstore.codec), with ``int.to_bytes`` and the BigSize checked against BOLT 1's
+    vectors above: an encoder that shares no code with mcstore's (nor with its decoder)."""
+
+    def record(typ: int, payload: bytes) -> bytes:
+        return encode_bigsize(typ) + encode_bigsize(len(payload)) + payload
+
+    def hop_stream(hop: Hop) -> bytes:
+        body = (
+            record(0, hop.channel_id.to_bytes(8, "big"))
+            + record(1, hop.pubkey)
+            + record(2, encode_bigsize(hop.amount_to_forward_msat))
+            + (record(3, b"") if hop.has_blinding_point else b"")
+            + (record(4, b"") if hop.has_custom_records else b"")
+        )
+        return encode_bigsize(len(body)) + body
+
+    route = result.route
+    hops = encode_bigsize(len(route.hops)) + b"".join(hop_stream(hop) for hop in route.hops)
+    value = (
+        record(0, result.time_fwd_ns.to_bytes(8, "big"))
+        + record(1, result.time_reply_ns.to_bytes(8, "big"))
+        + record(2, record(0, route.source_pubkey) + record(1, encode_bigsize(route.total_amount_msat)) + record(2, hops))
+    )
+    failure = result.failure
+    if failure is not None:
+        body = b""
+        if failure.source_index is not None:
+            body = record(0, bytes((failure.source_index,)))
+            if failure.message is not None:
+                body += record(1, failure.message)
+        value += record(3, body)
+    key = result.time_reply_ns.to_bytes(8, "big") + result.id.to_bytes(8, "big") + route.source_pubkey
+    return key, value
+
+
+_TOP = 2**64 - 1
+_HIGH = 2**63  # the first u64 that librt's i64 writer takes as a negative
+
+
+@example(PaymentResult(_TOP, _HIGH, _TOP, Route(PK_SRC, _TOP, [Hop(_HIGH, PK_HOP0, _TOP, True, True)]), FAILURE.failure))
+@example(PaymentResult(_HIGH, _TOP, _HIGH, Route(PK_SRC, _HIGH, [Hop(_TOP, PK_HOP1, _HIGH)]), PaymentFailure()))
+@given(payment_results())
+def test_encoding_matches_a_plain_reference_encoder(result: PaymentResult) -> None:
+    assert encode_result(result) == reference_encoding(result)
+    assert result.key == reference_encoding(result)[0]
 
 
 def decodes_or_rejects(key: bytes, value: bytes) -> None:
