@@ -543,10 +543,11 @@ def reference_encoding(result: PaymentResult) -> tuple[bytes, bytes]:
 
     route = result.route
     hops = encode_bigsize(len(route.hops)) + b"".join(hop_stream(hop) for hop in route.hops)
+    total = encode_bigsize(route.total_amount_msat)
     value = (
         record(0, result.time_fwd_ns.to_bytes(8, "big"))
         + record(1, result.time_reply_ns.to_bytes(8, "big"))
-        + record(2, record(0, route.source_pubkey) + record(1, encode_bigsize(route.total_amount_msat)) + record(2, hops))
+        + record(2, record(0, route.source_pubkey) + record(1, total) + record(2, hops))
     )
     failure = result.failure
     if failure is not None:
@@ -564,7 +565,9 @@ _TOP = 2**64 - 1
 _HIGH = 2**63  # the first u64 that librt's i64 writer takes as a negative
 
 
-@example(PaymentResult(_TOP, _HIGH, _TOP, Route(PK_SRC, _TOP, [Hop(_HIGH, PK_HOP0, _TOP, True, True)]), FAILURE.failure))
+@example(
+    PaymentResult(_TOP, _HIGH, _TOP, Route(PK_SRC, _TOP, [Hop(_HIGH, PK_HOP0, _TOP, True, True)]), FAILURE.failure)
+)
 @example(PaymentResult(_HIGH, _TOP, _HIGH, Route(PK_SRC, _HIGH, [Hop(_TOP, PK_HOP1, _HIGH)]), PaymentFailure()))
 @given(payment_results())
 def test_encoding_matches_a_plain_reference_encoder(result: PaymentResult) -> None:
