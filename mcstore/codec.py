@@ -19,12 +19,12 @@ from __future__ import annotations
 import struct
 from typing import Final, NoReturn
 
-from librt.strings import BytesWriter, read_i16_be, read_i32_be, read_i64_be, write_i32_be, write_i64_be
+from librt.strings import BytesWriter, read_i16_be, read_i32_be, read_i64_be, write_i32_be
 
 # Absolute: the compiled copy of this module lives in mcstore._native (see setup.py).
 from mcstore.errors import DecodeError
 
-from .model import KEY_LEN, PUBKEY_LEN, Hop, PaymentFailure, PaymentResult, Route
+from .model import KEY_LEN, PUBKEY_LEN, Hop, PaymentFailure, PaymentResult, Route, _put_u64
 
 __all__ = ["decode_bigsize", "decode_result", "encode_bigsize", "encode_result"]
 
@@ -43,7 +43,6 @@ _HOP_HEAD_LEN: Final = 45
 # The smallest canonical hop: that head plus type 2, length 1, a one-byte amount.
 _HOP_MIN: Final = _HOP_HEAD_LEN + 3
 _TWO_64: Final = 1 << 64
-_I64_LIMIT: Final = 1 << 63
 _I32_LIMIT: Final = 1 << 31
 
 
@@ -72,11 +71,6 @@ def _bigsize_len(n: int) -> int:
     if n <= _U32_MAX:
         return 5
     return 9
-
-
-def _put_u64(w: BytesWriter, n: int) -> None:
-    """Write the u64 ``n`` as 8 big-endian bytes."""
-    write_i64_be(w, n - _TWO_64 if n >= _I64_LIMIT else n)
 
 
 def _put_bigsize(w: BytesWriter, n: int) -> None:

@@ -74,6 +74,12 @@ U8_MAX: Final = 255
 
 _TWO_64: Final = 2**64
 
+
+def _put_u64(w: BytesWriter, n: int) -> None:
+    """Write the u64 ``n`` as 8 big-endian bytes (librt's writer takes an i64: a u64 of 2**63 or
+    more goes as its two's complement). The one writer of u64s, for the key here and the codec."""
+    write_i64_be(w, n - _TWO_64 if n >> 63 else n)
+
 # -- BOLT 4 failure codes ---------------------------------------------------------------
 # The flag bits are part of the code numbers, so they are spelled out here once and the
 # codes are composed from them exactly as BOLT 4 writes them.
@@ -439,10 +445,9 @@ class PaymentResult:
         object.__setattr__(self, "time_reply_ns", time_reply_ns)
         object.__setattr__(self, "route", route)
         object.__setattr__(self, "failure", failure)
-        # librt's writer takes an i64: a u64 of 2**63 or more goes as its two's complement.
         w = BytesWriter()
-        write_i64_be(w, time_reply_ns - _TWO_64 if time_reply_ns >> 63 else time_reply_ns)
-        write_i64_be(w, id - _TWO_64 if id >> 63 else id)
+        _put_u64(w, time_reply_ns)
+        _put_u64(w, id)
         w.write(route.source_pubkey)
         object.__setattr__(self, "_key", w.getvalue())
         object.__setattr__(self, "_value", None)
