@@ -54,13 +54,16 @@ def rows(path: Path, namespace: str = "default") -> list[tuple[bytes, bytes]]:
 
 
 def add_slow_trigger(path: Path) -> None:
-    """Make every insert into mc_results run a query of over a second (64M rows) unless interrupted.
+    """Make every insert into mc_results run a query of over a second (216M rows) unless interrupted.
+
+    64M rows (400 filler rows) once took over a second; on a faster machine it took 0.48 s, under the
+    0.5 s shutdown deadlines that the tests rely on, so the final flush committed.
 
     Bounded on purpose: if interrupting ever broke, the tests below fail on their elapsed
     time instead of hanging CI on a thread that cannot be abandoned."""
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS filler(x INTEGER)")
-        conn.executemany("INSERT INTO filler VALUES (?)", [(i,) for i in range(400)])
+        conn.executemany("INSERT INTO filler VALUES (?)", [(i,) for i in range(600)])
         conn.execute(
             "CREATE TRIGGER slow AFTER INSERT ON mc_results BEGIN "
             "SELECT count(*) FROM filler a, filler b, filler c; END"
