@@ -16,6 +16,7 @@ nothing else, for any malformed input, so a corrupted row can be reported and sk
 
 from __future__ import annotations
 
+import gc
 import struct
 from typing import Final, NoReturn
 
@@ -26,7 +27,7 @@ from mcstore.errors import DecodeError
 
 from .model import KEY_LEN, PUBKEY_LEN, Hop, PaymentFailure, PaymentResult, Route, _put_u64
 
-__all__ = ["decode_bigsize", "decode_result", "encode_bigsize", "encode_result"]
+__all__ = ["decode_bigsize", "decode_result", "decode_rows", "encode_bigsize", "encode_result"]
 
 # Every table and limit is Final, so that the compiled core reads it as a constant. Values are
 # written into one librt.strings.BytesWriter and integers are read with librt.strings.read_*:
@@ -679,3 +680,37 @@ def decode_result(key: object, value: object) -> PaymentResult:
         # Should be unreachable (the fuzz tests assert it is); a corrupt row must still
         # surface as DecodeError rather than crash the store.
         raise _caused(DecodeError(f"malformed input ({type(e).__name__}: {e})"), e) from e
+
+
+def decode_rows(
+    rows: list[tuple[object, object]], into: list[PaymentResult], pause_collector: bool
+) -> list[tuple[object, DecodeError]]:
+    """Decode stored ``(key, value)`` rows in order, appending each result to ``into``.
+
+    Returns ``(key, error)`` for each row that raised :class:`~mcstore.errors.DecodeError`,
+    in order; any other exception propagates (the results before it are in ``into``).
+
+    With ``pause_collector``, CPython's cyclic garbage collector is off from the first row to
+    the last and is then restored as it was, also when an exception propagates; a collector
+    that was off stays off. Decoded results hold no reference cycle, and without the pause
+    the collector's older generations walk a growing list of results again and again.
+    The collector is process-wide, so only the compiled core may ask for the pause
+    (``backends.base.decode_stored_rows`` does so only when :data:`mcstore.COMPILED`): this
+    function, compiled, runs compiled code and C from the disable to the restore and never
+    gives the GIL away, so no other thread can see the collector off or switch it meanwhile.
+    Interpreted, it would give the GIL away every switch interval.
+    """
+    failed: list[tuple[object, DecodeError]] = []
+    paused = pause_collector and gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        for key, value in rows:
+            try:
+                into.append(decode_result(key, value))
+            except DecodeError as exc:
+                failed.append((key, exc))
+    finally:
+        if paused:
+            gc.enable()
+    return failed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Callable, Iterator
 
 import pytest
 import trio
@@ -306,47 +307,128 @@ async def test_fetch_all_removes_corrupted_rows(
     assert bytes(49) not in db.rows()
 
 
-@pytest.mark.parametrize("enabled_before", [True, False])
-def test_decoding_stored_rows_pauses_the_collector_per_chunk_and_restores_it(
-    monkeypatch: pytest.MonkeyPatch, enabled_before: bool
-) -> None:
-    from mcstore.backends import base
-
-    seen: list[bool] = []
-    checks: list[bool] = []
-
-    def decode(key: bytes, value: bytes) -> mcstore.PaymentResult:
-        seen.append(gc.isenabled())
-        return mcstore.decode_result(key, value)
-
-    monkeypatch.setattr(base, "decode_result", decode)
-    rows = [mcstore.encode_result(result(i)) for i in range(base.CANCEL_CHECK_ROWS + 3)]
-    rows.insert(5, (bytes(49), b"\xff"))  # a corrupted row, logged while paused
+@pytest.fixture
+def collector_state() -> Iterator[None]:
+    """Put the cyclic collector back as it was, whatever the test did to it."""
     was = gc.isenabled()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+        else:
+            gc.disable()
+
+
+def _progress_at_collections(action: Callable[[], object], progress: Callable[[], int]) -> list[int]:
+    """``progress()`` at the start of each collection of the cyclic collector while ``action`` ran."""
+    seen: list[int] = []
+    gc.collect()  # start from empty young generations
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            seen.append(progress())
+
+    gc.callbacks.append(record)
+    try:
+        action()
+    finally:
+        gc.callbacks.remove(record)
+    return seen
+
+
+def _progress_at_collections(action: Callable[[], object], progress: Callable[[], int]) -> list[int]:
+    """``progress()`` at the start of each collection of the cyclic collector while ``action`` ran."""
+    seen: list[int] = []
+    gc.collect()  # start from empty young generations
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            seen.append(progress())
+
+    gc.callbacks.append(record)
+    try:
+        action()
+    finally:
+        gc.callbacks.remove(record)
+    return seen
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_decode_rows_runs_with_the_collector_paused_and_restores_it(
+    collector_state: None, enabled_before: bool
+) -> None:
+    from mcstore.codec import decode_rows
+
+    n = 2000
+    rows: list[tuple[object, object]] = [mcstore.encode_result(result(i)) for i in range(n)]
+    rows.insert(5, (bytes(49), b"\xff"))  # a corrupted row: reported, not raised
+    gc.enable()
+    unpaused: list[mcstore.PaymentResult] = []
+    # Calibration: thousands of tracked objects, so unpaused the collector runs mid-way.
+    seen = _progress_at_collections(lambda: decode_rows(rows, unpaused, False), lambda: len(unpaused))
+    assert any(0 < done < n for done in seen)
     if not enabled_before:
         gc.disable()
-    try:
-        results, corrupted = base.decode_stored_rows(rows, "default", lambda: checks.append(gc.isenabled()))
-        assert gc.isenabled() is enabled_before  # restored as it was, never turned on
-    finally:
-        gc.enable() if was else gc.disable()
-    assert [r.id for r in results] == list(range(base.CANCEL_CHECK_ROWS + 3))
-    assert corrupted == [bytes(49)]
-    assert seen == [False] * len(rows)  # every row decoded with the collector paused
-    assert checks == [enabled_before, enabled_before]  # the cancel check runs between chunks, unpaused
+    results: list[mcstore.PaymentResult] = []
+    failed: list[tuple[object, mcstore.DecodeError]] = []
+    seen = _progress_at_collections(lambda: failed.extend(decode_rows(rows, results, True)), lambda: len(results))
+    assert all(done in (0, n) for done in seen)  # never with a row decoded and another to go
+    assert gc.isenabled() is enabled_before  # restored as it was, never turned on
+    assert results == unpaused and [r.id for r in results] == list(range(n))
+    assert [key for key, _ in failed] == [bytes(49)]
+    assert isinstance(failed[0][1], mcstore.DecodeError)
 
 
-def test_an_error_while_decoding_a_chunk_turns_the_collector_back_on(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_error_while_decoding_rows_turns_the_collector_back_on(collector_state: None) -> None:
+    from mcstore.codec import decode_rows
+
+    gc.enable()
+    results: list[mcstore.PaymentResult] = []
+    rows: list[tuple[object, object]] = [mcstore.encode_result(result(1)), (b"not", 7)]
+    with pytest.raises(TypeError):  # not bytes: a programming error, not a corrupted row
+        decode_rows(rows, results, True)
+    assert gc.isenabled()
+    assert [r.id for r in results] == [1]
+
+
+def test_decoding_stored_rows_never_lets_another_thread_see_the_collector_off(collector_state: None) -> None:
+    """The collector is process-wide: while fetch_all decodes, another thread that reads or
+    switches it must find it as the application left it. On the compiled core the pause is
+    held by compiled code that keeps the GIL; the pure path does not pause."""
+    import sys
+    import threading
+
     from mcstore.backends import base
 
-    def decode(key: bytes, value: bytes) -> mcstore.PaymentResult:
-        raise MemoryError("out of memory in the middle of a chunk")
+    rows = [mcstore.encode_result(result(i)) for i in range(8 * base.CANCEL_CHECK_ROWS)]
+    gc.enable()
+    watching, done = threading.Event(), threading.Event()
+    seen_off: list[int] = []
+    looks: list[int] = [0]
 
-    monkeypatch.setattr(base, "decode_result", decode)
-    assert gc.isenabled()
-    with pytest.raises(MemoryError):
-        base.decode_stored_rows([mcstore.encode_result(result(1))], "default")
-    assert gc.isenabled()
+    def watch() -> None:
+        watching.set()
+        while not done.is_set():
+            looks[0] += 1
+            if not gc.isenabled():
+                seen_off.append(looks[0])
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL over as often as CPython will
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert watching.wait(10)
+        checks: list[bool] = []
+        results, corrupted = base.decode_stored_rows(rows, "default", lambda: checks.append(gc.isenabled()))
+    finally:
+        done.set()
+        watcher.join()
+        sys.setswitchinterval(interval)
+    assert seen_off == []
+    assert len(results) == len(rows) and corrupted == []
+    assert checks == [True] * 8  # the cancellation check runs between chunks, collector on
 
 
 # -- failures -------------------------------------------------------------------------------

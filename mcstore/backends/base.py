@@ -27,16 +27,14 @@ hand out a :class:`Snapshot`, one consistent view of a namespace read in bounded
 
 from __future__ import annotations
 
-import gc
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol, TypeAlias, runtime_checkable
+from typing import Final, Protocol, TypeAlias, cast, runtime_checkable
 
-from ..codec import decode_result
-from ..errors import DecodeError
+from .._select import COMPILED
+from ..codec import decode_rows
 from ..model import PaymentResult
 
 __all__ = [
@@ -48,7 +46,6 @@ __all__ = [
     "Row",
     "Snapshot",
     "check_batch_size",
-    "collector_paused",
     "decode_stored_rows",
 ]
 
@@ -71,26 +68,6 @@ def check_batch_size(value: object, name: str = "max_rows") -> int:
     return value
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause CPython's cyclic garbage collector for the block, then restore it as it was.
-
-    For a short loop that allocates many objects without reference cycles (decoding a chunk
-    of rows): each collection walks every young object, and the objects of a list of decoded
-    results that keeps growing are walked again and again by the older generations. A
-    collector that was already disabled stays disabled. The pause is process-wide (the
-    collector is), so callers keep the block short, a chunk of rows, never a wait.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def decode_stored_rows(
     rows: Iterable[tuple[bytes, bytes]], namespace: str, check: Callable[[], None] | None = None
 ) -> tuple[list[PaymentResult], list[bytes]]:
@@ -100,29 +77,26 @@ def decode_stored_rows(
     the backend deletes those, as lnd >= 0.20.1 does (PR #10383), and goes on. ``check`` (a
     backend's cancellation check, which raises) is called before every ``CANCEL_CHECK_ROWS`` rows.
 
-    Each chunk of ``CANCEL_CHECK_ROWS`` rows is decoded with the garbage collector paused
-    (:func:`collector_paused`): a decoded result holds no reference cycle, but with the
-    collector running, its collections walk the growing list of results again and again
-    (``fetch_all`` of 100k rows in ``python -m benchmarks --only scale``: 635 ms, 306 ms with
-    the pause). The collector runs between chunks as usual, and after the last one.
+    On the compiled core each chunk is decoded with the cyclic garbage collector paused
+    (:func:`mcstore.codec.decode_rows`, which states why that is safe there and only there):
+    ``fetch_all`` of 100k rows in ``python -m benchmarks --only scale`` took 635 ms before
+    the pause, 306 ms with it. The collector runs between chunks as usual.
     """
     results: list[PaymentResult] = []
     corrupted: list[bytes] = []
-    append = results.append
     remaining = iter(rows)
-    while chunk := list(itertools.islice(remaining, CANCEL_CHECK_ROWS)):
+    while True:
+        chunk: list[tuple[object, object]] = list(itertools.islice(remaining, CANCEL_CHECK_ROWS))
+        if not chunk:
+            break
         if check is not None:
             check()
-        with collector_paused():
-            for key, value in chunk:
-                try:
-                    append(decode_result(key, value))
-                except DecodeError as exc:
-                    logger.warning(
-                        "Removing undecodable mission control result: namespace=%r key=%s: %s",
-                        namespace, bytes(key).hex(), exc,
-                    )
-                    corrupted.append(bytes(key))
+        for key, exc in decode_rows(chunk, results, COMPILED):
+            bad = bytes(cast(bytes, key))
+            logger.warning(
+                "Removing undecodable mission control result: namespace=%r key=%s: %s", namespace, bad.hex(), exc
+            )
+            corrupted.append(bad)
     return results, corrupted
 
 
