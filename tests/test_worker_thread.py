@@ -11,16 +11,18 @@ import os
 import signal
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from factories import result
 from shutdown_checks import assert_nothing_running, store_threads
 from test_sqlite_backend import add_slow_trigger
 
-from mcstore import FlushError, SQLiteBackend, StoreError, open_store
-from mcstore.backends._thread import THREAD_NAME_PREFIX, WorkerThread
+from mcstore import FlushError, FlushOutcome, PaymentResult, SQLiteBackend, StoreError, open_store
+from mcstore.backends._thread import THREAD_NAME_PREFIX, WorkerThread, acquire_promptly
 
 BUDGET = 30.0  # real seconds: a hang fails the test instead of stalling CI
 WAIT = 10.0  # real seconds a worker-side wait may take before the test gives up
@@ -325,3 +327,97 @@ async def test_a_thread_that_cannot_start_leaves_nothing_half_set_up(monkeypatch
         await worker.aclose()
     assert not worker.alive and worker._lender is None
     assert store_threads() == []
+
+
+# -- acquire_promptly: the flush path's lock, without a turn of the scheduler when free --------
+
+
+class _StepCounter(trio.abc.Instrument):
+    """Counts the times ``task`` gives the scheduler back control (each ends one of its steps)."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.yields = 0
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.yields += 1
+
+
+@pytest.mark.parametrize("prompt", [True, False])
+async def test_acquire_promptly_takes_a_free_lock_without_a_schedule_point(prompt: bool) -> None:
+    lock = trio.Lock()
+    counter = _StepCounter(trio.lowlevel.current_task())
+    trio.lowlevel.add_instrument(counter)
+    try:
+        if prompt:
+            await acquire_promptly(lock)
+        else:
+            await lock.acquire()  # the calibration: Trio's own acquire yields once
+    finally:
+        trio.lowlevel.remove_instrument(counter)
+    assert lock.locked()
+    assert counter.yields == (0 if prompt else 1)
+    lock.release()
+
+
+async def test_acquire_promptly_in_a_cancelled_scope_raises_and_leaves_the_lock_free() -> None:
+    lock = trio.Lock()
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await acquire_promptly(lock)
+    assert scope.cancelled_caught
+    assert not lock.locked()
+
+
+async def test_acquire_promptly_waits_for_a_held_lock_in_fifo_order() -> None:
+    lock = trio.Lock()
+    order: list[int] = []
+    await lock.acquire()
+
+    async def take(i: int, parked: trio.Event) -> None:
+        parked.set()
+        await acquire_promptly(lock)
+        order.append(i)
+        lock.release()
+
+    with trio.fail_after(BUDGET):
+        async with trio.open_nursery() as nursery:
+            for i in range(3):
+                parked = trio.Event()
+                nursery.start_soon(take, i, parked)
+                await parked.wait()
+                await trio.testing.wait_all_tasks_blocked()
+            assert order == []  # all three wait for the holder
+            lock.release()
+    assert order == [0, 1, 2]
+    assert not lock.locked()
+
+
+async def test_a_flush_hands_its_batch_to_the_backend_without_yielding_first(tmp_path: Path) -> None:
+    """With no flush in flight, flush() calls the backend before it gives the scheduler a turn
+    (the backend's wait for its thread is the flush's schedule point): the store's intake and
+    ticker tasks, woken by add_result, run while the thread works, not before the hand-off."""
+    backend = SQLiteBackend(str(tmp_path / "s.sqlite"))
+    real = backend.store_results
+    yields_before_backend: list[int] = []
+    counter: _StepCounter | None = None
+
+    async def store_results(results: Sequence[PaymentResult], max_records: int) -> FlushOutcome:
+        assert counter is not None
+        yields_before_backend.append(counter.yields)
+        return await real(results, max_records)
+
+    backend.store_results = store_results  # type: ignore[method-assign]
+    with trio.fail_after(BUDGET):
+        async with open_store(backend, flush_interval=3600) as store:
+            for i in range(5):
+                store.add_result(result(i))
+            counter = _StepCounter(trio.lowlevel.current_task())
+            trio.lowlevel.add_instrument(counter)
+            try:
+                await store.flush()
+            finally:
+                trio.lowlevel.remove_instrument(counter)
+            assert store.stats().stored == 5
+    assert yields_before_backend == [0]
