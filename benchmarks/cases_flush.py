@@ -29,6 +29,7 @@ from .common import (
     Figure,
     RawDB,
     Stats,
+    ThreadFloor,
     alternate,
     build_results,
     check,
@@ -58,18 +59,23 @@ LND_RATIO_TARGET: Final = 1.3
 # -- case 1 ------------------------------------------------------------------------------------
 
 
-async def _lnd_shape(cfg: Config, n: int) -> tuple[Figure, dict[str, Any]]:
+async def _lnd_shape(cfg: Config, n: int) -> tuple[list[Figure], dict[str, Any]]:
     reps = cfg.repeat
     iters = 200 if n == 0 else (cfg.scaled(40, 10) if n <= 100 else cfg.scaled(20, 5))
     store_path, raw_path = cfg.path(f"lnd-{n}-store.sqlite"), cfg.path(f"lnd-{n}-raw.sqlite")
+    floor_path = cfg.path(f"lnd-{n}-floor.sqlite")
     await create_store_file(raw_path)
+    await create_store_file(floor_path)
     raw = RawDB(raw_path)
+    floor = ThreadFloor(RawDB(floor_path))
     prefill = lnd_bench_results(1, LND_MAX_RECORDS)
     raw.insert(encode_rows(cold_copies(prefill)), LND_MAX_RECORDS)
+    await floor.store(cold_copies(prefill), LND_MAX_RECORDS)
     next_id = LND_MAX_RECORDS + 1
     backend = CountingBackend(SQLiteBackend(store_path, synchronous="FULL"))
     store_samples: list[float] = []
     raw_samples: list[float] = []
+    floor_samples: list[float] = []
     io_reports: list[str] = []
     async with mcstore.open_store(backend, max_records=LND_MAX_RECORDS, flush_interval=3600) as store:
         for r in prefill:
@@ -81,6 +87,7 @@ async def _lnd_shape(cfg: Config, n: int) -> tuple[Figure, dict[str, Any]]:
             batches = [lnd_bench_results(next_id + k * n, n) for k in range(iters)]
             next_id += iters * n
             rows = [encode_rows(cold_copies(b)) for b in batches]
+            floor_batches = [cold_copies(b) for b in batches]
 
             async def store_block(batches: list[list[PaymentResult]] = batches) -> None:
                 collect_garbage()
@@ -114,7 +121,16 @@ async def _lnd_shape(cfg: Config, n: int) -> tuple[Figure, dict[str, Any]]:
                 raw_samples.append(total / 1e9 / iters)
                 check(raw.count() == LND_MAX_RECORDS, f"lnd shape N={n}: raw count {raw.count()}")
 
-            await alternate(rep, store_block, raw_block)
+            async def floor_block(batches: list[list[PaymentResult]] = floor_batches) -> None:
+                collect_garbage()
+                total = 0
+                for batch in batches:
+                    t0 = now_ns()
+                    await floor.store(batch, LND_MAX_RECORDS)
+                    total += now_ns() - t0
+                floor_samples.append(total / 1e9 / iters)
+
+            await alternate(rep, store_block, raw_block, floor_block if n > 0 else None)
         fetched = await store.fetch_all()
         check(
             len(fetched) == LND_MAX_RECORDS and fetched[-1].id == next_id - 1,
@@ -122,6 +138,8 @@ async def _lnd_shape(cfg: Config, n: int) -> tuple[Figure, dict[str, Any]]:
             f"{fetched[-1].id if fetched else None}, expected {LND_MAX_RECORDS} ending at {next_id - 1}",
         )
     raw.close()
+    check(floor.raw.count() == LND_MAX_RECORDS, f"lnd shape N={n}: floor count {floor.raw.count()}")
+    await floor.aclose()
     quoted = LND_QUOTED_US.get(n)
     note = f"lnd #8549 quotes ~{quoted:g} us on bbolt" if quoted is not None else ""
     baseline_label = "raw: empty write txn" if n == 0 else "raw sqlite3: insert + prune, 1 txn"
@@ -135,9 +153,12 @@ async def _lnd_shape(cfg: Config, n: int) -> tuple[Figure, dict[str, Any]]:
         note=note,
         extra={"iterations_per_repetition": iters},
     )
+    figures = [fig]
     if n > 0:
         fig.target = f"<= {LND_RATIO_TARGET:g}x raw"
         fig.passed = fig.ratio is not None and fig.ratio <= LND_RATIO_TARGET
+        floor_fig = _floor_figure(1, f"flush floor, N={n}", Stats.of(floor_samples), fig, LND_RATIO_TARGET)
+        figures.append(floor_fig)
     if n == 0:
         fig.target = "no I/O"
         dirty = [r for r in io_reports if not r.startswith("no I/O")]
@@ -145,7 +166,32 @@ async def _lnd_shape(cfg: Config, n: int) -> tuple[Figure, dict[str, Any]]:
         io_note = dirty[0] if dirty else f"{io_reports[-1]} (each of {len(io_reports)} repetitions)"
         fig.extra["io_reports"] = io_reports
         fig.note = "; ".join(x for x in (io_note, note) if x)
-    return fig, {"n": n, "store": fig.value, "raw": fig.baseline}
+    return figures, {"n": n, "store": fig.value, "raw": fig.baseline}
+
+
+def _floor_figure(case: int, label: str, floor: Stats, store: Figure, limit: float) -> Figure:
+    """The row of a :class:`~benchmarks.common.ThreadFloor` beside ``store``'s row, with the
+    same baseline, and a note that says whether the floor alone breaks ``store``'s target
+    (``limit``, a ratio to the baseline: at most ``limit`` for times, at least for rates)."""
+    fig = Figure(
+        case=case,
+        label=label,
+        kind=store.kind,
+        value=floor,
+        baseline_label=store.baseline_label,
+        baseline=store.baseline,
+        extra={"floor_of": store.label},
+    )
+    ratio = fig.ratio
+    if ratio is not None:
+        out = ratio > limit if store.kind == "time" else ratio < limit
+        verdict = "out of reach with a worker thread" if out else "within reach"
+        above = store.value.median / floor.median if store.kind == "time" else floor.median / store.value.median
+        fig.note = (
+            f"encoding + the store's SQL in a worker thread from Trio, nothing else: {ratio:.2f}x raw, "
+            f"so {store.target or f'{limit:g}x'} is {verdict} here; the store costs {above:.2f}x this floor"
+        )
+    return fig
 
 
 def _io_probe() -> tuple[dict[str, int] | None, tuple[int, int]]:
@@ -179,8 +225,12 @@ async def _throughput(cfg: Config, n: int) -> tuple[list[Figure], dict[str, Any]
     reps = cfg.repeat
     iters = min(100, max(1, 5000 // n))
     store_path, raw_path = cfg.path(f"tput-{n}-store.sqlite"), cfg.path(f"tput-{n}-raw.sqlite")
+    floor_path = cfg.path(f"tput-{n}-floor.sqlite")
     await create_store_file(raw_path)
+    await create_store_file(floor_path)
     raw = RawDB(raw_path)
+    floor = ThreadFloor(RawDB(floor_path))
+    floor_flush: list[float] = []
     store_rates: list[float] = []
     raw_rates: list[float] = []
     store_flush: list[float] = []
@@ -205,6 +255,7 @@ async def _throughput(cfg: Config, n: int) -> tuple[list[Figure], dict[str, Any]
             # Encoding the raw side's rows is timed too: it is the work that the store must
             # do and the raw baseline is spared, so it bounds the ratio any store can reach.
             copies = [cold_copies(b) for b in batches]
+            floor_batches = [cold_copies(b) for b in batches]
             collect_garbage()
             t0 = now_ns()
             rows = [encode_rows(b) for b in copies]
@@ -242,9 +293,18 @@ async def _throughput(cfg: Config, n: int) -> tuple[list[Figure], dict[str, Any]
                 raw_flush.append(elapsed / iters)
                 check(raw.stored == expected, f"throughput n={n}: raw stored {raw.stored}, expected {expected}")
 
-            await alternate(rep, store_block, raw_block)
+            async def floor_block(batches: list[list[PaymentResult]] = floor_batches) -> None:
+                collect_garbage()
+                t0 = now_ns()
+                for batch in batches:
+                    await floor.store(batch)
+                floor_flush.append((now_ns() - t0) / 1e9 / iters)
+
+            await alternate(rep, store_block, raw_block, floor_block)
     check(raw.count() == next_id, f"throughput n={n}: raw table holds {raw.count()}, expected {next_id}")
+    check(floor.raw.count() == next_id, f"throughput n={n}: floor table holds {floor.raw.count()}, expected {next_id}")
     raw.close()
+    await floor.aclose()
     fig = Figure(
         case=2,
         label=f"accepted->durable, batch {n}",
@@ -265,9 +325,14 @@ async def _throughput(cfg: Config, n: int) -> tuple[list[Figure], dict[str, Any]
         baseline=Stats.of(raw_rates),
         note=f"building {n} results: {_ms(Stats.of(build_flush).median)} per flush",
     )
+    figures = [fig, built]
     if n >= 10:
         built.target = f">= {THROUGHPUT_TARGET}x raw"
         built.passed = built.ratio is not None and built.ratio >= THROUGHPUT_TARGET
+        # The least any store with a worker thread pays, building counted as in `built`.
+        floor_rates = Stats.of(n / (f + b) for f, b in zip(floor_flush, build_flush, strict=True))
+        label = f"accepted->durable floor incl. building, batch {n}"
+        figures.append(_floor_figure(2, label, floor_rates, built, THROUGHPUT_TARGET))
     encode, hop = Stats.of(encode_flush).median, Stats.of(hop_flush).median
     fig.extra.update(encode_per_flush_s=encode, thread_hop_per_flush_s=hop)
     # Measured beside the figure, not a bound on it: the parts overlap in a real flush.
@@ -275,7 +340,7 @@ async def _throughput(cfg: Config, n: int) -> tuple[list[Figure], dict[str, Any]
         f"per flush: raw {_ms(Stats.of(raw_flush).median)}, encoding {_ms(encode)}, "
         f"thread round trip {_ms(hop)} (the last two are costs raw sqlite3 does not pay)"
     )
-    return [fig, built], {"n": n, "store": Stats.of(store_flush), "raw": Stats.of(raw_flush)}
+    return figures, {"n": n, "store": Stats.of(store_flush), "raw": Stats.of(raw_flush)}
 
 
 def batches(cfg: Config) -> tuple[int, ...]:
@@ -294,8 +359,8 @@ async def _run(cfg: Config, cases: set[int]) -> tuple[list[Figure], dict[str, An
     figures: list[Figure] = []
     plot: dict[str, Any] = {"lnd": [], "throughput": []}
     for n in LND_NS if 1 in cases else ():
-        fig, point = await _lnd_shape(cfg, n)
-        figures.append(fig)
+        figs, point = await _lnd_shape(cfg, n)
+        figures += figs
         plot["lnd"].append(point)
         cfg.advance(f"case 1: flush N={n}")
     for n in batches(cfg) if 2 in cases else ():
