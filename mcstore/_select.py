@@ -45,8 +45,11 @@ def _load_compiled() -> list[ModuleType] | None:
         try:
             module = importlib.import_module(f"mcstore._native.{name}")
         except (ImportError, ValueError) as exc:
-            # ValueError: the compiled core was built against another ABI of librt.strings
-            # (mypyc's runtime library), which it checks as it loads.
+            # ValueError: the compiled core was built against another ABI or API version of
+            # librt (mypyc's runtime library), which it checks as it loads ("ABI version conflict
+            # for librt.strings, ..."). Any other ValueError is a bug, and propagates.
+            if isinstance(exc, ValueError) and "librt" not in str(exc):
+                raise
             if any((package / "_native").glob(f"{name}.*.so")) or any((package / "_native").glob(f"{name}.*.pyd")):
                 warnings.warn(f"mcstore: compiled core unusable ({exc}); using pure Python", RuntimeWarning, 3)
             return None

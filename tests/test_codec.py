@@ -523,27 +523,44 @@ def test_round_trip(result: PaymentResult) -> None:
     assert decode_result(key, value) == result
 
 
+def _plain_bigsize(n: int) -> bytes:
+    """BOLT 1's BigSize, written from the spec: one byte below 0xfd, else a marker and 2, 4 or 8
+    big-endian bytes (checked against BOLT 1's vectors in test_plain_bigsize_matches_bolt1)."""
+    if n < 0xFD:
+        return bytes((n,))
+    if n <= 0xFFFF:
+        return b"\xfd" + n.to_bytes(2, "big")
+    if n <= 0xFFFF_FFFF:
+        return b"\xfe" + n.to_bytes(4, "big")
+    return b"\xff" + n.to_bytes(8, "big")
+
+
+def test_plain_bigsize_matches_bolt1() -> None:
+    for value, encoded in BIGSIZE_VECTORS:
+        assert _plain_bigsize(value) == bytes.fromhex(encoded), value
+
+
 def reference_encoding(result: PaymentResult) -> tuple[bytes, bytes]:
     """lnd's key and value for ``result``, written plainly from the format's description (module
-    docstring of mcstore.codec), with ``int.to_bytes`` and the BigSize checked against BOLT 1's
-    vectors above: an encoder that shares no code with mcstore's (nor with its decoder)."""
+    docstring of mcstore.codec), with ``int.to_bytes`` and a BigSize written from BOLT 1: an
+    encoder that shares no code with mcstore's (nor with its decoder)."""
 
     def record(typ: int, payload: bytes) -> bytes:
-        return encode_bigsize(typ) + encode_bigsize(len(payload)) + payload
+        return _plain_bigsize(typ) + _plain_bigsize(len(payload)) + payload
 
     def hop_stream(hop: Hop) -> bytes:
         body = (
             record(0, hop.channel_id.to_bytes(8, "big"))
             + record(1, hop.pubkey)
-            + record(2, encode_bigsize(hop.amount_to_forward_msat))
+            + record(2, _plain_bigsize(hop.amount_to_forward_msat))
             + (record(3, b"") if hop.has_blinding_point else b"")
             + (record(4, b"") if hop.has_custom_records else b"")
         )
-        return encode_bigsize(len(body)) + body
+        return _plain_bigsize(len(body)) + body
 
     route = result.route
-    hops = encode_bigsize(len(route.hops)) + b"".join(hop_stream(hop) for hop in route.hops)
-    total = encode_bigsize(route.total_amount_msat)
+    hops = _plain_bigsize(len(route.hops)) + b"".join(hop_stream(hop) for hop in route.hops)
+    total = _plain_bigsize(route.total_amount_msat)
     value = (
         record(0, result.time_fwd_ns.to_bytes(8, "big"))
         + record(1, result.time_reply_ns.to_bytes(8, "big"))
@@ -569,6 +586,10 @@ _HIGH = 2**63  # the first u64 that librt's i64 writer takes as a negative
     PaymentResult(_TOP, _HIGH, _TOP, Route(PK_SRC, _TOP, [Hop(_HIGH, PK_HOP0, _TOP, True, True)]), FAILURE.failure)
 )
 @example(PaymentResult(_HIGH, _TOP, _HIGH, Route(PK_SRC, _HIGH, [Hop(_TOP, PK_HOP1, _HIGH)]), PaymentFailure()))
+# Past the one-byte BigSize lengths: 253 hops (a 3-byte count), a 70,000-byte failure message
+# (a 5-byte length, and so a 5-byte length of the failure record and of the value's outer ones).
+@example(PaymentResult(7, 1, 2, Route(PK_SRC, 1000, [Hop(i + 1, PK_HOP0, 0xFD + i) for i in range(253)]), None))
+@example(PaymentResult(8, 1, 2, Route(PK_SRC, 1000, [Hop(1, PK_HOP1, 1)]), PaymentFailure(0, bytes(70_000))))
 @given(payment_results())
 def test_encoding_matches_a_plain_reference_encoder(result: PaymentResult) -> None:
     assert encode_result(result) == reference_encoding(result)

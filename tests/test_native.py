@@ -102,3 +102,23 @@ def test_a_compiled_core_that_cannot_load_falls_back_to_pure_python_with_a_warni
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
     assert "compiled core unusable" in out.stderr and "ABI version conflict" in out.stderr
+
+
+@pytest.mark.skipif(not compiled_build_present(), reason="no compiled core installed")
+def test_a_value_error_that_is_not_about_librt_is_not_hidden_by_the_fallback() -> None:
+    # Only librt's version checks are a reason to fall back; any other ValueError while loading
+    # the compiled core is a bug, and import mcstore says so.
+    code = (
+        "import importlib\n"
+        "real = importlib.import_module\n"
+        "def failing(name, *args):\n"
+        "    if name.startswith('mcstore._native.'):\n"
+        "        raise ValueError('a bug in the compiled module')\n"
+        "    return real(name, *args)\n"
+        "importlib.import_module = failing\n"
+        "import mcstore\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MCSTORE_PURE"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "ValueError: a bug in the compiled module" in out.stderr
