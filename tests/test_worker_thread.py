@@ -421,3 +421,92 @@ async def test_a_flush_hands_its_batch_to_the_backend_without_yielding_first(tmp
                 trio.lowlevel.remove_instrument(counter)
             assert store.stats().stored == 5
     assert yields_before_backend == [0]
+
+
+# -- the hand-back: a socket that Trio watches, and Ctrl-C given back to Trio --------------------
+
+
+async def test_a_stray_wake_up_byte_does_not_end_a_wait_early() -> None:
+    worker = WorkerThread("stray")
+    release = threading.Event()
+
+    def slow() -> str:
+        if not release.wait(WAIT):
+            raise AssertionError("never released")
+        return "mine"
+
+    with trio.fail_after(BUDGET):
+        assert await worker.run(lambda: "first") == "first"  # the thread and its socket exist
+        async with trio.open_nursery() as nursery:
+            got: list[str] = []
+
+            async def call() -> None:
+                got.append(await worker.run(slow))
+
+            nursery.start_soon(call)
+            await trio.testing.wait_all_tasks_blocked()
+            assert worker._wake_send is not None
+            worker._wake_send.send(b"\x00")  # as if left over from an earlier call
+            await trio.testing.wait_all_tasks_blocked()
+            assert got == [] and worker.busy  # woke, looked, and went on waiting
+            release.set()
+        assert got == ["mine"]
+        await worker.aclose()
+    assert not worker.alive and worker._wake_send is None and worker._wake_receive is None
+
+
+@pytest.mark.usefixtures("default_sigint")
+def test_a_redelivered_ctrl_c_goes_to_the_python_handler_at_once() -> None:
+    from mcstore.backends._thread import _redeliver_keyboard_interrupt
+
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    try:
+        _redeliver_keyboard_interrupt(KeyboardInterrupt())  # the handler runs before this returns
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert seen == [signal.SIGINT]
+
+
+@pytest.mark.usefixtures("default_sigint")
+def test_a_ctrl_c_that_cannot_be_redelivered_is_raised_instead() -> None:
+    from mcstore.backends._thread import _redeliver_keyboard_interrupt
+
+    interrupt = KeyboardInterrupt("the one Trio delivered")
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # raising SIGINT would lose it
+    try:
+        with pytest.raises(KeyboardInterrupt) as raised:
+            _redeliver_keyboard_interrupt(interrupt)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert raised.value is interrupt
+
+
+@pytest.mark.usefixtures("default_sigint")
+def test_ctrl_c_during_a_call_that_then_fails_raises_keyboard_interrupt_after_it() -> None:
+    # As the committed case above, but the call fails once asked to stop (an interrupted
+    # statement): the KeyboardInterrupt is raised by run() itself, after the call ended.
+    worker = WorkerThread("ctrl-c-fail")
+    asked_to_stop = threading.Event()
+    finished: list[str] = []
+
+    def call() -> str:
+        os.kill(os.getpid(), signal.SIGINT)
+        try:
+            if not asked_to_stop.wait(WAIT):
+                raise AssertionError("on_cancel was never called")
+            raise sqlite3.OperationalError("interrupted")
+        finally:
+            finished.append("call")
+
+    async def main() -> None:
+        try:
+            await worker.run(call, on_cancel=asked_to_stop.set)
+        finally:
+            await worker.aclose()
+
+    with pytest.raises(KeyboardInterrupt) as raised:
+        trio.run(main)
+    assert finished == ["call"]
+    assert isinstance(raised.value.__context__, sqlite3.OperationalError)
+    assert worker.calls_in_flight == 0 and not worker.alive
