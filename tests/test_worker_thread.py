@@ -456,30 +456,44 @@ async def test_a_stray_wake_up_byte_does_not_end_a_wait_early() -> None:
 
 
 @pytest.mark.usefixtures("default_sigint")
-def test_a_redelivered_ctrl_c_goes_to_the_python_handler_at_once() -> None:
+def test_a_redelivered_ctrl_c_comes_from_trio_at_the_next_checkpoint() -> None:
     from mcstore.backends._thread import _redeliver_keyboard_interrupt
 
-    seen: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
-    try:
-        _redeliver_keyboard_interrupt(KeyboardInterrupt())  # the handler runs before this returns
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    assert seen == [signal.SIGINT]
+    steps: list[str] = []
+
+    @trio.lowlevel.enable_ki_protection
+    def give_back() -> None:
+        _redeliver_keyboard_interrupt(KeyboardInterrupt())
+        steps.append("returned")  # not raised here: Trio holds it for the next checkpoint
+
+    async def main() -> None:
+        give_back()
+        steps.append("before the checkpoint")
+        await trio.lowlevel.checkpoint()
+        steps.append("after the checkpoint")  # never
+
+    with pytest.raises(KeyboardInterrupt):
+        trio.run(main)
+    assert steps == ["returned", "before the checkpoint"]
 
 
 @pytest.mark.usefixtures("default_sigint")
-def test_a_ctrl_c_that_cannot_be_redelivered_is_raised_instead() -> None:
+@pytest.mark.parametrize("handler", ["another function", "ignored"])
+def test_a_ctrl_c_that_cannot_go_back_to_trio_is_raised_instead(handler: str) -> None:
+    # Raising SIGINT again would lose it (ignored) or turn it into a new signal for someone else
+    # (say, trio.open_signal_receiver's handler): the interrupt is raised where it is.
     from mcstore.backends._thread import _redeliver_keyboard_interrupt
 
+    seen: list[int] = []
     interrupt = KeyboardInterrupt("the one Trio delivered")
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # raising SIGINT would lose it
+    chosen = signal.SIG_IGN if handler == "ignored" else (lambda signum, frame: seen.append(signum))
+    previous = signal.signal(signal.SIGINT, chosen)
     try:
         with pytest.raises(KeyboardInterrupt) as raised:
             _redeliver_keyboard_interrupt(interrupt)
     finally:
         signal.signal(signal.SIGINT, previous)
-    assert raised.value is interrupt
+    assert raised.value is interrupt and seen == []
 
 
 @pytest.mark.usefixtures("default_sigint")
@@ -508,5 +522,91 @@ def test_ctrl_c_during_a_call_that_then_fails_raises_keyboard_interrupt_after_it
     with pytest.raises(KeyboardInterrupt) as raised:
         trio.run(main)
     assert finished == ["call"]
-    assert isinstance(raised.value.__context__, sqlite3.OperationalError)
+    assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
     assert worker.calls_in_flight == 0 and not worker.alive
+
+
+@pytest.mark.usefixtures("default_sigint")
+@pytest.mark.parametrize("restrict", [False, True], ids=["plain", "restrict_ki_to_checkpoints"])
+def test_ctrl_c_pending_when_aclose_starts_still_closes_the_thread(restrict: bool) -> None:
+    # The committed call returns, so the Ctrl-C is raised at the caller's next checkpoint, which
+    # here is aclose() in a finally: the close must still end the thread and close its sockets.
+    worker = WorkerThread("ctrl-c-close")
+    asked_to_stop = threading.Event()
+    got: list[str] = []
+
+    def call() -> str:
+        os.kill(os.getpid(), signal.SIGINT)
+        if not asked_to_stop.wait(WAIT):
+            raise AssertionError("on_cancel was never called")
+        return "committed"
+
+    async def main() -> None:
+        try:
+            got.append(await worker.run(call, on_cancel=asked_to_stop.set))
+        finally:
+            await worker.aclose()
+
+    with pytest.raises(KeyboardInterrupt):
+        trio.run(main, restrict_keyboard_interrupt_to_checkpoints=restrict)
+    assert got == ["committed"]
+    assert worker.closed and not worker.alive
+    assert worker._wake_send is None and worker._wake_receive is None
+
+
+@pytest.mark.usefixtures("default_sigint")
+def test_ctrl_c_during_a_call_that_raises_a_base_exception_is_not_lost() -> None:
+    worker = WorkerThread("ctrl-c-base")
+    asked_to_stop = threading.Event()
+
+    class Stop(BaseException):
+        pass
+
+    def call() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        if not asked_to_stop.wait(WAIT):
+            raise AssertionError("on_cancel was never called")
+        raise Stop
+
+    async def main() -> None:
+        try:
+            await worker.run(call, on_cancel=asked_to_stop.set)
+        finally:
+            await worker.aclose()
+
+    with pytest.raises(KeyboardInterrupt) as raised:
+        trio.run(main)
+    assert isinstance(raised.value.__cause__, Stop)
+    assert not worker.alive
+
+
+async def test_an_on_cancel_that_raises_still_waits_for_the_call() -> None:
+    # on_cancel must not raise; if it does, the call is still not abandoned: its error comes
+    # out of run() once fn has finished.
+    worker = WorkerThread("bad-on-cancel")
+    entered, release = threading.Event(), threading.Event()
+    finished: list[str] = []
+
+    def call() -> None:
+        entered.set()
+        if not release.wait(WAIT):
+            raise AssertionError("never released")
+        finished.append("call")
+
+    def on_cancel() -> None:
+        release.set()
+        raise RuntimeError("on_cancel failed")
+
+    with trio.fail_after(BUDGET):
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+
+                async def cancel_when_entered() -> None:
+                    await trio.to_thread.run_sync(entered.wait, WAIT)
+                    scope.cancel()
+
+                nursery.start_soon(cancel_when_entered)
+                with pytest.raises(RuntimeError, match="on_cancel failed"):
+                    await worker.run(call, on_cancel=on_cancel)
+                assert finished == ["call"] and not worker.busy and worker.calls_in_flight == 0
+        await worker.aclose()

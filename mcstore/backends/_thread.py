@@ -128,13 +128,34 @@ def _redeliver_keyboard_interrupt(interrupt: BaseException) -> None:
     finding the frame protected, marks the interrupt pending and delivers it at the main task's
     next checkpoint, as if it had come while the task was not waiting. Python runs the handler
     before ``signal.raise_signal`` returns. Where that cannot work (not the main thread, or
-    SIGINT is no longer handled by a Python function), raises ``interrupt`` here instead.
+    SIGINT is not handled by Trio's handler at the moment), raises ``interrupt`` here instead.
     """
     handler = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is threading.main_thread() and callable(handler):
+    trios = getattr(handler, "__module__", None) == _TRIO_KI_MODULE
+    if trios and threading.current_thread() is threading.main_thread():
         signal.raise_signal(signal.SIGINT)
     else:
         raise interrupt
+
+
+# The module of the SIGINT handler that trio.run installs (trio/_core/_ki.py). Another handler
+# (say, trio.open_signal_receiver's) would take a raised SIGINT as a new signal.
+_TRIO_KI_MODULE: Final = "trio._core._ki"
+
+
+WAKE_POLL_SECONDS: Final = 1.0
+"""A waiting task looks for its call's outcome at least this often, signal or not."""
+
+
+class _Waited:
+    """What happened while a task waited for its call (see :meth:`WorkerThread._wait_for`)."""
+
+    __slots__ = ("cancelled", "interrupt", "on_cancel_error")
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self.interrupt: BaseException | None = None
+        self.on_cancel_error: BaseException | None = None
 
 
 # Put in the queue by aclose(): the thread runs it, then ends.
@@ -189,44 +210,54 @@ class WorkerThread:
         while True:
             job = self._jobs.get()
             if isinstance(job, _Job):
-                # _busy was set by whoever handed the job over (run() or aclose()).
+                # _busy was set by whoever handed the job over (run() or aclose()), and is
+                # cleared before the outcome is stored: once the waiter can see the outcome (and
+                # return, and hand over the next job), this job no longer touches _busy.
+                result = outcome.capture(job.fn)
+                self._busy = False
+                job.result = result
                 try:
-                    job.result = outcome.capture(job.fn)
-                finally:
-                    self._busy = False
-                wake.send(b"\x00")  # after the outcome is stored: the waiter reads it on waking
+                    wake.send(b"\x00")  # after the outcome is stored: the waiter reads it on waking
+                except OSError as exc:  # pragma: no cover - a full or broken socket pair
+                    # The waiter also looks every WAKE_POLL_SECONDS: the outcome is not lost.
+                    logger.warning("mcstore worker thread %s could not signal its caller: %s", self.name, exc)
                 continue
             assert job is _STOP
             return
 
-    async def _wait_for(self, job: _Job[T], on_cancel: Callable[[], None] | None) -> tuple[bool, BaseException | None]:
+    async def _wait_for(self, job: _Job[T], on_cancel: Callable[[], None] | None) -> _Waited:
         """Wait until the thread has stored ``job``'s outcome; never leave before.
 
         The thread signals through a socket that Trio watches, so the waiting task is resumed in
         the very turn that sees the signal (``run_sync_soon`` would take one more turn, through
-        Trio's entry-queue task). A cancellation, or a ``KeyboardInterrupt`` that Trio delivers to
-        the waiting (main) task, calls ``on_cancel()`` once each and the wait goes on, shielded.
-        Returns whether a cancellation came, and the ``KeyboardInterrupt`` if one came.
+        Trio's entry-queue task); it also looks every :data:`WAKE_POLL_SECONDS`, so that a
+        signal that could not be sent costs that long, not a hang. A cancellation, or a
+        ``KeyboardInterrupt`` that Trio delivers to the waiting (main) task, calls
+        ``on_cancel()`` and the wait goes on, shielded; an exception from ``on_cancel`` is kept
+        for after the call.
         """
         receive = self._wake_receive
         assert receive is not None
-        cancelled = False
-        interrupt: BaseException | None = None
+        waited = _Waited()
         while job.result is None:
             try:
-                with trio.CancelScope(shield=cancelled or interrupt is not None):
+                shielded = waited.cancelled or waited.interrupt is not None
+                with trio.CancelScope(deadline=trio.current_time() + WAKE_POLL_SECONDS, shield=shielded):
                     await trio.lowlevel.wait_readable(receive)
             except trio.Cancelled:
-                cancelled = True
+                waited.cancelled = True
             except KeyboardInterrupt as exc:
-                interrupt = exc
+                waited.interrupt = waited.interrupt or exc
             else:
                 with contextlib.suppress(BlockingIOError):
                     receive.recv(64)  # one byte per job; a stale one only causes one more look
                 continue
             if on_cancel is not None:
-                on_cancel()
-        return cancelled, interrupt
+                try:
+                    on_cancel()
+                except BaseException as exc:  # must not raise; if it does, still wait for fn
+                    waited.on_cancel_error = waited.on_cancel_error or exc
+        return waited
 
     @trio.lowlevel.enable_ki_protection
     async def run(self, fn: Callable[[], T], *, on_cancel: Callable[[], None] | None = None) -> T:
@@ -273,20 +304,23 @@ class WorkerThread:
                 self._busy = True  # here, not in the thread: the thread may wait for the GIL
                 self._handed_at = time.monotonic()
                 self._jobs.put(job)
-                cancelled, interrupt = await self._wait_for(job, on_cancel)
+                waited = await self._wait_for(job, on_cancel)
                 result = job.result
                 assert result is not None
-                if interrupt is not None and isinstance(result, outcome.Value):
+                if waited.on_cancel_error is not None:
+                    raise waited.on_cancel_error
+                interrupt = waited.interrupt
+                if interrupt is not None:
+                    if isinstance(result, outcome.Error):
+                        raise interrupt from result.error
                     # fn returned (say, a transaction committed): return that, and hand the
                     # Ctrl-C back to Trio for the caller's next checkpoint, where it would have
                     # been delivered had it come while this task was not waiting.
                     _redeliver_keyboard_interrupt(interrupt)
                 try:
                     return result.unwrap()
-                except Exception as exc:
-                    if interrupt is not None:
-                        raise interrupt from exc
-                    if cancelled:
+                except Exception:
+                    if waited.cancelled:
                         # The failure comes from our own interrupt: report the cancellation.
                         await trio.lowlevel.checkpoint()
                     raise
@@ -304,32 +338,51 @@ class WorkerThread:
         ``trio.ClosedResourceError``.
         """
         with trio.CancelScope(shield=True):
-            async with self._serial:
-                if self._closed:
-                    return
-                self._closed = True
-                thread, self._thread = self._thread, None
-                if thread is None:
-                    return
-                # The thread stores this no-op's outcome, then reaches _STOP and returns. It needs
-                # the GIL for that too: busy, so that a busy loop lends it (see "Lending the GIL").
-                job: _Job[None] = _Job(lambda: None)
-                self._busy = True
-                self._handed_at = time.monotonic()
-                self._jobs.put(job)
-                self._jobs.put(_STOP)
-                _, interrupt = await self._wait_for(job, None)
-                # The thread has run its last job and is returning: the join is immediate.
-                thread.join()
-                for sock in (self._wake_receive, self._wake_send):
-                    if sock is not None:
-                        sock.close()
-                self._wake_receive = self._wake_send = None
-                lender, self._lender = self._lender, None
-                if lender is not None:
-                    try:
-                        trio.lowlevel.remove_instrument(lender)
-                    except KeyError:  # pragma: no cover - Trio dropped it (it raised), or another run
-                        pass
-                if interrupt is not None:
-                    _redeliver_keyboard_interrupt(interrupt)
+            # A Ctrl-C that Trio delivers while this waits for the lock (a call in progress) or
+            # for the thread must not stop the close: it is kept, and raised once the thread has
+            # ended and its sockets are closed.
+            interrupt: BaseException | None = None
+            while True:
+                try:
+                    await acquire_promptly(self._serial)
+                    break
+                except KeyboardInterrupt as exc:
+                    interrupt = interrupt or exc
+                    if self._serial.statistics().owner is trio.lowlevel.current_task():
+                        break  # it came after the lock was handed to this task
+            try:
+                interrupt = await self._close_locked() or interrupt
+            finally:
+                self._serial.release()
+            if interrupt is not None:
+                raise interrupt
+
+    async def _close_locked(self) -> BaseException | None:
+        """aclose() with the lock held: returns a KeyboardInterrupt delivered while it waited."""
+        if self._closed:
+            return None
+        self._closed = True
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return None
+        # The thread stores this no-op's outcome, then reaches _STOP and returns. It needs
+        # the GIL for that too: busy, so that a busy loop lends it (see "Lending the GIL").
+        job: _Job[None] = _Job(lambda: None)
+        self._busy = True
+        self._handed_at = time.monotonic()
+        self._jobs.put(job)
+        self._jobs.put(_STOP)
+        waited = await self._wait_for(job, None)
+        # The thread has run its last job and is returning: the join is immediate.
+        thread.join()
+        for sock in (self._wake_receive, self._wake_send):
+            if sock is not None:
+                sock.close()
+        self._wake_receive = self._wake_send = None
+        lender, self._lender = self._lender, None
+        if lender is not None:
+            try:
+                trio.lowlevel.remove_instrument(lender)
+            except KeyError:  # pragma: no cover - Trio dropped it (it raised), or another run
+                pass
+        return waited.interrupt
