@@ -12,19 +12,10 @@ still waits for ``fn``'s own outcome, so the caller always learns whether a tran
 committed. Nothing is ever abandoned: when ``run`` returns or raises, ``fn`` has finished and the
 thread is idle.
 
-**The hand-back.** The thread stores the call's outcome in the job and writes one byte into a
-socket pair that the awaiting task watches with ``trio.lowlevel.wait_readable``: the task is
-resumed in the turn that sees the byte. (``TrioToken.run_sync_soon`` takes one more turn, through
-Trio's entry-queue task: a no-op call's round trip was 102-112 us that way, 71-78 us this way, on
-the 2-core VM of issue 11's note.) The wait never ends before the outcome is stored: a
-cancellation calls ``on_cancel()`` and the wait goes on, shielded.
-
 The hand-off is protected from ``KeyboardInterrupt`` (``trio.lowlevel.enable_ki_protection``): a
-Ctrl-C can never make the awaiting task leave while its call still runs in the thread. If Trio
-delivers one to the waiting main task, it is treated as a cancellation (``on_cancel()``), the
-wait goes on, and once the call has ended the interrupt is given back to Trio, which raises it
-at the main task's next checkpoint: a call that returned still returns its value (say, a
-committed transaction), and a call that failed raises ``KeyboardInterrupt``.
+Ctrl-C can never make the awaiting task leave while its call still runs in the thread (the
+thread would later reschedule a task that had exited: a ``TrioInternalError``). Trio delivers
+the interrupt to the main task at its next checkpoint instead, after the call.
 
 **Lending the GIL.** The thread gives up the GIL around every blocking call of its driver
 (each SQLite statement, each wait on a socket) and must take it back afterwards. While the Trio
@@ -40,11 +31,8 @@ gives the GIL up anyway.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
-import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -85,13 +73,13 @@ async def acquire_promptly(lock: trio.Lock) -> None:
 
 
 class _Job(Generic[T]):
-    """One call handed to the thread: what to run, and (set by the thread) its outcome."""
+    """One call handed to the thread: what to run, and how to hand its outcome back to Trio."""
 
-    __slots__ = ("fn", "result")
+    __slots__ = ("fn", "deliver")
 
-    def __init__(self, fn: Callable[[], T]) -> None:
+    def __init__(self, fn: Callable[[], T], deliver: Callable[[outcome.Outcome[T]], None]) -> None:
         self.fn = fn
-        self.result: outcome.Outcome[T] | None = None
+        self.deliver = deliver
 
 
 GIL_LEND_SECONDS: Final = 50e-6
@@ -121,44 +109,7 @@ class _LendTheGil(trio.abc.Instrument):
             time.sleep(GIL_LEND_SECONDS)
 
 
-def _redeliver_keyboard_interrupt(interrupt: BaseException) -> None:
-    """Give back to Trio a ``KeyboardInterrupt`` that it delivered to a task waiting for its call.
-
-    Call from KI-protected code (``run``, ``aclose``). Raises SIGINT again: Trio's handler,
-    finding the frame protected, marks the interrupt pending and delivers it at the main task's
-    next checkpoint, as if it had come while the task was not waiting. Python runs the handler
-    before ``signal.raise_signal`` returns. Where that cannot work (not the main thread, or
-    SIGINT is not handled by Trio's handler at the moment), raises ``interrupt`` here instead.
-    """
-    handler = signal.getsignal(signal.SIGINT)
-    trios = getattr(handler, "__module__", None) == _TRIO_KI_MODULE
-    if trios and threading.current_thread() is threading.main_thread():
-        signal.raise_signal(signal.SIGINT)
-    else:
-        raise interrupt
-
-
-# The module of the SIGINT handler that trio.run installs (trio/_core/_ki.py). Another handler
-# (say, trio.open_signal_receiver's) would take a raised SIGINT as a new signal.
-_TRIO_KI_MODULE: Final = "trio._core._ki"
-
-
-WAKE_POLL_SECONDS: Final = 1.0
-"""A waiting task looks for its call's outcome at least this often, signal or not."""
-
-
-class _Waited:
-    """What happened while a task waited for its call (see :meth:`WorkerThread._wait_for`)."""
-
-    __slots__ = ("cancelled", "interrupt", "on_cancel_error")
-
-    def __init__(self) -> None:
-        self.cancelled = False
-        self.interrupt: BaseException | None = None
-        self.on_cancel_error: BaseException | None = None
-
-
-# Put in the queue by aclose(): the thread runs it, then ends.
+# Put in the queue by aclose(): the thread delivers it, then ends.
 _STOP: Final = object()
 
 
@@ -173,9 +124,6 @@ class WorkerThread:
         self.name: Final = name if name.startswith(THREAD_NAME_PREFIX) else THREAD_NAME_PREFIX + name
         self._jobs: queue.SimpleQueue[_Job[object] | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        # The thread's signal that a job's outcome is stored: it writes one byte into _wake_send.
-        self._wake_receive: socket.socket | None = None
-        self._wake_send: socket.socket | None = None
         self._lender: _LendTheGil | None = None
         self._serial = trio.Lock()
         self._closed = False
@@ -205,59 +153,20 @@ class WorkerThread:
         """True once :meth:`aclose` has begun; :meth:`run` then raises."""
         return self._closed
 
-    def _serve(self, wake: socket.socket) -> None:
-        """The thread's loop: run each job, store its outcome, signal ``wake``; until ``_STOP``."""
+    def _serve(self) -> None:
+        """The thread's loop: run each job, hand its outcome back, until ``_STOP``."""
         while True:
             job = self._jobs.get()
             if isinstance(job, _Job):
-                # _busy was set by whoever handed the job over (run() or aclose()), and is
-                # cleared before the outcome is stored: once the waiter can see the outcome (and
-                # return, and hand over the next job), this job no longer touches _busy.
-                result = outcome.capture(job.fn)
-                self._busy = False
-                job.result = result
+                # _busy was set by whoever handed the job over (run() or aclose()).
                 try:
-                    wake.send(b"\x00")  # after the outcome is stored: the waiter reads it on waking
-                except OSError as exc:  # pragma: no cover - a full or broken socket pair
-                    # The waiter also looks every WAKE_POLL_SECONDS: the outcome is not lost.
-                    logger.warning("mcstore worker thread %s could not signal its caller: %s", self.name, exc)
+                    result = outcome.capture(job.fn)
+                finally:
+                    self._busy = False
+                job.deliver(result)
                 continue
             assert job is _STOP
             return
-
-    async def _wait_for(self, job: _Job[T], on_cancel: Callable[[], None] | None) -> _Waited:
-        """Wait until the thread has stored ``job``'s outcome; never leave before.
-
-        The thread signals through a socket that Trio watches, so the waiting task is resumed in
-        the very turn that sees the signal (``run_sync_soon`` would take one more turn, through
-        Trio's entry-queue task); it also looks every :data:`WAKE_POLL_SECONDS`, so that a
-        signal that could not be sent costs that long, not a hang. A cancellation, or a
-        ``KeyboardInterrupt`` that Trio delivers to the waiting (main) task, calls
-        ``on_cancel()`` and the wait goes on, shielded; an exception from ``on_cancel`` is kept
-        for after the call.
-        """
-        receive = self._wake_receive
-        assert receive is not None
-        waited = _Waited()
-        while job.result is None:
-            try:
-                shielded = waited.cancelled or waited.interrupt is not None
-                with trio.CancelScope(deadline=trio.current_time() + WAKE_POLL_SECONDS, shield=shielded):
-                    await trio.lowlevel.wait_readable(receive)
-            except trio.Cancelled:
-                waited.cancelled = True
-            except KeyboardInterrupt as exc:
-                waited.interrupt = waited.interrupt or exc
-            else:
-                with contextlib.suppress(BlockingIOError):
-                    receive.recv(64)  # one byte per job; a stale one only causes one more look
-                continue
-            if on_cancel is not None:
-                try:
-                    on_cancel()
-                except BaseException as exc:  # must not raise; if it does, still wait for fn
-                    waited.on_cancel_error = waited.on_cancel_error or exc
-        return waited
 
     @trio.lowlevel.enable_ki_protection
     async def run(self, fn: Callable[[], T], *, on_cancel: Callable[[], None] | None = None) -> T:
@@ -283,47 +192,44 @@ class WorkerThread:
             if self._closed:
                 raise trio.ClosedResourceError(f"worker thread {self.name} is closed")
             if self._thread is None:
-                receive, wake = socket.socketpair()
-                try:
-                    receive.setblocking(False)
-                    thread = threading.Thread(target=self._serve, args=(wake,), name=self.name, daemon=True)
-                    thread.start()
-                except BaseException:  # nothing is left half set up
-                    receive.close()
-                    wake.close()
-                    raise
-                self._thread, self._wake_receive, self._wake_send = thread, receive, wake
+                thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
+                thread.start()  # if this raises, nothing is left half set up
+                self._thread = thread
                 self._lender = _LendTheGil(self)
                 trio.lowlevel.add_instrument(self._lender)
+            task = trio.lowlevel.current_task()
+            token = trio.lowlevel.current_trio_token()
+            cancel_requested = False
+
+            def deliver(result: outcome.Outcome[T]) -> None:
+                # In the worker thread. The task is waiting for certain (its abort always
+                # fails), and the run outlives it, so this cannot meet a finished task or run.
+                token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+
+            def abort(_: object) -> trio.lowlevel.Abort:
+                nonlocal cancel_requested
+                cancel_requested = True
+                if on_cancel is not None:
+                    on_cancel()
+                # FAILED: keep waiting for the thread, so that nothing outlives this call.
+                return trio.lowlevel.Abort.FAILED
+
             self.calls_in_flight += 1
             self.calls += 1
             try:
                 # No checkpoint between handing the job over and waiting for its outcome; and
                 # KI protection keeps a KeyboardInterrupt from being raised in between.
-                job: _Job[T] = _Job(fn)
                 self._busy = True  # here, not in the thread: the thread may wait for the GIL
                 self._handed_at = time.monotonic()
-                self._jobs.put(job)
-                waited = await self._wait_for(job, on_cancel)
-                result = job.result
-                assert result is not None
-                if waited.on_cancel_error is not None:
-                    raise waited.on_cancel_error
-                interrupt = waited.interrupt
-                if interrupt is not None:
-                    if isinstance(result, outcome.Error):
-                        raise interrupt from result.error
-                    # fn returned (say, a transaction committed): return that, and hand the
-                    # Ctrl-C back to Trio for the caller's next checkpoint, where it would have
-                    # been delivered had it come while this task was not waiting.
-                    _redeliver_keyboard_interrupt(interrupt)
+                self._jobs.put(_Job(fn, deliver))
                 try:
-                    return result.unwrap()
+                    value: T = await trio.lowlevel.wait_task_rescheduled(abort)
                 except Exception:
-                    if waited.cancelled:
+                    if cancel_requested:
                         # The failure comes from our own interrupt: report the cancellation.
                         await trio.lowlevel.checkpoint()
                     raise
+                return value
             finally:
                 self.calls_in_flight -= 1
         finally:
@@ -338,9 +244,8 @@ class WorkerThread:
         ``trio.ClosedResourceError``.
         """
         with trio.CancelScope(shield=True):
-            # A Ctrl-C that Trio delivers while this waits for the lock (a call in progress) or
-            # for the thread must not stop the close: it is kept, and raised once the thread has
-            # ended and its sockets are closed.
+            # A Ctrl-C that Trio delivers to this task while it waits for the lock (a call in
+            # progress) must not stop the close: it is kept, and raised once the thread has ended.
             interrupt: BaseException | None = None
             while True:
                 try:
@@ -351,38 +256,38 @@ class WorkerThread:
                     if self._serial.statistics().owner is trio.lowlevel.current_task():
                         break  # it came after the lock was handed to this task
             try:
-                interrupt = await self._close_locked() or interrupt
+                await self._close_locked()
             finally:
                 self._serial.release()
             if interrupt is not None:
                 raise interrupt
 
-    async def _close_locked(self) -> BaseException | None:
-        """aclose() with the lock held: returns a KeyboardInterrupt delivered while it waited."""
+    async def _close_locked(self) -> None:
+        """aclose() with the lock held."""
         if self._closed:
-            return None
+            return
         self._closed = True
         thread, self._thread = self._thread, None
         if thread is None:
-            return None
-        # The thread stores this no-op's outcome, then reaches _STOP and returns. It needs
-        # the GIL for that too: busy, so that a busy loop lends it (see "Lending the GIL").
-        job: _Job[None] = _Job(lambda: None)
+            return
+        task = trio.lowlevel.current_task()
+        token = trio.lowlevel.current_trio_token()
+
+        def deliver(result: outcome.Outcome[None]) -> None:
+            token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+
+        # The thread hands back this no-op, then reaches _STOP and returns. It needs the
+        # GIL for that too: busy, so that a busy loop lends it (see "Lending the GIL").
         self._busy = True
         self._handed_at = time.monotonic()
-        self._jobs.put(job)
+        self._jobs.put(_Job(lambda: None, deliver))
         self._jobs.put(_STOP)
-        waited = await self._wait_for(job, None)
+        await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
         # The thread has run its last job and is returning: the join is immediate.
         thread.join()
-        for sock in (self._wake_receive, self._wake_send):
-            if sock is not None:
-                sock.close()
-        self._wake_receive = self._wake_send = None
         lender, self._lender = self._lender, None
         if lender is not None:
             try:
                 trio.lowlevel.remove_instrument(lender)
             except KeyError:  # pragma: no cover - Trio dropped it (it raised), or another run
                 pass
-        return waited.interrupt
