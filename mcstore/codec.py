@@ -692,7 +692,8 @@ def decode_rows(
 
     With ``pause_collector``, CPython's cyclic garbage collector is off from the first row to
     the last and is then restored as it was, also when an exception propagates; a collector
-    that was off stays off. Decoded results hold no reference cycle, and without the pause
+    that was off stays off; rows that are not all exact ``bytes`` are decoded without it.
+    Decoded results hold no reference cycle, and without the pause
     the collector's older generations walk a growing list of results again and again.
     The collector is process-wide, so only the compiled core may ask for the pause
     (``backends.base.decode_stored_rows`` does so only when :data:`mcstore.COMPILED`): this
@@ -702,6 +703,13 @@ def decode_rows(
     """
     failed: list[tuple[object, DecodeError]] = []
     paused = pause_collector and gc.isenabled()
+    if paused:
+        # Anything but exact bytes is converted by decode_result, which may run interpreted
+        # code (a __bytes__, a __class__ property) and so give the GIL away: no pause then.
+        for key, value in rows:
+            if type(key) is not bytes or type(value) is not bytes:
+                paused = False
+                break
     if paused:
         gc.disable()
     try:

@@ -45,7 +45,6 @@ import outcome
 import trio
 
 from .backends import Backend, FlushOutcome, Row, Snapshot, backend_for_path
-from .backends._thread import acquire_promptly
 from .backends.base import check_batch_size
 from .codec import decode_result, encode_result
 from .errors import DecodeError, FlushError, StoreBusy, StoreClosed, StoreError
@@ -259,17 +258,14 @@ class MissionControlStore:
             await trio.lowlevel.checkpoint()
             return
         with self._operation(cancel_when_closing=False):
-            # Promptly: a free lock means no flush in flight, so the batch goes to the backend
-            # (whose call is the schedule point) before the intake and ticker tasks run.
-            await acquire_promptly(self._flush_lock)
-            try:
+            # Trio's acquire, with its schedule point even when the lock is free: flush() must
+            # be a checkpoint whatever the backend does (a custom one need not yield).
+            async with self._flush_lock:
                 if self._settled_count() >= target:
                     return
                 if self._state is StoreState.OPEN:
                     await self._flush_locked()
                     return
-            finally:
-                self._flush_lock.release()
         # The close began first, or cancelled this flush at its deadline: its final flush
         # decides where the results end.
         await self._closed_event.wait()

@@ -337,23 +337,6 @@ def _progress_at_collections(action: Callable[[], object], progress: Callable[[]
     return seen
 
 
-def _progress_at_collections(action: Callable[[], object], progress: Callable[[], int]) -> list[int]:
-    """``progress()`` at the start of each collection of the cyclic collector while ``action`` ran."""
-    seen: list[int] = []
-    gc.collect()  # start from empty young generations
-
-    def record(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            seen.append(progress())
-
-    gc.callbacks.append(record)
-    try:
-        action()
-    finally:
-        gc.callbacks.remove(record)
-    return seen
-
-
 @pytest.mark.parametrize("enabled_before", [True, False])
 def test_decode_rows_runs_with_the_collector_paused_and_restores_it(
     collector_state: None, enabled_before: bool
@@ -402,6 +385,8 @@ def test_decoding_stored_rows_never_lets_another_thread_see_the_collector_off(co
     from mcstore.backends import base
 
     rows = [mcstore.encode_result(result(i)) for i in range(8 * base.CANCEL_CHECK_ROWS)]
+    for i in range(0, len(rows), 7):  # corrupted rows too: the DecodeError path runs paused
+        rows[i] = (rows[i][0], b"\xff")
     gc.enable()
     watching, done = threading.Event(), threading.Event()
     seen_off: list[int] = []
@@ -427,8 +412,49 @@ def test_decoding_stored_rows_never_lets_another_thread_see_the_collector_off(co
         watcher.join()
         sys.setswitchinterval(interval)
     assert seen_off == []
-    assert len(results) == len(rows) and corrupted == []
+    assert len(results) + len(corrupted) == len(rows) and len(corrupted) == len(range(0, len(rows), 7))
     assert checks == [True] * 8  # the cancellation check runs between chunks, collector on
+
+
+class _SlowBytes(bytes):
+    """A bytes subclass: decode_result converts it with bytes(), which runs interpreted code."""
+
+    def __bytes__(self) -> bytes:
+        return bytes(memoryview(self))
+
+
+def test_rows_that_are_not_exact_bytes_are_decoded_without_a_pause(collector_state: None) -> None:
+    """decode_rows pauses the collector only for rows of exact bytes: converting anything else
+    may run interpreted code (a __bytes__, a __class__ property), which gives the GIL away."""
+    import sys
+    import threading
+
+    from mcstore.backends import base
+
+    rows = [(_SlowBytes(k), _SlowBytes(v)) for k, v in (mcstore.encode_result(result(i)) for i in range(4096))]
+    gc.enable()
+    watching, done = threading.Event(), threading.Event()
+    seen_off: list[bool] = []
+
+    def watch() -> None:
+        watching.set()
+        while not done.is_set():
+            if not gc.isenabled():
+                seen_off.append(True)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert watching.wait(10)
+        results, corrupted = base.decode_stored_rows(rows, "default")
+    finally:
+        done.set()
+        watcher.join()
+        sys.setswitchinterval(interval)
+    assert seen_off == []
+    assert [r.id for r in results] == list(range(4096)) and corrupted == []
 
 
 # -- failures -------------------------------------------------------------------------------

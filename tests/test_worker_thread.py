@@ -394,33 +394,48 @@ async def test_acquire_promptly_waits_for_a_held_lock_in_fifo_order() -> None:
     assert not lock.locked()
 
 
-async def test_a_flush_hands_its_batch_to_the_backend_without_yielding_first(tmp_path: Path) -> None:
-    """With no flush in flight, flush() calls the backend before it gives the scheduler a turn
-    (the backend's wait for its thread is the flush's schedule point): the store's intake and
-    ticker tasks, woken by add_result, run while the thread works, not before the hand-off."""
-    backend = SQLiteBackend(str(tmp_path / "s.sqlite"))
-    real = backend.store_results
-    yields_before_backend: list[int] = []
-    counter: _StepCounter | None = None
+async def test_run_hands_its_call_to_the_thread_before_it_first_yields() -> None:
+    """With the call lock free, run() gives the job to the thread before the task's first
+    schedule point (which is its wait for the outcome), so no other task runs in between."""
+    worker = WorkerThread("prompt")
+    release = threading.Event()
+    busy_at_first_yield: list[bool] = []
 
-    async def store_results(results: Sequence[PaymentResult], max_records: int) -> FlushOutcome:
-        assert counter is not None
-        yields_before_backend.append(counter.yields)
-        return await real(results, max_records)
+    class FirstYield(trio.abc.Instrument):
+        def after_task_step(self, task: trio.lowlevel.Task) -> None:
+            if task is me and not busy_at_first_yield:
+                busy_at_first_yield.append(worker.busy)
+                release.set()
 
-    backend.store_results = store_results  # type: ignore[method-assign]
     with trio.fail_after(BUDGET):
-        async with open_store(backend, flush_interval=3600) as store:
-            for i in range(5):
-                store.add_result(result(i))
-            counter = _StepCounter(trio.lowlevel.current_task())
-            trio.lowlevel.add_instrument(counter)
-            try:
+        await worker.run(lambda: None)  # the thread exists
+        me = trio.lowlevel.current_task()
+        instrument = FirstYield()
+        trio.lowlevel.add_instrument(instrument)
+        try:
+            await worker.run(lambda: release.wait(WAIT))
+        finally:
+            trio.lowlevel.remove_instrument(instrument)
+        await worker.aclose()
+    assert busy_at_first_yield == [True]
+
+
+async def test_flush_is_a_checkpoint_even_with_a_backend_that_never_yields() -> None:
+    """The Backend protocol does not require store_results to yield; flush() must still be a
+    schedule point, or a loop of add_result + flush() would starve the event loop (and the
+    store's own deadlines)."""
+    from mcstore.testing import MemoryBackend, MemoryDatabase
+
+    class Eager(MemoryBackend):
+        async def store_results(self, results: Sequence[PaymentResult], max_records: int) -> FlushOutcome:
+            return FlushOutcome(len(results), 0, 0, len(results))  # no checkpoint
+
+    with trio.fail_after(BUDGET):
+        async with open_store(Eager(MemoryDatabase()), flush_interval=3600) as store:
+            store.add_result(result(1))
+            with trio.testing.assert_checkpoints():
                 await store.flush()
-            finally:
-                trio.lowlevel.remove_instrument(counter)
-            assert store.stats().stored == 5
-    assert yields_before_backend == [0]
+            assert store.stats().pending == 0
 
 
 @pytest.mark.usefixtures("default_sigint")

@@ -55,11 +55,12 @@ THREAD_NAME_PREFIX: Final = "mcstore-"
 async def acquire_promptly(lock: trio.Lock) -> None:
     """``await lock.acquire()``, but without a schedule point when ``lock`` is free.
 
-    Trio's ``Lock.acquire`` yields to the scheduler even when the lock is free. On a flush's
-    path that turn let the store's intake and ticker tasks run before the hand-off to the
-    worker thread; the two such turns of a flush cost 25-30 us of its 460 us at N=1 (lnd's
-    flush shape, /tmp timing script in issue 11's note). The caller must reach a schedule
-    point soon after, as a flush does when it waits for its worker thread.
+    Trio's ``Lock.acquire`` yields to the scheduler even when the lock is free: in
+    :meth:`WorkerThread.run` that turn let the store's other tasks run before the hand-off to
+    the thread. The caller must reach a schedule point on every path after it, as ``run`` does
+    when it waits for the thread. (It also has no schedule point at all when the lock is free,
+    which :meth:`WorkerThread.aclose` relies on: a Ctrl-C cannot come between taking the lock
+    and closing.)
 
     Same contract otherwise: raises ``Cancelled`` without acquiring if the scope is cancelled;
     a contended lock is waited for in FIFO order. (A free ``trio.Lock`` has no waiters: a
@@ -190,6 +191,7 @@ class WorkerThread:
         await acquire_promptly(self._serial)
         try:
             if self._closed:
+                await trio.lowlevel.cancel_shielded_checkpoint()  # still a schedule point
                 raise trio.ClosedResourceError(f"worker thread {self.name} is closed")
             if self._thread is None:
                 thread = threading.Thread(target=self._serve, name=self.name, daemon=True)

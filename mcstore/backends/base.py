@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeAlias, cast, runtime_checkable
@@ -68,6 +69,11 @@ def check_batch_size(value: object, name: str = "max_rows") -> int:
     return value
 
 
+# The pause is safe only where compiled code keeps the GIL (see codec.decode_rows): not on the
+# pure path, and not on a free-threaded build without a GIL.
+_PAUSE_COLLECTOR: Final = COMPILED and getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
 def decode_stored_rows(
     rows: Iterable[tuple[bytes, bytes]], namespace: str, check: Callable[[], None] | None = None
 ) -> tuple[list[PaymentResult], list[bytes]]:
@@ -91,7 +97,7 @@ def decode_stored_rows(
             break
         if check is not None:
             check()
-        for key, exc in decode_rows(chunk, results, COMPILED):
+        for key, exc in decode_rows(chunk, results, _PAUSE_COLLECTOR):
             bad = bytes(cast(bytes, key))
             logger.warning(
                 "Removing undecodable mission control result: namespace=%r key=%s: %s", namespace, bad.hex(), exc
