@@ -421,12 +421,7 @@ class ThreadFloor:
         flat: list[bytes] = []
         for r in results:
             flat += mcstore.encode_result(r)
-        raw = self.raw
-        raw.conn.execute("BEGIN IMMEDIATE")
-        raw.stored += insert_rows(raw.conn, NAMESPACE, flat)
-        if max_records and raw.stored > max_records:
-            raw.stored -= raw.conn.execute(raw.PRUNE, (NAMESPACE, raw.stored - max_records)).rowcount
-        raw.conn.execute("COMMIT")
+        self.raw.insert_flat(flat, max_records)
 
     async def aclose(self) -> None:
         await self.worker.aclose()
@@ -500,9 +495,16 @@ class RawDB:
 
     def insert(self, rows: Sequence[tuple[str, bytes, bytes]], max_records: int = 0) -> None:
         """One transaction: insert ``rows``, then prune the oldest beyond ``max_records`` (0: none)."""
+        self._write(lambda conn: conn.executemany(self.INSERT, rows).rowcount, max_records)
+
+    def insert_flat(self, flat: list[bytes], max_records: int = 0) -> None:
+        """As :meth:`insert`, with the store's own multi-row ``INSERT`` of ``flat`` (key, value, ...)."""
+        self._write(lambda conn: insert_rows(conn, NAMESPACE, flat), max_records)
+
+    def _write(self, insert: Callable[[sqlite3.Connection], int], max_records: int) -> None:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
-        self.stored += conn.executemany(self.INSERT, rows).rowcount
+        self.stored += insert(conn)
         if max_records and self.stored > max_records:
             self.stored -= conn.execute(self.PRUNE, (NAMESPACE, self.stored - max_records)).rowcount
         conn.execute("COMMIT")

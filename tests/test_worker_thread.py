@@ -11,7 +11,7 @@ import os
 import signal
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -173,32 +173,43 @@ def test_ctrl_c_during_a_call_waits_for_it_and_then_raises_keyboard_interrupt(re
     # (on_cancel), run() still waits for it, and KeyboardInterrupt comes out of trio.run after
     # the thread finished. With Python's default SIGINT handler (the default_sigint fixture), Trio
     # installs its own, as in a program.
-    worker = WorkerThread("ctrl-c")
+    worker, got, finished, _ = _ctrl_c_during_a_call("ctrl-c", lambda: "committed", restrict=restrict, checkpoint=True)
+    assert got == ["committed"] and finished == ["call"]
+    assert worker.calls_in_flight == 0 and not worker.alive
+
+
+def _ctrl_c_during_a_call(
+    name: str, end: Callable[[], object], *, restrict: bool = False, checkpoint: bool = False
+) -> tuple[WorkerThread, list[object], list[str], KeyboardInterrupt]:
+    """In a fresh trio.run, the main task runs a call that sends SIGINT and waits for on_cancel,
+    then ends with ``end()``; then (with ``checkpoint``) one checkpoint, and aclose() in a
+    finally. Returns the worker, what run() returned, the calls that ended, and the
+    KeyboardInterrupt that trio.run raised (the test fails if it raised none)."""
+    worker = WorkerThread(name)
     asked_to_stop = threading.Event()
     finished: list[str] = []
+    got: list[object] = []
 
-    def call() -> str:
+    def call() -> object:
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the main task waits for this call
         try:
             if not asked_to_stop.wait(WAIT):
                 raise AssertionError("on_cancel was never called")
-            return "committed"
+            return end()
         finally:
             finished.append("call")
-
-    got: list[str] = []
 
     async def main() -> None:
         try:
             got.append(await worker.run(call, on_cancel=asked_to_stop.set))
-            await trio.lowlevel.checkpoint()
+            if checkpoint:
+                await trio.lowlevel.checkpoint()
         finally:
             await worker.aclose()
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as raised:
         trio.run(main, restrict_keyboard_interrupt_to_checkpoints=restrict)
-    assert got == ["committed"] and finished == ["call"]
-    assert worker.calls_in_flight == 0 and not worker.alive
+    return worker, got, finished, raised.value
 
 
 # -- under SQLiteBackend -----------------------------------------------------------------------
@@ -442,29 +453,12 @@ async def test_flush_is_a_checkpoint_even_with_a_backend_that_never_yields() -> 
 def test_ctrl_c_during_a_call_that_then_fails_raises_keyboard_interrupt_after_it() -> None:
     # As the committed case above, but the call fails once asked to stop (an interrupted
     # statement): the KeyboardInterrupt is raised after the call ended, the failure its context.
-    worker = WorkerThread("ctrl-c-fail")
-    asked_to_stop = threading.Event()
-    finished: list[str] = []
+    def interrupted() -> object:
+        raise sqlite3.OperationalError("interrupted")
 
-    def call() -> str:
-        os.kill(os.getpid(), signal.SIGINT)
-        try:
-            if not asked_to_stop.wait(WAIT):
-                raise AssertionError("on_cancel was never called")
-            raise sqlite3.OperationalError("interrupted")
-        finally:
-            finished.append("call")
-
-    async def main() -> None:
-        try:
-            await worker.run(call, on_cancel=asked_to_stop.set)
-        finally:
-            await worker.aclose()
-
-    with pytest.raises(KeyboardInterrupt) as raised:
-        trio.run(main)
+    worker, _, finished, raised = _ctrl_c_during_a_call("ctrl-c-fail", interrupted)
     assert finished == ["call"]
-    assert isinstance(raised.value.__context__, sqlite3.OperationalError)
+    assert isinstance(raised.__context__, sqlite3.OperationalError)
     assert worker.calls_in_flight == 0 and not worker.alive
 
 
@@ -472,50 +466,20 @@ def test_ctrl_c_during_a_call_that_then_fails_raises_keyboard_interrupt_after_it
 @pytest.mark.parametrize("restrict", [False, True], ids=["plain", "restrict_ki_to_checkpoints"])
 def test_ctrl_c_pending_when_aclose_starts_still_closes_the_thread(restrict: bool) -> None:
     # The committed call returns, so the Ctrl-C is raised at the caller's next checkpoint, which
-    # here is aclose() in a finally: the close must still end the thread and close its sockets.
-    worker = WorkerThread("ctrl-c-close")
-    asked_to_stop = threading.Event()
-    got: list[str] = []
-
-    def call() -> str:
-        os.kill(os.getpid(), signal.SIGINT)
-        if not asked_to_stop.wait(WAIT):
-            raise AssertionError("on_cancel was never called")
-        return "committed"
-
-    async def main() -> None:
-        try:
-            got.append(await worker.run(call, on_cancel=asked_to_stop.set))
-        finally:
-            await worker.aclose()
-
-    with pytest.raises(KeyboardInterrupt):
-        trio.run(main, restrict_keyboard_interrupt_to_checkpoints=restrict)
+    # here is aclose() in a finally: the close must still end the thread.
+    worker, got, _, _ = _ctrl_c_during_a_call("ctrl-c-close", lambda: "committed", restrict=restrict)
     assert got == ["committed"]
     assert worker.closed and not worker.alive
 
 
 @pytest.mark.usefixtures("default_sigint")
 def test_ctrl_c_during_a_call_that_raises_a_base_exception_is_not_lost() -> None:
-    worker = WorkerThread("ctrl-c-base")
-    asked_to_stop = threading.Event()
-
     class Stop(BaseException):
         pass
 
-    def call() -> None:
-        os.kill(os.getpid(), signal.SIGINT)
-        if not asked_to_stop.wait(WAIT):
-            raise AssertionError("on_cancel was never called")
+    def stop() -> object:
         raise Stop
 
-    async def main() -> None:
-        try:
-            await worker.run(call, on_cancel=asked_to_stop.set)
-        finally:
-            await worker.aclose()
-
-    with pytest.raises(KeyboardInterrupt) as raised:
-        trio.run(main)
-    assert isinstance(raised.value.__context__, Stop)
+    worker, _, _, raised = _ctrl_c_during_a_call("ctrl-c-base", stop)
+    assert isinstance(raised.__context__, Stop)
     assert not worker.alive

@@ -190,6 +190,9 @@ class WorkerThread:
         # Promptly: the wait for the thread below is this call's schedule point.
         await acquire_promptly(self._serial)
         try:
+            # Cancelled while it waited for a held lock, after the lock was handed over: stop
+            # here, before fn starts (no schedule point unless cancelled).
+            await trio.lowlevel.checkpoint_if_cancelled()
             if self._closed:
                 await trio.lowlevel.cancel_shielded_checkpoint()  # still a schedule point
                 raise trio.ClosedResourceError(f"worker thread {self.name} is closed")
@@ -253,10 +256,8 @@ class WorkerThread:
                 try:
                     await acquire_promptly(self._serial)
                     break
-                except KeyboardInterrupt as exc:
+                except KeyboardInterrupt as exc:  # raised before the lock was taken: try again
                     interrupt = interrupt or exc
-                    if self._serial.statistics().owner is trio.lowlevel.current_task():
-                        break  # it came after the lock was handed to this task
             try:
                 await self._close_locked()
             finally:
