@@ -46,3 +46,58 @@ def test_flush_cost_plot_has_log_y_axes_readable_below_10_us(
     bottom, top = figure.axes[0].get_ylim()
     # The 3 us and 6 us points sit in the lower part of the axis, a decade apart from 44 us.
     assert bottom < 3 < 6 < 44 < top
+
+
+def test_benchmark_summary_gives_each_target_its_verdict_over_runs(tmp_path: Path) -> None:
+    import json
+
+    from benchmarks import summary
+
+    def fig(label: str, target: str, ratio: float, passed: bool | None, floor_of: str = "") -> dict[str, Any]:
+        return {
+            "label": label, "kind": "time", "stat": "median", "target": target, "passed": passed,
+            "value": {"median": ratio * 1e-4}, "ratio": ratio, "extra": {"floor_of": floor_of} if floor_of else {},
+        }
+
+    runs = [
+        # met in 2 of 3 runs, median 1.2x; a miss in 3 of 3 whose floor alone breaks 1.3x;
+        # a miss whose floor is within reach; a target on the value, not on the ratio.
+        [fig("A", "<= 1.3x raw", r, r <= 1.3) for r in (1.2, 1.4, 1.1)],
+        [fig("B", "<= 1.3x raw", r, False) for r in (1.6, 1.7, 1.8)],
+        [fig("B floor", "", r, None, floor_of="B") for r in (1.4, 1.35, 1.5)],
+        [fig("C", "<= 1.3x raw", r, False) for r in (1.4, 1.5, 1.35)],
+        [fig("C floor", "", r, None, floor_of="C") for r in (1.2, 1.25, 1.1)],
+        [fig("D", "<= 1 ms", r, r < 2) for r in (1.0, 3.0, 1.5)],
+    ]
+    for i in range(3):
+        out = tmp_path / f"run{i}"
+        out.mkdir()
+        (out / "partial.json").write_text(json.dumps({"figures": [rows[i] for rows in runs]}))
+    rows = {row.label: row for row in summary.collect([json.loads(p.read_text()) for p in summary.result_files(
+        sorted(tmp_path.glob("run*")))])}
+    assert {label: row.verdict for label, row in rows.items()} == {
+        "A": "met", "B": "out of reach", "C": "MISS", "D": "met"
+    }
+    assert rows["B"].floor_ratios == [1.4, 1.35, 1.5]
+    text = summary.markdown(list(rows.values()), 3)
+    assert "| A | <= 1.3x raw | 2/3 | 120 us | 1.20x (1.10-1.40) |  | met |" in text
+    # A majority of passes is not enough when the median ratio misses.
+    assert summary.Row("E", "<= 1.3x raw", "time", [1.0] * 3, [1.2, 1.4, 1.5], [True, True, False]).verdict == "MISS"
+    with pytest.raises(ValueError, match="holds no"):
+        summary.result_files([tmp_path])
+
+
+def test_flush_phases_diagnostic_orders_its_timestamps(tmp_path: Path) -> None:
+    import trio
+
+    from benchmarks import phases
+
+    medians = trio.run(phases.measure, 2, 1, 3, tmp_path)
+    assert set(medians) == {"store", "floor", "raw"}
+    for side in ("store", "floor"):
+        # Each phase runs from one timestamp to the next: none is negative, and they add up.
+        assert list(medians[side]) == list(phases.PHASES)
+        assert all(v >= 0 for v in medians[side].values()), medians[side]
+    assert medians["store"]["adds"] > 0 and medians["floor"]["adds"] == 0
+    assert medians["raw"]["total"] > 0
+    assert "| in thread |" in phases.table(2, medians)
