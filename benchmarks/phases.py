@@ -11,8 +11,10 @@ calling task, in the worker thread (around the call's function) and in a Trio in
   :meth:`~mcstore.backends._thread.WorkerThread.run` is entered;
 - ``wake``: from there until the call's function starts in the worker thread;
 - ``in thread``: the function: encoding, the transaction, the commit's fsync;
-- ``loop wakes``: from the function's end until the event loop next wakes from its I/O wait
-  (the outcome is handed back through ``run_sync_soon``, which writes to Trio's wake-up socket);
+- ``loop wakes``: from the function's end until the event loop's next turn (Trio's
+  ``after_io_wait``). The outcome is handed back through ``run_sync_soon``, which writes to Trio's
+  wake-up socket; with no other task ready (as here: the intake is drained, the ticker asleep),
+  that turn is the loop waking from its I/O wait;
 - ``to resume``: from there until ``run`` returns in the calling task;
 - ``after``: from there until ``flush()`` returns (the floor: nothing).
 
@@ -24,6 +26,7 @@ the calling thread, given as a total, with the store's and the floor's ratio to 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
@@ -38,9 +41,11 @@ from mcstore import PaymentResult, SQLiteBackend
 from mcstore.backends._thread import WorkerThread
 
 from .common import (
+    CheckFailed,
     RawDB,
     ThreadFloor,
     alternate,
+    check,
     cold_copies,
     collect_garbage,
     create_store_file,
@@ -62,9 +67,18 @@ class _Marks:
         self.entered = self.started = self.finished = self.returned = 0
         self.io_wakes: list[int] = []
 
+    def reset(self) -> None:
+        """Forget the previous flush's timestamps (before a flush: a flush that skipped the worker
+        would otherwise be timed with stale ones, and fail the order check)."""
+        self.entered = self.started = self.finished = self.returned = 0
+        self.io_wakes.clear()
+
     def loop_woke(self) -> int:
-        """When the event loop first woke after the call's function ended."""
-        return next(t for t in self.io_wakes if t >= self.finished)
+        """When the event loop's first turn after the call's function ended began."""
+        for t in self.io_wakes:
+            if t >= self.finished:
+                return t
+        raise CheckFailed(f"phases: no event loop turn after the call ended at {self.finished} ns")
 
 
 class _TimedWorker(WorkerThread):
@@ -100,7 +114,13 @@ class _LoopWakes(trio.abc.Instrument):
 
 
 def _phases(marks: _Marks, t0: int, adds_done: int, end: int) -> dict[str, float]:
+    """One flush's phases (ns), from timestamps that must come in this order, or CheckFailed."""
     woke = marks.loop_woke()
+    stamps = (t0, adds_done, marks.entered, marks.started, marks.finished, woke, marks.returned, end)
+    check(
+        all(a <= b for a, b in itertools.pairwise(stamps)),
+        f"phases: timestamps out of order (t0, adds, entered, started, finished, woke, returned, end): {stamps}",
+    )
     return {
         "adds": adds_done - t0,
         "to hand-off": marks.entered - adds_done,
@@ -122,59 +142,67 @@ async def measure(n: int, repeat: int, iterations: int, directory: Path) -> dict
     await create_store_file(floor_path)
     await create_store_file(raw_path)
     raw = RawDB(raw_path)
-    floor = ThreadFloor(RawDB(floor_path))
-    floor.worker = _TimedWorker("bench-floor", marks)
+    try:
+        floor = ThreadFloor(RawDB(floor_path))
+        floor.worker = _TimedWorker("bench-floor", marks)
+        try:
+            return await _measure(n, repeat, iterations, directory, marks, raw, floor)
+        finally:
+            await floor.aclose()
+    finally:
+        raw.close()
+
+
+async def _measure(
+    n: int, repeat: int, iterations: int, directory: Path, marks: _Marks, raw: RawDB, floor: ThreadFloor
+) -> dict[str, dict[str, float]]:
     backend = SQLiteBackend(str(directory / f"phases-{n}-store.sqlite"), synchronous="FULL")
     backend._worker = _TimedWorker("bench-store", marks)  # a diagnostic may reach inside
     prefill = lnd_bench_results(1, MAX_RECORDS)
     await floor.store(cold_copies(prefill), MAX_RECORDS)
     raw.insert(encode_rows(cold_copies(prefill)), MAX_RECORDS)
     samples: dict[str, list[dict[str, float]]] = {"store": [], "floor": [], "raw": []}
-    trio.lowlevel.add_instrument(_LoopWakes(marks))
+    trio.lowlevel.add_instrument(_LoopWakes(marks))  # ends with the Trio run
     next_id = MAX_RECORDS + 1
-    try:
-        async with mcstore.open_store(backend, max_records=MAX_RECORDS, flush_interval=3600) as store:
-            for r in prefill:
-                store.add_result(r)
-            await store.flush()
-            add = store.add_result
-            for rep in range(repeat):
-                batches = [lnd_bench_results(next_id + k * n, n) for k in range(iterations)]
-                next_id += iterations * n
-                store_batches = [cold_copies(b) for b in batches]
-                floor_batches = [cold_copies(b) for b in batches]
-                raw_batches = [encode_rows(cold_copies(b)) for b in batches]
+    async with mcstore.open_store(backend, max_records=MAX_RECORDS, flush_interval=3600) as store:
+        for r in prefill:
+            store.add_result(r)
+        await store.flush()
+        add = store.add_result
+        for rep in range(repeat):
+            batches = [lnd_bench_results(next_id + k * n, n) for k in range(iterations)]
+            next_id += iterations * n
+            store_batches = [cold_copies(b) for b in batches]
+            floor_batches = [cold_copies(b) for b in batches]
+            raw_batches = [encode_rows(cold_copies(b)) for b in batches]
 
-                async def store_block(store_batches: list[list[PaymentResult]] = store_batches) -> None:
-                    collect_garbage()
-                    for batch in store_batches:
-                        marks.io_wakes.clear()
-                        t0 = now_ns()
-                        for r in batch:
-                            add(r)
-                        adds_done = now_ns()
-                        await store.flush()
-                        samples["store"].append(_phases(marks, t0, adds_done, now_ns()))
+            async def store_block(store_batches: list[list[PaymentResult]] = store_batches) -> None:
+                collect_garbage()
+                for batch in store_batches:
+                    marks.reset()
+                    t0 = now_ns()
+                    for r in batch:
+                        add(r)
+                    adds_done = now_ns()
+                    await store.flush()
+                    samples["store"].append(_phases(marks, t0, adds_done, now_ns()))
 
-                async def floor_block(floor_batches: list[list[PaymentResult]] = floor_batches) -> None:
-                    collect_garbage()
-                    for batch in floor_batches:
-                        marks.io_wakes.clear()
-                        t0 = now_ns()
-                        await floor.store(batch, MAX_RECORDS)
-                        samples["floor"].append(_phases(marks, t0, t0, now_ns()))
+            async def floor_block(floor_batches: list[list[PaymentResult]] = floor_batches) -> None:
+                collect_garbage()
+                for batch in floor_batches:
+                    marks.reset()
+                    t0 = now_ns()
+                    await floor.store(batch, MAX_RECORDS)
+                    samples["floor"].append(_phases(marks, t0, t0, now_ns()))
 
-                def raw_block(raw_batches: list[list[tuple[str, bytes, bytes]]] = raw_batches) -> None:
-                    collect_garbage()
-                    for rows in raw_batches:
-                        t0 = now_ns()
-                        raw.insert(rows, MAX_RECORDS)
-                        samples["raw"].append({"total": now_ns() - t0})
+            def raw_block(raw_batches: list[list[tuple[str, bytes, bytes]]] = raw_batches) -> None:
+                collect_garbage()
+                for rows in raw_batches:
+                    t0 = now_ns()
+                    raw.insert(rows, MAX_RECORDS)
+                    samples["raw"].append({"total": now_ns() - t0})
 
-                await alternate(rep, store_block, raw_block, floor_block)
-    finally:
-        await floor.aclose()
-        raw.close()
+            await alternate(rep, store_block, raw_block, floor_block)
     return {
         side: {phase: statistics.median(s[phase] for s in rows) / 1e3 for phase in rows[0]}
         for side, rows in samples.items()
@@ -219,7 +247,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--repeat and --iterations must be at least 1, got {args.repeat} and {args.iterations}")
     with tempfile.TemporaryDirectory(prefix="mcstore-phases-") as directory:
         for n in args.n:
-            medians = trio.run(measure, n, args.repeat, args.iterations, Path(directory))
+            try:
+                medians = trio.run(measure, n, args.repeat, args.iterations, Path(directory))
+            except CheckFailed as exc:
+                print(f"WRONG RESULT: {exc}", file=sys.stderr)
+                return 1
             print(table(n, medians), end="\n\n", flush=True)
     return 0
 

@@ -38,7 +38,7 @@ _TARGET = re.compile(r"^\s*([<>]=)\s*([0-9.]+)x\b")
 
 @dataclass
 class Row:
-    """One labelled row with a target, over the runs that have it."""
+    """One labelled row with a target, over the runs (results files) that have it."""
 
     label: str
     target: str
@@ -50,8 +50,9 @@ class Row:
 
     @property
     def on_ratio(self) -> bool:
-        """True for a target on the ratio to the baseline ("<= 1.3x raw", ">= 0.8x raw")."""
-        return _TARGET.match(self.target) is not None and len(self.ratios) == len(self.passed)
+        """True for a target on the ratio to the baseline ("<= 1.3x raw", ">= 0.8x raw") with at
+        least one ratio measured (a run without a baseline has none)."""
+        return _TARGET.match(self.target) is not None and bool(self.ratios)
 
     def breaks(self, ratio: float) -> bool:
         """True if ``ratio`` fails this row's ratio target."""
@@ -74,7 +75,7 @@ class Row:
 
 
 def result_files(paths: list[Path]) -> list[Path]:
-    """The results JSON files that ``paths`` name: files as given, directories' ``*.json``."""
+    """The results JSON files that ``paths`` name (files as given, directories' ``*.json``), each once."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -86,35 +87,57 @@ def result_files(paths: list[Path]) -> list[Path]:
             files.append(path)
         else:
             raise ValueError(f"{str(path)!r} does not exist")
-    return files
+    unique: dict[Path, Path] = {}
+    for f in files:
+        unique.setdefault(f.resolve(), f)
+    return list(unique.values())
 
 
-def collect(runs: list[dict[str, Any]]) -> list[Row]:
-    """The rows with a target, in first-seen order, each with its floor row's ratios."""
+def collect(runs: list[dict[str, Any]]) -> tuple[list[Row], list[str]]:
+    """The rows with a target, in first-seen order, each with its floor row's ratio from the
+    runs that have both; and warnings (floor rows whose target row is missing from their run).
+
+    Raises ``ValueError`` if a row's target or kind differs between runs.
+    """
     rows: dict[str, Row] = {}
-    floors: dict[str, list[float]] = {}
+    warnings: list[str] = []
     for run in runs:
+        floors: dict[str, float] = {}
+        seen: set[str] = set()
         for fig in run.get("figures", []):
             ratio = fig.get("ratio")
             floor_of = fig.get("extra", {}).get("floor_of")
-            if floor_of and ratio is not None:
-                floors.setdefault(floor_of, []).append(float(ratio))
-            elif fig.get("target") and fig.get("passed") is not None:
-                row = rows.setdefault(fig["label"], Row(fig["label"], fig["target"], fig["kind"]))
-                stat = fig.get("stat", "median")
-                row.values.append(float(fig["value"]["median" if stat == "p50" else stat]))
+            if floor_of:
                 if ratio is not None:
-                    row.ratios.append(float(ratio))
-                row.passed.append(bool(fig["passed"]))
-    for label, ratios in floors.items():
-        if label in rows:
-            rows[label].floor_ratios = ratios
-    return list(rows.values())
+                    floors[floor_of] = float(ratio)
+                continue
+            if not fig.get("target") or fig.get("passed") is None:
+                continue
+            label = fig["label"]
+            row = rows.setdefault(label, Row(label, fig["target"], fig["kind"]))
+            if (row.target, row.kind) != (fig["target"], fig["kind"]):
+                raise ValueError(
+                    f"row {label!r} has target {fig['target']!r} ({fig['kind']}) in one run "
+                    f"and {row.target!r} ({row.kind}) in another"
+                )
+            stat = fig.get("stat", "median")
+            row.values.append(float(fig["value"]["median" if stat == "p50" else stat]))
+            if ratio is not None:
+                row.ratios.append(float(ratio))
+            row.passed.append(bool(fig["passed"]))
+            seen.add(label)
+        for label, ratio in floors.items():
+            if label in seen:
+                rows[label].floor_ratios.append(ratio)
+            else:
+                warnings.append(f"a floor row of {label!r} without that row in its run: left out")
+    return list(rows.values()), warnings
 
 
 def markdown(rows: list[Row], runs: int) -> str:
     lines = [
-        f"Over {runs} runs: medians of the runs' figures; ratio = to the same-run baseline (least-greatest).",
+        f"Over {runs} results files; passed = in how many of the files that have the row; value and ratio "
+        "= medians of the files' figures, ratio to the same-run baseline (least-greatest).",
         "",
         "| row | target | passed | value | ratio | floor | verdict |",
         "|---|---|---|---|---|---|---|",
@@ -145,16 +168,18 @@ def _load(path: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.summary",
-        description="Issue 11's targets over several runs of python -m benchmarks.",
+        description="The targets over several runs of python -m benchmarks.",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a run's --out directory or JSON file")
     args = parser.parse_args(argv)
     try:
         files = result_files(args.paths)
         runs = [_load(f) for f in files]
-        rows = collect(runs)
+        rows, warnings = collect(runs)
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if not rows:
         parser.error(f"no row with a target in {len(files)} results files")
     print(markdown(rows, len(runs)))

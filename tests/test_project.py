@@ -53,49 +53,96 @@ def test_benchmark_summary_gives_each_target_its_verdict_over_runs(tmp_path: Pat
 
     from benchmarks import summary
 
-    def fig(label: str, target: str, ratio: float, passed: bool | None, floor_of: str = "") -> dict[str, Any]:
+    def fig(
+        label: str, target: str, ratio: float | None, passed: bool | None, *,
+        kind: str = "time", stat: str = "median", floor_of: str = "",
+    ) -> dict[str, Any]:
+        value = {"median": 1e-4 * (ratio or 1), "p99": 9e-3}
         return {
-            "label": label, "kind": "time", "stat": "median", "target": target, "passed": passed,
-            "value": {"median": ratio * 1e-4}, "ratio": ratio, "extra": {"floor_of": floor_of} if floor_of else {},
+            "label": label, "kind": kind, "stat": stat, "target": target, "passed": passed, "value": value,
+            "ratio": ratio, "extra": {"floor_of": floor_of} if floor_of else {},
         }
 
     runs = [
-        # met in 2 of 3 runs, median 1.2x; a miss in 3 of 3 whose floor alone breaks 1.3x;
-        # a miss whose floor is within reach; a target on the value, not on the ratio.
+        # Met in 2 of 3 runs, median 1.2x.
         [fig("A", "<= 1.3x raw", r, r <= 1.3) for r in (1.2, 1.4, 1.1)],
+        # Missed in every run, and the floor alone breaks 1.3x: out of reach.
         [fig("B", "<= 1.3x raw", r, False) for r in (1.6, 1.7, 1.8)],
         [fig("B floor", "", r, None, floor_of="B") for r in (1.4, 1.35, 1.5)],
+        # Missed, with a floor within reach (its least ratio alone would break nothing either).
         [fig("C", "<= 1.3x raw", r, False) for r in (1.4, 1.5, 1.35)],
-        [fig("C floor", "", r, None, floor_of="C") for r in (1.2, 1.25, 1.1)],
-        [fig("D", "<= 1 ms", r, r < 2) for r in (1.0, 3.0, 1.5)],
+        [fig("C floor", "", r, None, floor_of="C") for r in (1.2, 1.25, 1.31)],
+        # A rate target (higher is better): met 2 of 3; and one missed 2 of 3 (a minority of passes).
+        [fig("R", ">= 0.8x raw", r, r >= 0.8, kind="rate") for r in (0.9, 0.7, 0.85)],
+        [fig("S", ">= 0.8x raw", r, r >= 0.8, kind="rate") for r in (0.9, 0.7, 0.75)],
+        [fig("S floor", "", r, None, kind="rate", floor_of="S") for r in (0.85, 0.82, 0.79)],
+        # A target on the value (p99), not on a ratio, with no baseline in one run.
+        [fig("D", "p99 <= 10 ms", r, True, stat="p99") for r in (1.0, None, 1.5)],
+        # A value target passed in 1 run of 3.
+        [fig("H", "<= 1 ms", None, p) for p in (True, False, False)],
     ]
     for i in range(3):
         out = tmp_path / f"run{i}"
         out.mkdir()
         (out / "partial.json").write_text(json.dumps({"figures": [rows[i] for rows in runs]}))
-    rows = {row.label: row for row in summary.collect([json.loads(p.read_text()) for p in summary.result_files(
-        sorted(tmp_path.glob("run*")))])}
+    paths = sorted(tmp_path.glob("run*"))
+    files = summary.result_files([*paths, paths[0] / "partial.json"])  # a file named twice counts once
+    assert len(files) == 3
+    found, warnings = summary.collect([json.loads(p.read_text()) for p in files])
+    rows = {row.label: row for row in found}
     assert {label: row.verdict for label, row in rows.items()} == {
-        "A": "met", "B": "out of reach", "C": "MISS", "D": "met"
+        "A": "met", "B": "out of reach", "C": "MISS", "R": "met", "S": "MISS", "D": "met", "H": "MISS"
     }
+    assert warnings == []
     assert rows["B"].floor_ratios == [1.4, 1.35, 1.5]
-    text = summary.markdown(list(rows.values()), 3)
+    assert rows["D"].values == [9e-3] * 3 and not rows["D"].on_ratio
+    text = summary.markdown(found, 3)
     assert "| A | <= 1.3x raw | 2/3 | 120 us | 1.20x (1.10-1.40) |  | met |" in text
+    assert "| D | p99 <= 10 ms | 3/3 | 9.00 ms |  |  | met |" in text
     # A majority of passes is not enough when the median ratio misses.
-    assert summary.Row("E", "<= 1.3x raw", "time", [1.0] * 3, [1.2, 1.4, 1.5], [True, True, False]).verdict == "MISS"
+    assert summary.Row("E", "<= 1.3x raw", "time", [1.0] * 3, [1.2, 1.4, 1.5], [True, False, False]).verdict == "MISS"
+    assert summary.Row("F", "<= 1.3x raw", "time", [1.0] * 3, [1.2, 1.2, 1.5], [True, True, True]).verdict == "met"
+    # Half the runs is not a majority.
+    assert summary.Row("I", "<= 1 ms", "time", [1.0] * 2, [], [True, False]).verdict == "MISS"
+    # A floor row without its target row in the same run is reported, not attached.
+    _, warnings = summary.collect([{"figures": [fig("G floor", "", 1.5, None, floor_of="G")]}])
+    assert warnings == ["a floor row of 'G' without that row in its run: left out"]
+    with pytest.raises(ValueError, match="has target"):
+        summary.collect([
+            {"figures": [fig("A", "<= 1.3x raw", 1.0, True)]}, {"figures": [fig("A", "<= 2x raw", 1.0, True)]}
+        ])
+    empty = tmp_path / "empty"
+    empty.mkdir()
     with pytest.raises(ValueError, match="holds no"):
-        summary.result_files([tmp_path])
+        summary.result_files([empty])
 
 
 def test_flush_phases_diagnostic_orders_its_timestamps(tmp_path: Path) -> None:
     import trio
 
     from benchmarks import phases
+    from benchmarks.common import CheckFailed
+
+    # One flush's phases run from each timestamp to the next, from the first loop turn after
+    # the call ended, and add up to the total; timestamps out of order fail the run.
+    marks = phases._Marks()
+    marks.entered, marks.started, marks.finished, marks.returned = 30, 40, 70, 95
+    marks.io_wakes[:] = [35, 60, 80, 90]
+    one = phases._phases(marks, 10, 20, 100)
+    assert one == {
+        "adds": 10, "to hand-off": 10, "wake": 10, "in thread": 30, "loop wakes": 10, "to resume": 15,
+        "after": 5, "total": 90,
+    }
+    marks.returned = 75  # before the loop's turn at 80
+    with pytest.raises(CheckFailed, match="out of order"):
+        phases._phases(marks, 10, 20, 100)
+    marks.io_wakes[:] = [35, 60]
+    with pytest.raises(CheckFailed, match="no event loop turn"):
+        phases._phases(marks, 10, 20, 100)
 
     medians = trio.run(phases.measure, 2, 1, 3, tmp_path)
     assert set(medians) == {"store", "floor", "raw"}
     for side in ("store", "floor"):
-        # Each phase runs from one timestamp to the next: none is negative, and they add up.
         assert list(medians[side]) == list(phases.PHASES)
         assert all(v >= 0 for v in medians[side].values()), medians[side]
     assert medians["store"]["adds"] > 0 and medians["floor"]["adds"] == 0
