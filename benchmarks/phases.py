@@ -64,8 +64,8 @@ class _Marks:
     """The timestamps of the flush in progress (ns, ``time.perf_counter_ns``)."""
 
     def __init__(self) -> None:
-        self.entered = self.started = self.finished = self.returned = 0
         self.io_wakes: list[int] = []
+        self.reset()
 
     def reset(self) -> None:
         """Forget the previous flush's timestamps (before a flush: a flush that skipped the worker
