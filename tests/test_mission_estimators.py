@@ -12,7 +12,15 @@ from decimal import Decimal, localcontext
 
 import pytest
 
-from mcstore.mission import AprioriEstimator, BimodalEstimator, TimedPairResult
+from mcstore.mission import (
+    ESTIMATORS,
+    AprioriEstimator,
+    BimodalEstimator,
+    Parameter,
+    TimedPairResult,
+    TunableEstimator,
+    make_estimator,
+)
 from mcstore.mission.estimators import BIMODAL_SCALE_MSAT_MAX
 
 REL = 1e-12
@@ -337,3 +345,43 @@ def test_bimodal_future_times_count_as_now() -> None:
     results = {N1: TimedPairResult(future, 500_000)}
     assert est.pair_probability(NOW, results, N1, 600_000, 1000) == 0.0
     assert est.local_pair_probability(NOW, results, N1) == 0.0
+
+
+# -- the registry and the parameter specs (what evaluation and fitting search) -----------------
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_each_estimator_lists_its_constructor_parameters_with_lnds_defaults(name: str) -> None:
+    import inspect
+
+    cls = ESTIMATORS[name]
+    assert cls.name == name
+    signature = inspect.signature(cls)
+    assert [p.name for p in cls.parameters] == list(signature.parameters)
+    for spec in cls.parameters:
+        assert spec.default == signature.parameters[spec.name].default
+        assert spec.low <= spec.default <= spec.high
+        # Both ends of the search range are values the constructor accepts.
+        for end in (spec.low, spec.high):
+            estimator = make_estimator(name, {spec.name: spec.coerce(end)})
+            assert estimator.params()[spec.name] == spec.coerce(end)
+    default = make_estimator(name)
+    assert default.params() == {p.name: p.default for p in cls.parameters}
+    assert repr(cls(**default.params())) == repr(default)
+    assert isinstance(default, TunableEstimator)
+
+
+def test_parameter_coerce_clips_and_rounds() -> None:
+    spec = Parameter("x", 5, 1, 10, integer=True)
+    assert spec.coerce(0.2) == 1 and spec.coerce(12) == 10 and spec.coerce(4.6) == 5
+    assert isinstance(spec.coerce(4.6), int)
+    assert Parameter("y", 0.5, 0.0, 1.0).coerce(0.25) == 0.25
+
+
+def test_make_estimator_names_an_unknown_estimator_or_parameter() -> None:
+    with pytest.raises(ValueError, match="unknown estimator 'nope'; known: apriori, bimodal"):
+        make_estimator("nope")
+    with pytest.raises(ValueError, match="estimator 'apriori' has no parameter 'scale_msat'"):
+        make_estimator("apriori", {"scale_msat": 1})
+    with pytest.raises(ValueError, match="hop_probability must be in"):
+        make_estimator("apriori", {"hop_probability": 2.0})

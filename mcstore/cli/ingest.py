@@ -30,7 +30,7 @@ import trio
 from ..backends import Backend, open_reader
 from ..backends.postgres import is_postgres_url
 from ..errors import FlushError, StoreBusy
-from ..mission import AprioriEstimator, BimodalEstimator, open_mission_control
+from ..mission import ESTIMATORS, make_estimator, open_mission_control
 from ..model import PaymentResult
 from ..store import MissionControlStore, StoreStats, open_store
 from .demo import SyntheticNetwork, demo_network
@@ -64,7 +64,7 @@ _NS: Final = 1_000_000_000
 DEMO_EPOCH_NS: Final = 1_767_225_600 * _NS
 """Where a demo history starts in an empty namespace: 2026-01-01T00:00:00Z. A fixed time, not
 the clock, so that a seed repeats a run byte for byte."""
-DEMO_ESTIMATORS: Final = ("apriori", "bimodal", "none")
+DEMO_ESTIMATORS: Final = (*ESTIMATORS, "none")
 """How the demo may route: with mission control and lnd's apriori or bimodal estimator, or
 without mission control ("none": the cheapest route, remembering only the payment's own failures)."""
 
@@ -187,7 +187,7 @@ async def _record_demo(
             path,
             self_pubkey=network.source_pubkey,
             # "none" still records (and replays) the history; it only routes without it.
-            estimator=BimodalEstimator() if estimator == "bimodal" else AprioriEstimator(),
+            estimator=make_estimator("apriori" if estimator == "none" else estimator),
             namespace=namespace,
             max_records=max_records,
             flush_interval=flush_interval,

@@ -40,7 +40,7 @@ import trio
 from rich.table import Table
 
 from ..backends import open_reader
-from ..mission import AprioriEstimator, BimodalEstimator, MissionControlState, TimedPairResult
+from ..mission import ESTIMATORS, MissionControlState, TimedPairResult, make_estimator
 from ..model import PUBKEY_LEN, U64_MAX
 from .common import (
     _CONTEXT,
@@ -59,7 +59,7 @@ __all__ = ["Replayed", "pair_data", "querymc", "queryprob", "replay_history"]
 
 _NS: Final = 1_000_000_000
 _INT64_WRAP: Final = 1 << 64
-_ESTIMATORS: Final = ("apriori", "bimodal")
+_ESTIMATORS: Final = tuple(ESTIMATORS)
 _TABLE_WIDTH: Final = 2 * (2 * PUBKEY_LEN + 1) + 2 * 25 + 2 * 30
 """Wide enough for two pubkeys, two times and two amounts up to 2**64 msat."""
 
@@ -332,7 +332,7 @@ def queryprob(
     replayed = _replay(db, namespace)
     if self_pubkey is None and len(replayed.sources) == 1:
         (self_pubkey,) = replayed.sources
-    model = AprioriEstimator() if estimator == "apriori" else BimodalEstimator()
+    model = make_estimator(estimator)
     results = replayed.state.results_from(from_pubkey)
     local = from_pubkey == self_pubkey
     if local:

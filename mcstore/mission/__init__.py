@@ -4,6 +4,7 @@
 * :class:`MissionControlState` keeps the pair history with lnd's update rules (:mod:`.state`);
 * :class:`AprioriEstimator` and :class:`BimodalEstimator` turn it into probabilities
   (:mod:`.estimators`, whose docstring lists the differences from lnd);
+* :data:`ESTIMATORS` and :func:`make_estimator` name them (:mod:`.registry`);
 * :func:`open_mission_control` ties them to a store and replays its history (:mod:`.control`).
 """
 
@@ -16,12 +17,16 @@ from .estimators import (
     AprioriEstimator,
     BimodalEstimator,
     Estimator,
+    Parameter,
+    TunableEstimator,
 )
 from .interpretation import FinalFailureReason, Interpretation, PairOutcome, interpret_result
+from .registry import ESTIMATORS, make_estimator
 from .state import MIN_SECOND_CHANCE_INTERVAL_NS, MissionControlState, TimedPairResult
 
 __all__ = [
     "BIMODAL_SCALE_MSAT_MAX",
+    "ESTIMATORS",
     "MIN_SECOND_CHANCE_INTERVAL_NS",
     "PREV_SUCCESS_PROBABILITY",
     "AprioriEstimator",
@@ -32,7 +37,10 @@ __all__ = [
     "MissionControl",
     "MissionControlState",
     "PairOutcome",
+    "Parameter",
     "TimedPairResult",
+    "TunableEstimator",
     "interpret_result",
+    "make_estimator",
     "open_mission_control",
 ]

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import ClassVar, Final, Protocol, runtime_checkable
 
 from ..model import U64_MAX
@@ -48,6 +49,8 @@ __all__ = [
     "AprioriEstimator",
     "BimodalEstimator",
     "Estimator",
+    "Parameter",
+    "TunableEstimator",
 ]
 
 PREV_SUCCESS_PROBABILITY: Final = 0.95
@@ -88,6 +91,40 @@ class Estimator(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    """One tunable of an estimator, as its constructor takes it.
+
+    ``name`` is the constructor's keyword; ``default`` lnd's default; ``low`` and ``high`` the
+    range a parameter search explores (within what the constructor accepts); ``log_scale``
+    says the search steps in ratios rather than differences (times, amounts); ``integer``
+    says the constructor takes an ``int``. Units are the constructor's (seconds, msat).
+    """
+
+    name: str
+    default: float
+    low: float
+    high: float
+    log_scale: bool = False
+    integer: bool = False
+
+    def coerce(self, value: float) -> float | int:
+        """``value`` clipped to [``low``, ``high``], rounded for an integer parameter."""
+        v = min(max(float(value), self.low), self.high)
+        return round(v) if self.integer else v
+
+
+@runtime_checkable
+class TunableEstimator(Estimator, Protocol):
+    """An :class:`Estimator` whose parameters can be read and searched (for evaluation and fitting)."""
+
+    parameters: ClassVar[tuple[Parameter, ...]]
+
+    def params(self) -> dict[str, float | int]:
+        """The estimator's parameters by constructor keyword: ``type(e)(**e.params())`` equals ``e``."""
+        ...
+
+
 def _number(owner: str, name: str, value: object) -> float:
     """``value`` as a finite float, or TypeError/ValueError naming the field."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -121,6 +158,12 @@ class AprioriEstimator:
     """
 
     name: ClassVar[str] = "apriori"
+    parameters: ClassVar[tuple[Parameter, ...]] = (
+        Parameter("hop_probability", 0.6, 0.01, 0.99),
+        Parameter("weight", 0.5, 0.0, 0.99),
+        Parameter("penalty_half_life", 3600.0, 60.0, 30 * 86400.0, log_scale=True),
+        Parameter("capacity_fraction", 0.9999, 0.75, 1.0),
+    )
 
     __slots__ = ("_half_life_hours", "_k", "capacity_fraction", "hop_probability", "penalty_half_life", "weight")
 
@@ -145,6 +188,15 @@ class AprioriEstimator:
         self._half_life_hours = hours(round(half_life * _NS_PER_S))
         # lnd's aprioriFactor: the a-priori value counts as k results (unused when weight is 1).
         self._k = 1 / (1 - self.weight) - 1 if self.weight != 1.0 else _inf
+
+    def params(self) -> dict[str, float | int]:
+        """The constructor's keywords and their values."""
+        return {
+            "hop_probability": self.hop_probability,
+            "weight": self.weight,
+            "penalty_half_life": self.penalty_half_life,
+            "capacity_fraction": self.capacity_fraction,
+        }
 
     def __repr__(self) -> str:
         return (
@@ -243,6 +295,11 @@ class BimodalEstimator:
     """
 
     name: ClassVar[str] = "bimodal"
+    parameters: ClassVar[tuple[Parameter, ...]] = (
+        Parameter("scale_msat", 300_000_000, 1_000_000, BIMODAL_SCALE_MSAT_MAX, log_scale=True, integer=True),
+        Parameter("node_weight", 0.2, 0.0, 1.0),
+        Parameter("decay_time", 604800.0, 3600.0, 90 * 86400.0, log_scale=True),
+    )
 
     __slots__ = ("_decay_int", "_decay_ns", "_scale", "decay_time", "node_weight", "scale_msat")
 
@@ -267,6 +324,10 @@ class BimodalEstimator:
         self._decay_int = decay_ns
         self._decay_ns = float(decay_ns)
         self._scale = float(scale_msat)
+
+    def params(self) -> dict[str, float | int]:
+        """The constructor's keywords and their values."""
+        return {"scale_msat": self.scale_msat, "node_weight": self.node_weight, "decay_time": self.decay_time}
 
     def __repr__(self) -> str:
         return (
