@@ -23,6 +23,7 @@ import trio.testing
 
 import mcstore
 from mcstore import SQLiteBackend
+from mcstore.backends._lock import lock_path_for
 
 from .common import (
     Config,
@@ -49,9 +50,9 @@ def steps(cfg: Config) -> int:
 
 
 def _remove(path: str) -> None:
-    for suffix in ("", "-wal", "-shm", ".default.lock"):
+    for name in (path, path + "-wal", path + "-shm", lock_path_for(path, "default")):
         try:
-            os.remove(path + suffix)
+            os.remove(name)
         except FileNotFoundError:
             pass
 

@@ -34,6 +34,7 @@ from typing import Any, Final
 import trio
 
 import mcstore
+from mcstore.backends._lock import lock_path_for
 
 from .common import (
     NAMESPACE,
@@ -310,9 +311,9 @@ def run(cfg: Config) -> list[Figure]:
             fetch_fig.passed = fetch_ratio is not None and fetch_ratio <= FETCH_RATIO_TARGET
         if size == _iter_size(cfg):
             figures += _run_iter(cfg, path, size, label)
-        for suffix in ("", "-wal", "-shm", ".default.lock"):
-            if os.path.exists(path + suffix):
-                os.remove(path + suffix)
+        for name in (path, path + "-wal", path + "-shm", lock_path_for(path, "default")):
+            if os.path.exists(name):
+                os.remove(name)
     small, large = min(opens), max(opens)
     open_fig = Figure(
         case=6,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from ._select import COMPILED
 from .backends import Backend, FetchOutcome, FlushOutcome, PostgresBackend, SQLiteBackend
 from .codec import decode_result, encode_result
-from .errors import DecodeError, FlushError, LocationError, StoreBusy, StoreClosed, StoreError, StoreLocked
+from .errors import DecodeError, FlushError, LocationError, StoreBusy, StoreClosed, StoreError, StoreFenced, StoreLocked
 from .model import FAILURE_CODE_NAMES, Hop, PaymentFailure, PaymentResult, Route
 from .store import (
     DEFAULT_FLUSH_INTERVAL,
@@ -54,6 +54,7 @@ __all__ = [
     "StoreBusy",
     "StoreClosed",
     "StoreError",
+    "StoreFenced",
     "StoreLocked",
     "StoreState",
     "StoreStats",

@@ -15,6 +15,7 @@ __all__ = [
     "StoreBusy",
     "StoreClosed",
     "StoreError",
+    "StoreFenced",
     "StoreLocked",
 ]
 
@@ -43,6 +44,19 @@ class StoreBusy(StoreError):
 
 class StoreLocked(StoreError):
     """The namespace is already open in another store, in this process or another one."""
+
+
+class StoreFenced(StoreError):
+    """This store may no longer write its namespace: it was fenced off.
+
+    Raised by a backend's write (a flush, a clear, a repair) when the namespace's fencing token
+    is no longer the one this store wrote when it opened (another store has taken the namespace
+    over, for instance after the lock file was deleted), or when the SQLite database file the
+    store opened was deleted or replaced. Nothing was written. It is permanent: the store keeps
+    failing its flushes (each logged at ERROR), keeps their results pending, and hands them back
+    in :attr:`~mcstore.MissionControlStore.unpersisted` at close. :meth:`~mcstore.MissionControlStore.flush`
+    raises :class:`FlushError` with this error as its ``__cause__``.
+    """
 
 
 class DecodeError(StoreError):

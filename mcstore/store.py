@@ -47,7 +47,7 @@ import trio
 from .backends import Backend, FlushOutcome, Row, Snapshot, backend_for_path
 from .backends.base import check_batch_size
 from .codec import decode_result, encode_result
-from .errors import DecodeError, FlushError, StoreBusy, StoreClosed, StoreError
+from .errors import DecodeError, FlushError, StoreBusy, StoreClosed, StoreError, StoreFenced
 from .model import PaymentResult
 
 __all__ = [
@@ -75,7 +75,7 @@ DEFAULT_MAX_PENDING: Final = 100_000
 """How many accepted results may wait for a flush before :meth:`~MissionControlStore.add_result`
 raises :class:`~mcstore.StoreBusy`."""
 MAX_RETRY_BACKOFF: Final = 30.0
-"""The longest wait, in seconds, before retrying a failed flush."""
+"""The longest wait, in seconds, before retrying a failed flush (also when ``flush_interval`` is longer)."""
 
 _ENCODE_CHUNK: Final = 256  # about 1 ms of encoding between two checkpoints of the intake
 
@@ -438,8 +438,9 @@ class MissionControlStore:
     def _retry_delay(self) -> float:
         if not self._consecutive_failures:
             return self.flush_interval
-        backoff = self.flush_interval * 2.0 ** min(self._consecutive_failures, 64)
-        return max(self.flush_interval, min(backoff, MAX_RETRY_BACKOFF))
+        # Doubled with each failure in a row, and capped: a bulk writer's day-long interval
+        # (mcstore import) must not put off the retry of a failed flush by a day.
+        return min(self.flush_interval * 2.0 ** min(self._consecutive_failures, 64), MAX_RETRY_BACKOFF)
 
     # -- flushing ----------------------------------------------------------------------
 
@@ -653,7 +654,9 @@ class MissionControlStore:
             try:
                 await self._flush_locked()
                 return
-            except FlushError:
+            except FlushError as exc:
+                if isinstance(exc.__cause__, StoreFenced):
+                    return  # for good: the results go to unpersisted now, not at the deadline
                 await trio.sleep(self._retry_delay())
 
     def _finish(self) -> None:

@@ -17,6 +17,7 @@ from shutdown_checks import StorePlace
 
 from mcstore import pgserver
 from mcstore.backends import Backend, MemoryBackend, MemoryDatabase, PostgresBackend, SQLiteBackend
+from mcstore.backends._lock import lock_path_for
 from mcstore.pgserver import PostgresServer
 
 # "ci" is bounded so the suite stays within minutes on 2 cores; "thorough" runs 20x more
@@ -73,6 +74,19 @@ class BackendFactory:
         if self.kind == "postgres" and self.dsn is not None:
             return PostgresBackend(self.dsn)
         raise AssertionError(f"unknown backend kind {self.kind!r}; add it to BACKEND_KINDS and here")
+
+    async def drop_lock(self, backend: Backend, namespace: str = "default") -> None:
+        """Release the namespace lock that the open ``backend`` holds, behind its back: as when
+        its lock file is deleted (SQLite) or its advisory lock is released on its session
+        (PostgreSQL). Another backend can then open the namespace."""
+        if isinstance(backend, MemoryBackend):
+            backend.database.drop_lock(namespace)
+        elif isinstance(backend, SQLiteBackend):
+            os.unlink(lock_path_for(str(self.path), namespace))
+        elif isinstance(backend, PostgresBackend):
+            await backend._run(lambda: backend._conn and backend._conn.execute("SELECT pg_advisory_unlock_all()"))
+        else:
+            raise AssertionError(f"no way to drop the lock of {backend!r}; add one here")
 
 
 @pytest.fixture(params=BACKEND_KINDS)

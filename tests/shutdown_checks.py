@@ -144,12 +144,20 @@ def sqlite_results(path: str | os.PathLike[str], namespace: str = "default") -> 
 
 
 def sqlite_integrity(path: str | os.PathLike[str]) -> str:
-    """``PRAGMA integrity_check`` of the file: ``"ok"`` when it is sound."""
+    """``"ok"`` when the file is sound (``PRAGMA integrity_check``) and every namespace's kept
+    count (``mc_namespaces.stored``) equals its rows."""
     conn = sqlite3.connect(os.fspath(path))
     try:
-        return "\n".join(str(row[0]) for row in conn.execute("PRAGMA integrity_check").fetchall())
+        checked = "\n".join(str(row[0]) for row in conn.execute("PRAGMA integrity_check").fetchall())
+        if checked != "ok" or not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'mc_namespaces'").fetchone():
+            return checked
+        wrong = conn.execute(
+            "SELECT n.namespace, n.stored, (SELECT count(*) FROM mc_results r WHERE r.namespace = n.namespace) AS rows "
+            "FROM mc_namespaces n WHERE n.stored <> rows"
+        ).fetchall()
     finally:
         conn.close()
+    return "ok" if not wrong else f"kept counts differ from the rows: {wrong}"
 
 
 def child_env() -> dict[str, str]:

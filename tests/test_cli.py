@@ -42,7 +42,8 @@ from mcstore import (
     encode_result,
     open_store,
 )
-from mcstore.backends._lock import NamespaceLock
+from mcstore.backends._lock import NamespaceLock, lock_path_for
+from mcstore.backends.sqlite import SCHEMA_VERSION
 from mcstore.cli import cli
 from mcstore.cli.demo import MAX_HOPS, SyntheticNetwork, demo_network, simulate
 from mcstore.cli.export import CSV_COLUMNS, format_time_ns, result_to_record
@@ -347,7 +348,7 @@ def test_stats(sample_db: Path) -> None:
     assert result.exit_code == 0, result.output
     out = result.stdout
     results = by_key(sample_results())
-    assert "schema version 1" in out
+    assert f"schema version {SCHEMA_VERSION} (this mcstore writes {SCHEMA_VERSION})" in out
     assert "'default'" in out and "'other'" in out
     assert str(len(results)) in out
     failures = [r.failure for r in results if r.failure is not None]
@@ -893,7 +894,8 @@ def test_export_refuses_an_existing_file_unless_forced(sample_db: Path, tmp_path
     result = run("export", str(sample_db), "-o", str(output), "--force")
     assert result.exit_code == 0, result.output
     assert output.read_text() == run("export", str(sample_db)).stdout
-    assert _dir_listing(tmp_path) == {sample_db.name, output.name, "mc.sqlite.default.lock", "mc.sqlite.other.lock"}
+    locks = {Path(lock_path_for(str(sample_db), namespace)).name for namespace in ("default", "other")}
+    assert _dir_listing(tmp_path) == {sample_db.name, output.name, *locks}
 
 
 def test_export_to_a_directory_names_the_directory(sample_db: Path, tmp_path: Path) -> None:
@@ -1011,7 +1013,7 @@ def test_read_only_commands_leave_no_files_behind(sample_db: Path, tmp_path: Pat
     # The demo's proof reads the file after the store closed: nothing left either.
     db = tmp_path / "demo.sqlite"
     assert run("demo", "--payments", "5", "--db", str(db), "--seed", "1").exit_code == 0
-    assert _dir_listing(tmp_path) == listing | {db.name, f"{db.name}.default.lock"}
+    assert _dir_listing(tmp_path) == listing | {db.name, Path(lock_path_for(str(db), "default")).name}
 
 
 def test_read_only_commands_read_beside_a_running_writer(sample_db: Path, tmp_path: Path) -> None:
@@ -1074,13 +1076,18 @@ class _Lines:
         return "".join(self.seen)
 
 
-def _start(*args: str) -> subprocess.Popen[str]:
+def _start(*args: str, pause_after_open: bool = False) -> subprocess.Popen[str]:
+    """``mcstore ARGS`` in a child; with ``pause_after_open``, through ``paused_cli.py`` (resume
+    it with ``_resume``)."""
+
     def child_setup() -> None:
         # A child of a non-interactive shell may inherit SIGINT as ignored.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
+    command = [str(Path(__file__).with_name("paused_cli.py"))] if pause_after_open else ["-m", "mcstore"]
     return subprocess.Popen(
-        [sys.executable, "-m", "mcstore", *args],
+        [sys.executable, *command, *args],
+        stdin=subprocess.PIPE if pause_after_open else None,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -1089,13 +1096,20 @@ def _start(*args: str) -> subprocess.Popen[str]:
     )
 
 
+def _resume(proc: subprocess.Popen[str]) -> None:
+    """Let a child started with ``pause_after_open`` go on."""
+    assert proc.stdin is not None
+    proc.stdin.write("\n")
+    proc.stdin.close()
+
+
 def _stop(proc: subprocess.Popen[str]) -> None:
     """Kill the child if it still runs, reap it, and close its pipes."""
     if proc.poll() is None:
         proc.kill()
     proc.wait(timeout=60)
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None and not stream.closed:
             stream.close()
 
 
@@ -1113,10 +1127,13 @@ def test_ctrl_c_during_import_says_what_was_imported(sample_db: Path, tmp_path: 
     dump = tmp_path / "new.jsonl"
     dump.write_text("".join(json.dumps(_good_record(r)) + "\n" for r in fresh))
     before = mc_rows(sample_db)
-    lock = _write_lock(sample_db)
-    proc = _start("import", str(sample_db), str(dump), "--max-records", "0", "-vv")
+    proc = _start("import", str(sample_db), str(dump), "--max-records", "0", "-vv", pause_after_open=True)
+    lock: sqlite3.Connection | None = None
     try:
         err = _Lines(proc.stderr)
+        err.wait_for("store open")  # the open wrote the store's fencing token; nothing else yet
+        lock = _write_lock(sample_db)
+        _resume(proc)
         err.wait_for(f"Writing {len(fresh)} results")  # the write phase: its flush waits for the lock
         proc.send_signal(signal.SIGINT)
         err.wait_for("Stopping mission control store ticker")  # the close began
@@ -1126,7 +1143,8 @@ def test_ctrl_c_during_import_says_what_was_imported(sample_db: Path, tmp_path: 
         stderr = err.rest()
     finally:
         _stop(proc)
-        lock.close()
+        if lock is not None:
+            lock.close()
     assert proc.returncode == 130, stderr
     message = next(line for line in stderr.splitlines() if line.startswith("Error: "))
     if commit:

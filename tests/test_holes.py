@@ -37,7 +37,7 @@ async def test_a_flush_that_fails_inside_its_transaction_rolls_back_and_the_next
         pass
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE fault(armed INTEGER NOT NULL)")
-        conn.execute("INSERT INTO fault VALUES (1)")
+        conn.execute("INSERT INTO fault VALUES (0)")  # armed once the store is open
         for event in ("INSERT", "UPDATE"):
             conn.execute(
                 f"CREATE TRIGGER fail_{event.lower()} BEFORE {event} ON mc_namespaces "
@@ -46,6 +46,8 @@ async def test_a_flush_that_fails_inside_its_transaction_rolls_back_and_the_next
     backend = SQLiteBackend(path)
     with trio.fail_after(BUDGET):
         async with open_store(backend, max_records=0, flush_interval=60.0) as store:
+            with sqlite3.connect(path) as conn:
+                conn.execute("UPDATE fault SET armed = 1")
             store.add_result(result(1))
             store.add_result(result(2))
             with pytest.raises(FlushError, match="injected failure"):

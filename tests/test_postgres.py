@@ -138,6 +138,7 @@ async def test_schema_bytes_and_bytewise_key_order(pg_dsn: str) -> None:
     assert columns == [
         ("mc_namespaces", "namespace", "text", "C"),
         ("mc_namespaces", "stored", "bigint", None),
+        ("mc_namespaces", "owner", "bytea", None),
         ("mc_results", "namespace", "text", "C"),
         ("mc_results", "key", "bytea", None),
         ("mc_results", "value", "bytea", None),

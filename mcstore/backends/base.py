@@ -19,6 +19,11 @@ Contract of every backend (the store relies on each point):
   on the store's shutdown holds.
 * No call leaves work running (a thread, a task, an open transaction) after it returns or
   raises.
+* Fencing: once another store has opened the namespace (after this backend's lock was lost
+  behind its back), or its storage was replaced, every write (:meth:`Backend.store_results`,
+  :meth:`Backend.clear`, the repair in :meth:`Backend.fetch_all`) raises
+  :class:`~mcstore.StoreFenced` and changes nothing. The store keeps the results of such a
+  flush pending and, at close, hands them back at once instead of retrying until its deadline.
 
 Reading without blocking writers: :meth:`Backend.open_snapshot` (for the store's
 ``iter_results``) and :class:`Reader` (for read-only tools such as ``mcstore export``) both

@@ -7,7 +7,10 @@ corrupted-row removal behave as on SQLite. A :class:`MemoryDatabase` plays the f
 several backends on one to model a reopen, or two namespaces side by side. A flush applies its
 change in one synchronous step after its last checkpoint, so a cancelled flush leaves nothing
 behind: all in, or all out. It injects no faults: wrap it in
-:class:`~mcstore.testing.FaultyBackend` for that.
+:class:`~mcstore.testing.FaultyBackend` for that. It keeps a fencing token per namespace as the
+real backends do: a write by a backend whose token was replaced (another backend opened the
+namespace after its lock was dropped, see :meth:`MemoryDatabase.drop_lock`) raises
+:class:`~mcstore.StoreFenced` and changes nothing.
 
 Its :class:`MemorySnapshot` copies the namespace's rows when it opens (the one departure from
 the :class:`~mcstore.backends.Snapshot` contract, whose real implementations hold one batch at
@@ -22,7 +25,7 @@ from collections.abc import Sequence
 import trio
 
 from ..codec import decode_result, encode_result
-from ..errors import StoreClosed, StoreError, StoreLocked
+from ..errors import StoreClosed, StoreError, StoreFenced, StoreLocked
 from ..model import PaymentResult
 from .base import FetchOutcome, FlushOutcome, Row, check_batch_size, decode_stored_rows
 
@@ -39,8 +42,15 @@ class MemoryDatabase:
         """namespace -> {key: value}, lnd's encoded bytes."""
         self.locked: set[str] = set()
         """Namespaces currently open in a backend."""
+        self.owners: dict[str, object] = {}
+        """namespace -> the fencing token of the backend that opened it last."""
         self.transactions = 0
         """Committed write transactions, over all backends (an idle store adds none)."""
+
+    def drop_lock(self, namespace: str = "default") -> None:
+        """Release ``namespace``'s lock behind its holder's back (as deleting a lock file does):
+        another backend can then open it, and the holder's writes are fenced off."""
+        self.locked.discard(namespace)
 
     def rows(self, namespace: str = "default") -> dict[bytes, bytes]:
         """The stored rows of ``namespace`` (a live dict; empty if the namespace is new)."""
@@ -105,6 +115,7 @@ class MemoryBackend:
         """Calls of ``store_results``, whatever their outcome."""
         self.calls_in_flight = 0
         self._open = False
+        self._token = object()
         self._snapshots: set[MemorySnapshot] = set()
 
     @property
@@ -117,14 +128,26 @@ class MemoryBackend:
             raise StoreError("MemoryBackend is not open")
         return self.database.rows(self.namespace)
 
+    def _writable_rows(self) -> dict[bytes, bytes]:
+        """The rows, for a write: raises :class:`StoreFenced` if another backend took the namespace."""
+        rows = self._rows()
+        if self.database.owners.get(self.namespace) is not self._token:
+            logger.error(
+                "Mission control namespace %r was taken over by another store (its fencing token changed); "
+                "not writing (results stay pending)", self.namespace,
+            )
+            raise StoreFenced(f"namespace {self.namespace!r} was taken over by another store; nothing written")
+        return rows
+
     async def open(self, namespace: str, max_records: int) -> int:
         await trio.lowlevel.checkpoint()
         if namespace in self.database.locked:
             raise StoreLocked(f"namespace {namespace!r} is already open")
         self.database.locked.add(namespace)
+        self.database.owners[namespace] = self._token
         self.namespace = namespace
         self._open = True
-        rows = self._rows()
+        rows = self._writable_rows()
         if max_records and len(rows) > max_records:
             self._prune(rows, max_records)
             self.database.transactions += 1
@@ -148,7 +171,7 @@ class MemoryBackend:
             encoded = [encode_result(r) for r in results]
             await trio.lowlevel.checkpoint()
             # From here on no checkpoint: the change is applied in one step.
-            rows = self._rows()
+            rows = self._writable_rows()
             added = 0
             for key, value in encoded:
                 if key not in rows:
@@ -164,6 +187,8 @@ class MemoryBackend:
         await trio.lowlevel.checkpoint()
         rows = self._rows()
         results, corrupted = decode_stored_rows(((key, rows[key]) for key in sorted(rows)), self.namespace)
+        if corrupted:
+            self._writable_rows()
         for key in corrupted:
             del rows[key]
         if corrupted:
@@ -172,7 +197,7 @@ class MemoryBackend:
 
     async def clear(self) -> int:
         await trio.lowlevel.checkpoint()
-        rows = self._rows()
+        rows = self._writable_rows()
         deleted = len(rows)
         rows.clear()
         self.database.transactions += 1
@@ -190,4 +215,5 @@ class MemoryBackend:
             await snapshot.aclose()
         if self._open:
             self._open = False
-            self.database.locked.discard(self.namespace)
+            if self.database.owners.get(self.namespace) is self._token:  # else the lock is another's now
+                self.database.locked.discard(self.namespace)

@@ -1,12 +1,15 @@
 """The PostgreSQL backend: lnd's key and value bytes on a database server, one table for all namespaces.
 
-Schema (version 1, kept in ``mc_schema``), in the connection's current schema (the first
+Schema (version 2, kept in ``mc_schema``), in the connection's current schema (the first
 existing schema of its ``search_path``; set it with ``?options=-csearch_path%3Dname``)::
 
     mc_schema(version integer NOT NULL)
     mc_results(namespace text COLLATE "C" NOT NULL, key bytea NOT NULL, value bytea NOT NULL,
                PRIMARY KEY(namespace, key))
-    mc_namespaces(namespace text COLLATE "C" PRIMARY KEY, stored bigint NOT NULL)
+    mc_namespaces(namespace text COLLATE "C" PRIMARY KEY, stored bigint NOT NULL, owner bytea)
+
+Version 1 had no ``owner``; a writer's open migrates a version-1 schema in one transaction
+(readers read both versions and never migrate).
 
 The tables are those of the SQLite backend. ``bytea`` compares bytewise, unsigned, shorter
 prefix first, as SQLite BLOBs and bbolt keys do, so key order is chronological order.
@@ -26,6 +29,15 @@ connection breaks (server restart, ``pg_terminate_backend``, network loss), the 
 reconnects and takes the lock again before it writes; if another session took it meanwhile,
 the call fails loudly (logged at ERROR, :class:`~mcstore.StoreError`) and the store keeps the
 results pending and retries with its backoff.
+
+The lock can also be lost without the store noticing (``pg_advisory_unlock_all()`` run on its
+session, a connection that was cut and re-locked after another store came and went). So, as on
+SQLite, each store also holds a fencing token: at open, once it holds the lock, it writes a
+random token into its namespace's ``owner`` in a transaction of its own, and every write
+transaction (flush, clear, the prune at open, ``fetch_all``'s repair) first reads the token
+``FOR UPDATE`` (so that no other store can change it until the transaction ends) and writes
+nothing unless it is still its own: else it raises :class:`~mcstore.StoreFenced`, logged at
+ERROR, and the store keeps its results pending.
 
 Durability: ``synchronous_commit = on`` on the store's connection (overriding a role or
 database default), so COMMIT returns once the WAL is flushed. Opening logs a WARNING if the
@@ -50,13 +62,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeGuard, TypeVar
 
 import trio
 
 from ..codec import encode_result
-from ..errors import StoreError, StoreLocked
+from ..errors import StoreError, StoreFenced, StoreLocked
 from ..model import PaymentResult
 from ._pgconn import DEFAULT_CONNECT_TIMEOUT, PSYCOPG_MISSING, Interrupted, PgSession, connect, describe_dsn
 from ._pgconn import require_psycopg as _require_psycopg
@@ -75,8 +88,8 @@ logger = logging.getLogger("mcstore")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 1
-"""The schema version this mcstore writes, and the newest it can read."""
+SCHEMA_VERSION: Final = 2
+"""The schema version this mcstore writes, and the newest it can read (it reads every older one)."""
 
 URL_SCHEMES: Final = ("postgresql://", "postgres://")
 """A ``path`` that starts with one of these is a PostgreSQL connection URL."""
@@ -86,8 +99,13 @@ _DDL: Final = (
     "CREATE TABLE IF NOT EXISTS mc_schema(version integer NOT NULL)",
     'CREATE TABLE IF NOT EXISTS mc_results(namespace text COLLATE "C" NOT NULL, key bytea NOT NULL, '
     "value bytea NOT NULL, PRIMARY KEY(namespace, key))",
-    'CREATE TABLE IF NOT EXISTS mc_namespaces(namespace text COLLATE "C" PRIMARY KEY, stored bigint NOT NULL)',
+    'CREATE TABLE IF NOT EXISTS mc_namespaces(namespace text COLLATE "C" PRIMARY KEY, stored bigint NOT NULL, '
+    "owner bytea)",
 )
+_MIGRATE_1_TO_2: Final = ("ALTER TABLE mc_namespaces ADD COLUMN IF NOT EXISTS owner bytea",)
+"""From version 1 to 2: the fencing token's column. Run in the transaction that sets the version."""
+_OWNER: Final = "SELECT owner FROM mc_namespaces WHERE namespace = %s FOR UPDATE"
+_CLAIM: Final = "UPDATE mc_namespaces SET owner = %s WHERE namespace = %s"
 _INSERT: Final = "INSERT INTO mc_results(namespace, key, value) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
 _ADD_COUNT: Final = "UPDATE mc_namespaces SET stored = stored + %s WHERE namespace = %s RETURNING stored"
 _RECOUNT: Final = (
@@ -152,6 +170,8 @@ class PostgresBackend:
         self.namespace = ""
         self.schema = ""
         self._lock_key = 0
+        self._token = os.urandom(16)
+        """The fencing token this store writes at open and checks in every write."""
         self._stored = 0
         self._session = PgSession("pg-backend")
         self._snapshots: OpenSnapshots[PostgresSnapshot] = OpenSnapshots()
@@ -238,12 +258,27 @@ class PostgresBackend:
         logger.info("Reconnected to %s and re-locked mission control namespace %r", self.where, self.namespace)
         return conn
 
-    def _write(self, work: Callable[[Connection[Any]], T]) -> T:
+    def _check_fence(self, conn: Connection[Any]) -> None:
+        """Raise :class:`StoreFenced` (logged at ERROR) unless the namespace's fencing token is
+        still the store's own. Call first in a write transaction: the row stays locked until it ends."""
+        row = conn.execute(_OWNER, (self.namespace,)).fetchone()
+        if row is None or row[0] is None or bytes(row[0]) != self._token:
+            logger.error(
+                "Mission control namespace %r on %s (schema %r) was taken over by another store (its fencing "
+                "token changed); not writing (results stay pending)", self.namespace, self.where, self.schema,
+            )
+            raise StoreFenced(
+                f"namespace {self.namespace!r} on {self.where} (schema {self.schema!r}) was taken over by another "
+                "store (its fencing token changed); nothing written"
+            )
+
+    def _write(self, work: Callable[[Connection[Any]], T], *, fenced: bool = True) -> T:
         """Run ``work`` in one transaction on the locked connection.
 
         A transaction that fails because the connection was lost is retried once on a new
         connection, at once (safe: see the module docstring); any other failure is raised,
-        with everything rolled back.
+        with everything rolled back. ``fenced`` (every write once the store holds its token):
+        check the token first (:meth:`_check_fence`).
         """
         import psycopg
 
@@ -256,6 +291,8 @@ class PostgresBackend:
             try:
                 try:
                     with conn.transaction():
+                        if fenced:
+                            self._check_fence(conn)
                         value = work(conn)
                         # Cancelled between statements, where no cancel request reaches: do not commit.
                         self._raise_if_cancelled()
@@ -273,7 +310,8 @@ class PostgresBackend:
     # -- Backend protocol --------------------------------------------------------------------
 
     async def open(self, namespace: str, max_records: int) -> int:
-        """Connect, lock ``namespace``, create or check the schema, prune to ``max_records``.
+        """Connect, lock ``namespace``, create, check or migrate the schema, write the store's
+        fencing token (in a transaction of its own), prune to ``max_records``.
 
         Raises :class:`~mcstore.StoreLocked` at once if another session holds the namespace,
         and :class:`~mcstore.StoreError` if the server cannot be reached (within
@@ -315,8 +353,8 @@ class PostgresBackend:
                 f"namespace {self.namespace!r} is already open in another store "
                 f"({self.where}, schema {self.schema!r}, advisory lock {self._lock_key})"
             )
-        self._write(self._ensure_schema)
-        self._stored = self._write(self._count_row)
+        self._write(self._ensure_schema, fenced=False)
+        self._stored = self._write(self._claim, fenced=False)
         if max_records and self._stored > max_records:
             pruned = self._write(lambda c: self._prune(c, max_records))
             logger.info(
@@ -338,10 +376,16 @@ class PostgresBackend:
                 )
             if version == SCHEMA_VERSION:
                 return
-        for statement in _DDL:
+        for statement in (*_DDL, *_MIGRATE_1_TO_2):
             conn.execute(statement)
         conn.execute("DELETE FROM mc_schema")
         conn.execute("INSERT INTO mc_schema(version) VALUES (%s)", (SCHEMA_VERSION,))
+
+    def _claim(self, conn: Connection[Any]) -> int:
+        """Write the store's fencing token into the namespace's row; return its kept count."""
+        stored = self._count_row(conn)  # makes sure that the row exists
+        conn.execute(_CLAIM, (self._token, self.namespace))
+        return stored
 
     def _count_row(self, conn: Connection[Any]) -> int:
         """The namespace's kept count; counted once if there is none yet."""
@@ -361,14 +405,18 @@ class PostgresBackend:
             self._stored = self._read_count(conn)
         return pruned
 
+    # The namespace's row exists in every fenced write: the fence check read it, FOR UPDATE.
+
     def _read_count(self, conn: Connection[Any]) -> int:
         row = conn.execute("SELECT stored FROM mc_namespaces WHERE namespace = %s", (self.namespace,)).fetchone()
-        return int(row[0]) if row is not None else self._count_row(conn)
+        assert row is not None
+        return int(row[0])
 
     def _add_count(self, conn: Connection[Any], delta: int) -> None:
         """Change the kept count by ``delta`` rows; sets ``_stored`` to the new count."""
         row = conn.execute(_ADD_COUNT, (delta, self.namespace)).fetchone()
-        self._stored = int(row[0]) if row is not None else self._count_row(conn)
+        assert row is not None
+        self._stored = int(row[0])
 
     async def store_results(self, results: Sequence[PaymentResult], max_records: int) -> FlushOutcome:
         """Insert ``results`` (deduplicated by key) and prune, in one transaction."""
@@ -385,12 +433,8 @@ class PostgresBackend:
             else:
                 # One round trip: prune to the cap and move the kept count by both changes.
                 row = conn.execute(_ADD_AND_PRUNE, {"ns": namespace, "added": added, "keep": max_records}).fetchone()
-                if row is not None:
-                    self._stored, pruned = int(row[0]), int(row[1])
-                else:  # the namespace lost its count row: count it again, then prune
-                    self._stored = self._count_row(conn)
-                    if self._stored > max_records:
-                        pruned = self._prune(conn, max_records)
+                assert row is not None
+                self._stored, pruned = int(row[0]), int(row[1])
             return FlushOutcome(added, len(rows) - added, pruned, self._stored)
 
         def work() -> FlushOutcome:
@@ -412,7 +456,7 @@ class PostgresBackend:
                     "SELECT key, value FROM mc_results WHERE namespace = %s ORDER BY key", (namespace,)
                 ).fetchall()
 
-            rows = self._write(read)
+            rows = self._write(read, fenced=False)  # reading needs no token
             results, corrupted = decode_stored_rows(rows, namespace, self._raise_if_cancelled)
 
             def repair(conn: Connection[Any]) -> None:

@@ -1,15 +1,30 @@
 """The SQLite backend: lnd's key and value bytes in one SQLite file, one table for all namespaces.
 
-Schema (version 1, kept in ``PRAGMA user_version``)::
+Schema (version 2, kept in ``PRAGMA user_version``)::
 
     mc_results(namespace TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL,
                PRIMARY KEY(namespace, key)) WITHOUT ROWID
-    mc_namespaces(namespace TEXT PRIMARY KEY, stored INTEGER NOT NULL) WITHOUT ROWID
+    mc_namespaces(namespace TEXT PRIMARY KEY, stored INTEGER NOT NULL, owner BLOB) WITHOUT ROWID
 
 ``mc_results`` holds lnd's 49-byte key and TLV value. BLOBs compare with ``memcmp``, so key
 order is chronological order, as in lnd's bbolt bucket. ``mc_namespaces`` keeps each
 namespace's row count, written in the same transaction as the rows, so that opening a store
-and deciding how much to prune cost O(1) whatever the history size.
+and deciding how much to prune cost O(1) whatever the history size, and the namespace's
+fencing token (``owner``). Version 1 had no ``owner``; a writer's open migrates a version-1
+file in one transaction (readers read both versions and never migrate).
+
+One writer per namespace: the store holds the namespace's lock file (:mod:`._lock`), and at
+open, once it holds the lock, writes a random fencing token into ``owner`` in a transaction of
+its own. Every write transaction (flush, clear, the prune at open, ``fetch_all``'s repair)
+first checks, inside the transaction, that the token is still its own, and that the database
+path still names the file it opened (its device and inode, kept from open): else it writes
+nothing and raises :class:`~mcstore.StoreFenced` (logged at ERROR). So if the lock file is
+deleted and a second store opens the namespace, the first one can no longer write; and a flush
+after the database file was deleted, renamed or replaced fails instead of writing into a file
+nobody will read.
+
+New files are private: the database is created mode 0600 before SQLite opens it (SQLite gives
+its ``-wal``, ``-shm`` and ``-journal`` the database's mode), and so are lock files.
 
 Every SQLite call runs in the backend's own worker thread (:class:`~mcstore.backends._thread.WorkerThread`,
 started at ``open`` and ended at ``aclose``), one at a time. Cancelling a call interrupts the
@@ -20,6 +35,7 @@ is idle, when the awaiting task resumes: nothing is abandoned.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -31,7 +47,7 @@ from typing import Final, TypeVar
 import trio
 
 from ..codec import encode_result
-from ..errors import StoreError
+from ..errors import StoreError, StoreFenced, StoreLocked
 from ..model import PaymentResult
 from ._lock import NamespaceLock
 from ._snapshot import OpenSnapshots
@@ -45,8 +61,8 @@ logger = logging.getLogger("mcstore")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 1
-"""The schema version this mcstore writes, and the newest it can read."""
+SCHEMA_VERSION: Final = 2
+"""The schema version this mcstore writes, and the newest it can read (it reads every older one)."""
 
 SYNCHRONOUS_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
 """Accepted values of ``synchronous`` (SQLite's ``PRAGMA synchronous``)."""
@@ -65,8 +81,11 @@ _SCHEMA: Final = (
     "namespace TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, "
     "PRIMARY KEY(namespace, key)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS mc_namespaces("
-    "namespace TEXT PRIMARY KEY, stored INTEGER NOT NULL) WITHOUT ROWID",
+    "namespace TEXT PRIMARY KEY, stored INTEGER NOT NULL, owner BLOB) WITHOUT ROWID",
 )
+_MIGRATE_1_TO_2: Final = ("ALTER TABLE mc_namespaces ADD COLUMN owner BLOB",)
+"""From version 1 to 2: the fencing token's column. Run in the transaction that sets the version."""
+_TOKEN_BYTES: Final = 16
 _INSERT_CHUNK: Final = 256
 """Rows per ``INSERT`` statement of a flush (a power of two; 2 * 256 + 1 parameters stay under
 SQLite's oldest limit of 999).
@@ -112,12 +131,64 @@ _SET_COUNT: Final = (
     "INSERT INTO mc_namespaces(namespace, stored) VALUES (?, ?) "
     "ON CONFLICT(namespace) DO UPDATE SET stored = excluded.stored"
 )
+_CLAIM: Final = (
+    "INSERT INTO mc_namespaces(namespace, stored, owner) VALUES (?, ?, ?) "
+    "ON CONFLICT(namespace) DO UPDATE SET owner = excluded.owner"
+)
+_OWNER: Final = "SELECT owner FROM mc_namespaces WHERE namespace = ?"
 # The oldest rows have the smallest keys; the primary key makes this an index walk of
 # exactly `excess` entries, whatever the history size.
 _PRUNE: Final = (
     "DELETE FROM mc_results WHERE namespace = ?1 AND key IN "
     "(SELECT key FROM mc_results WHERE namespace = ?1 ORDER BY key LIMIT ?2)"
 )
+
+
+_FileId = tuple[int, int]
+
+
+def _file_id(path: str) -> _FileId | None:
+    """``(st_dev, st_ino)`` of the file ``path`` names now (through symlinks), or None if none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _create_private(path: str) -> None:
+    """Create the database file, empty and mode 0600, if it does not exist yet.
+
+    SQLite would create it with mode 0644 (less the umask), and gives the ``-wal``, ``-shm``
+    and ``-journal`` files it makes later the database's own mode: so creating the file first
+    makes all of them private, whatever the umask. A symlink to a missing file gets its target
+    created here, as SQLite would.
+    """
+    try:
+        fd = os.open(os.path.realpath(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create {path!r}: {exc.strerror or exc}") from exc
+    os.close(fd)
+
+
+def _check_writable(path: str) -> None:
+    """Refuse at once a database a store could not write: a read-only file, or a directory
+    where SQLite cannot create its ``-wal`` and ``-shm`` files (nor the store its lock files).
+
+    Without this the open could succeed (SQLite opens a read-only file read-only, silently)
+    and only the flushes would fail, the last one after ``shutdown_timeout``.
+    """
+    real = os.path.realpath(path)
+    directory = os.path.dirname(real) or "."
+    if not os.access(directory, os.W_OK):
+        raise StoreError(
+            f"cannot write {path!r}: directory {directory!r} is not writable (a store creates the "
+            "database's -wal and -shm files and its lock files there); read it with mcstore stats or export"
+        )
+    if os.path.exists(real) and not os.access(real, os.W_OK):
+        raise StoreError(f"cannot write {path!r}: the file is read-only; read it with mcstore stats or export")
 
 
 def _check_is_sqlite(path: str) -> None:
@@ -171,6 +242,10 @@ class SQLiteBackend:
         self.namespace = ""
         self._conn: sqlite3.Connection | None = None
         self._lock: NamespaceLock | None = None
+        self._token = os.urandom(_TOKEN_BYTES)
+        """The fencing token this store writes at open and checks in every write."""
+        self._file_id: _FileId | None = None
+        """The database file the connection opened (``st_dev``, ``st_ino``; None in memory)."""
         self._stored = 0
         self._worker = WorkerThread(f"sqlite:{os.path.basename(self.path)}")
         # The running call's cancel request (worker thread side; see _run).
@@ -234,11 +309,17 @@ class SQLiteBackend:
             raise StoreError(f"SQLite backend for {self.path!r} is not open")
         return self._conn
 
-    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction; roll back on any failure."""
+    def _write(self, work: Callable[[sqlite3.Connection], T], *, fenced: bool = True) -> T:
+        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction; roll back on any failure.
+
+        ``fenced`` (every write once the store holds its token): first check, inside the
+        transaction, that the store may still write (:meth:`_check_fence`).
+        """
         conn = self._connection()
         self._begin(conn)
         try:
+            if fenced:
+                self._check_fence(conn)
             value = work(conn)
             # Cancelled between statements, where nothing interrupts: do not commit.
             self._raise_if_cancelled()
@@ -254,6 +335,35 @@ class SQLiteBackend:
                     self._rolling_back = False
             raise
         return value
+
+    def _check_fence(self, conn: sqlite3.Connection) -> None:
+        """Raise :class:`StoreFenced` (logged at ERROR) unless the database path still names
+        the file the store opened and the namespace's fencing token is still the store's own.
+
+        Called inside the write transaction: SQLite's write lock is held, so no other store
+        can change the token before this transaction ends.
+        """
+        if self._file_id is not None:
+            now = _file_id(self.path)
+            if now != self._file_id:
+                what = "deleted or renamed" if now is None else "replaced by another file"
+                logger.error(
+                    "Mission control database %r was %s since the store opened it; not writing namespace %r "
+                    "(results stay pending)", self.path, what, self.namespace,
+                )
+                raise StoreFenced(
+                    f"SQLite database {self.path!r} was {what} since the store opened it; nothing written"
+                )
+        row = conn.execute(_OWNER, (self.namespace,)).fetchone()
+        if row is None or row[0] != self._token:
+            logger.error(
+                "Mission control namespace %r of %r was taken over by another store (its fencing token "
+                "changed); not writing (results stay pending)", self.namespace, self.path,
+            )
+            raise StoreFenced(
+                f"namespace {self.namespace!r} of {self.path!r} was taken over by another store (its fencing "
+                "token changed); nothing written"
+            )
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         """``BEGIN IMMEDIATE``, waiting up to ``_LOCK_WAIT`` seconds for another writer.
@@ -277,9 +387,12 @@ class SQLiteBackend:
     async def open(self, namespace: str, max_records: int) -> int:
         """Lock ``namespace``, create or check the schema, prune to ``max_records``.
 
+        Takes the namespace's lock, creates a missing database file (mode 0600), migrates a
+        version-1 schema, and writes the store's fencing token (in a transaction of its own).
         Raises :class:`~mcstore.StoreLocked` if the namespace is open elsewhere, and
-        :class:`~mcstore.StoreError` for a file that is not SQLite (left untouched), a newer
-        schema version, or any SQLite failure. On failure nothing stays open or locked.
+        :class:`~mcstore.StoreError` for a file that is not SQLite (left untouched), a
+        read-only file or directory, a symlink at the lock file's path, a newer schema
+        version, or any SQLite failure. On failure nothing stays open or locked.
         """
         if self._conn is not None or self._closed:
             raise StoreError("an SQLiteBackend can be opened only once")
@@ -294,8 +407,11 @@ class SQLiteBackend:
         in_memory = self.path == ":memory:"
         if not in_memory:
             _check_is_sqlite(self.path)
+            _check_writable(self.path)
             self._lock = NamespaceLock(self.path, self.namespace)
             self._lock.acquire()
+            _create_private(self.path)
+            self._file_id = _file_id(self.path)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a flush is exactly
             # one transaction. Every call runs in the worker thread; check_same_thread=False
@@ -306,17 +422,11 @@ class SQLiteBackend:
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_SLICE_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            # The same file before and after the connect: so it is the one the connection opened.
+            if not in_memory and (self._file_id is None or _file_id(self.path) != self._file_id):
+                raise StoreError(f"{self.path!r} was removed or replaced while it was being opened")
             self._ensure_schema(conn)
-            row = conn.execute(
-                "SELECT stored FROM mc_namespaces WHERE namespace = ?", (self.namespace,)
-            ).fetchone()
-            if row is not None:
-                self._stored = int(row[0])
-            else:
-                # No count yet (a new namespace, or rows written by another tool): count once.
-                self._stored = conn.execute(
-                    "SELECT count(*) FROM mc_results WHERE namespace = ?", (self.namespace,)
-                ).fetchone()[0]
+            self._stored = self._write(self._claim, fenced=False)
             if max_records and self._stored > max_records:
                 excess = self._stored - max_records
 
@@ -335,7 +445,24 @@ class SQLiteBackend:
             raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
         return self._stored
 
+    def _claim(self, conn: sqlite3.Connection) -> int:
+        """Write the store's fencing token into the namespace's row; return its kept count.
+
+        Run at open, in a transaction of its own, once the store holds the namespace lock.
+        """
+        row = conn.execute("SELECT stored FROM mc_namespaces WHERE namespace = ?", (self.namespace,)).fetchone()
+        if row is not None:
+            stored = int(row[0])
+        else:
+            # No count yet (a new namespace, or rows written by another tool): count once.
+            stored = int(
+                conn.execute("SELECT count(*) FROM mc_results WHERE namespace = ?", (self.namespace,)).fetchone()[0]
+            )
+        conn.execute(_CLAIM, (self.namespace, stored, self._token))
+        return stored
+
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        """Create the tables in a new database, or migrate an older version, in one transaction."""
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
             return
@@ -345,15 +472,43 @@ class SQLiteBackend:
                 f"{SCHEMA_VERSION} this mcstore supports; upgrade mcstore"
             )
 
-        def create(c: sqlite3.Connection) -> None:
-            # Checked again inside the write lock: another process may have just created it.
+        def upgrade(c: sqlite3.Connection) -> None:
+            # Checked again inside the write lock: another process may have just done it.
             if c.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
                 return
             for statement in _SCHEMA:
                 c.execute(statement)
+            columns = {str(row[1]) for row in c.execute("PRAGMA table_info(mc_namespaces)")}
+            if "owner" not in columns:
+                for statement in _MIGRATE_1_TO_2:
+                    c.execute(statement)
             c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-        self._write(create)
+        if self._lock is None:  # in memory: no one else can see it
+            self._write(upgrade, fenced=False)
+            return
+        # An older mcstore (schema version 1) names its lock files differently, so the locks
+        # of the two would not exclude each other. The fencing token does not help either: an
+        # older store never checks it. So the upgrade takes the older lock name too, while
+        # it runs: an older mcstore that has this namespace open makes it fail (StoreLocked),
+        # and one that opens later finds version 2, which it refuses. The older name's file
+        # is removed again if the upgrade created it.
+        legacy = NamespaceLock(self.path, self.namespace, legacy=True)
+        try:
+            legacy.acquire()
+        except StoreLocked:
+            raise StoreLocked(
+                f"namespace {self.namespace!r} of {self.path!r} is open in an older mcstore (lock file "
+                f"{legacy.path!r}); close it before this mcstore upgrades the database to schema version "
+                f"{SCHEMA_VERSION}"
+            ) from None
+        try:
+            self._write(upgrade, fenced=False)
+            if legacy.created:
+                with contextlib.suppress(OSError):
+                    os.unlink(legacy.path)
+        finally:
+            legacy.release()
 
     def _prune(self, conn: sqlite3.Connection, excess: int) -> int:
         """Delete the ``excess`` oldest rows; return how many went. Call inside a transaction."""

@@ -38,7 +38,10 @@ __all__ = [
     "SQLiteSnapshot",
     "check_mcstore_schema",
     "check_sqlite_file",
+    "check_unchanged",
     "connect_readonly",
+    "file_stamp",
+    "open_readonly",
     "table_names",
 ]
 
@@ -93,32 +96,65 @@ def _in_wal_mode(path: str) -> bool:
     return len(header) == 20 and header[18] == header[19] == _WAL_FORMAT
 
 
-def connect_readonly(
+FileStamp = tuple[int, int, int, int, int]
+"""What changes when a file is written: device, inode, size, modification and change time (ns)."""
+
+
+def file_stamp(path: str) -> FileStamp | None:
+    """The :data:`FileStamp` of ``path`` now, or None if it is gone."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _writable_here(path: str) -> bool:
+    """Whether this process may write the file ``path`` and create files beside it."""
+    real = os.path.realpath(path)
+    return os.access(real, os.W_OK) and os.access(os.path.dirname(real) or ".", os.W_OK)
+
+
+def open_readonly(
     path: str, *, immutable_if_idle: bool = False, check_same_thread: bool = True
-) -> sqlite3.Connection:
+) -> tuple[sqlite3.Connection, FileStamp | None]:
     """Open the existing SQLite file ``path`` for reading only; never create it, never write it.
 
-    Leaves nothing behind. A WAL-mode file with no ``-wal`` beside it (no one has it open) is
-    opened read-write with ``PRAGMA query_only``: SQLite then creates the ``-wal`` and ``-shm``
-    it needs and removes them when the connection closes (if a writer opened the file
-    meanwhile, they are the writer's, and it removes them). A file whose ``-wal`` exists (a
-    writer has it open, or crashed) is opened ``mode=ro``, which uses the existing companions
-    and never writes the file, even to recover a crashed writer's log. Any other file is
-    opened ``mode=ro``, which creates nothing for a rollback-journal database.
+    Leaves nothing behind. A WAL-mode file with no ``-wal`` beside it (no one has it open):
 
-    With ``immutable_if_idle``, a file without a ``-wal`` companion is opened ``immutable``
-    instead, so SQLite creates nothing beside it at all; use it for files that belong to
-    another program. The connection is in autocommit mode (``isolation_level=None``): a
-    caller that wants one consistent view issues ``BEGIN`` itself. Raises
-    :class:`~mcstore.LocationError`.
+    * if this process may write the file and its directory, it is opened read-write with
+      ``PRAGMA query_only``: SQLite then creates the ``-wal`` and ``-shm`` it needs to take its
+      read locks, and removes them when the connection closes (if a writer opened the file
+      meanwhile, they are the writer's, and it removes them);
+    * else (a read-only file, or a directory this user cannot write) SQLite can neither make
+      those files nor use them (``mode=ro`` fails, or leaves them behind), so the file is
+      opened ``immutable``: no locks, nothing created. That is sound while nobody writes the
+      file, and nobody is: a WAL-mode writer keeps a ``-wal`` while it has the file open, and
+      there is none. A writer with more rights (the owner, root) could start during the read
+      and, when it checkpoints, change the file under it; so the file's :data:`FileStamp` is
+      returned, and a reader compares it after every read (see :func:`check_unchanged`).
+
+    A file whose ``-wal`` exists (a writer has it open, or crashed) is opened ``mode=ro``,
+    which uses the existing companions and never writes the file, even to recover a crashed
+    writer's log. Any other file (a rollback journal) is opened ``mode=ro``, which takes its
+    locks on the file itself and creates nothing.
+
+    With ``immutable_if_idle``, any file without a ``-wal`` companion is opened ``immutable``,
+    so SQLite creates nothing beside it at all; use it for files that belong to another
+    program. Returns the connection, and the stamp when the file was opened ``immutable``
+    (else None). The connection is in autocommit mode (``isolation_level=None``): a caller
+    that wants one consistent view issues ``BEGIN`` itself. Raises :class:`~mcstore.LocationError`.
     """
     if not check_sqlite_file(path):
         raise LocationError(path, "no such file")
     uri = pathlib.Path(path).absolute().as_uri()
+    stamp: FileStamp | None = None
     idle = not os.path.exists(path + "-wal")
-    if immutable_if_idle and idle:
+    wal = idle and _in_wal_mode(path)
+    if idle and (immutable_if_idle or (wal and not _writable_here(path))):
         uri += "?mode=ro&immutable=1"
-    elif idle and _in_wal_mode(path):
+        stamp = file_stamp(path)  # before the connect: a change from here on is seen
+    elif wal:
         uri += "?mode=rw"
     else:
         uri += "?mode=ro"
@@ -133,7 +169,25 @@ def connect_readonly(
     except sqlite3.Error as exc:
         conn.close()
         raise LocationError(path, f"not a readable SQLite database: {exc}") from None
-    return conn
+    return conn, stamp
+
+
+def connect_readonly(
+    path: str, *, immutable_if_idle: bool = False, check_same_thread: bool = True
+) -> sqlite3.Connection:
+    """:func:`open_readonly`'s connection, for a caller that reads the file once and at once."""
+    return open_readonly(path, immutable_if_idle=immutable_if_idle, check_same_thread=check_same_thread)[0]
+
+
+def check_unchanged(path: str, stamp: FileStamp | None) -> None:
+    """Raise ``sqlite3.OperationalError`` if the file opened ``immutable`` with ``stamp`` (see
+    :func:`open_readonly`) has changed since: what was read from it may be inconsistent.
+    Does nothing for ``stamp=None``."""
+    if stamp is not None and file_stamp(path) != stamp:
+        raise sqlite3.OperationalError(
+            "the file changed while it was read without locks (a read-only file or directory, opened immutable, "
+            "and a writer with more rights started); read it again"
+        )
 
 
 def table_names(conn: sqlite3.Connection) -> list[str]:
@@ -171,6 +225,7 @@ class _ReadConnection:
         self._what = what
         self._thread = WorkerThread(f"read:{os.path.basename(path)}")
         self._conn: sqlite3.Connection | None = None
+        self._stamp: FileStamp | None = None  # opened immutable: the file as it was (open_readonly)
         self._serial = trio.Lock()
         self._stop = False  # read by the progress handler
         self._closing = False
@@ -187,7 +242,7 @@ class _ReadConnection:
             conn.interrupt()
 
     def _connect_sync(self) -> sqlite3.Connection:
-        conn = connect_readonly(self.path, check_same_thread=False)
+        conn, self._stamp = open_readonly(self.path, check_same_thread=False)
         self._conn = conn
         conn.set_progress_handler(self._progress, _PROGRESS_STEPS)
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_SLICE_MS}")
@@ -224,8 +279,14 @@ class _ReadConnection:
             if self._broken is not None:
                 raise StoreError(f"{self._what} of {self.path!r} is unusable after {self._broken}; close it")
             self._stop = False
+
+            def checked() -> T:
+                value = fn()
+                check_unchanged(self.path, self._stamp)
+                return value
+
             try:
-                return await self._thread.run(fn, on_cancel=self._interrupt)
+                return await self._thread.run(checked, on_cancel=self._interrupt)
             except sqlite3.Error as exc:
                 self._broken = "an error"
                 if self._closing:

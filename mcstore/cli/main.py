@@ -48,6 +48,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ..backends import Snapshot, open_reader
+from ..backends._lock import is_lock_path
 from ..backends.postgres import is_postgres_url
 from ..backends.sqlite import SCHEMA_VERSION
 from ..errors import DecodeError
@@ -411,9 +412,11 @@ def demo(
     with interrupts.after_close(outcome):
         _print_demo_summary(out, db, namespace, max_records, outcome)
         with _reported(db, namespace):
-            proof = verify_demo(db, namespace, outcome.model_keys, max_records)
-    distinct = len(outcome.model_keys)
-    basis = f"min({max_records}, {distinct} distinct keys)" if max_records else f"{distinct} distinct keys"
+            proof = verify_demo(db, namespace, outcome.model_keys, max_records, outcome.unpersisted_keys)
+    distinct = f"{len(outcome.model_keys)} distinct keys"
+    if outcome.unpersisted:
+        distinct += f" less the {outcome.unpersisted} reported unpersisted"
+    basis = f"min({max_records}, {distinct})" if max_records else distinct
     line = f"Proof: {proof.actual} records in the database, {proof.expected} expected by the model ({basis})"
     if proof.damage:
         shown = "; ".join(proof.damage[:3]) + (f"; and {len(proof.damage) - 3} more" if len(proof.damage) > 3 else "")
@@ -423,7 +426,10 @@ def demo(
             f"{db}: {line}: MISMATCH, {proof.missing} accepted results missing, {proof.unexpected} unexpected"
         )
     checked = "" if is_postgres_url(db) else "the file passes PRAGMA quick_check and "
-    out.print(f"{line}: OK, {checked}nothing accepted was lost.")
+    if outcome.unpersisted:
+        out.print(f"{line}: OK, {checked}every accepted result is stored or was reported unpersisted.")
+    else:
+        out.print(f"{line}: OK, {checked}nothing accepted was lost.")
     if plot is not None and outcome.payment_outcomes:
         routing = "without mission control" if estimator == "none" else f"mission control, {estimator} estimator"
         try:
@@ -431,6 +437,11 @@ def demo(
         except OSError as exc:
             _fail(f"{plot}: cannot write the plot: {exc.strerror or exc}")
         out.print(f"Plot of the success rate over the run: {plot}")
+    if outcome.unpersisted:
+        _fail(
+            f"{db}: {outcome.unpersisted} accepted results could not be made durable (the store's errors above "
+            "say why); they were not written"
+        )
     if outcome.interrupted:
         out.print(
             f"Interrupted by Ctrl-C after {outcome.payments_started} of {payments} payments; "
@@ -608,9 +619,10 @@ def _check_output(path: str, db: str, force: bool) -> str:
     """Check that ``export -o path`` may write ``path``; return the file to replace.
 
     Refused, whatever ``force`` says: a directory, a missing directory, the database being
-    read or one of its companion files (through any symlink or hard link), and any SQLite
-    file. Refused without ``force``: any other existing file. A symlink is followed: its
-    target is what gets replaced.
+    read or one of its companion files (through any symlink or hard link), a lock file of any
+    of its namespaces (replacing it would unlock the namespace), and any SQLite file. Refused
+    without ``force``: any other existing file. A symlink is followed: its target is what gets
+    replaced.
     """
     target = os.path.realpath(path)
     if os.path.isdir(target):
@@ -622,6 +634,8 @@ def _check_output(path: str, db: str, force: bool) -> str:
         if _same_file(target, db + companion):
             what = "the database being exported" if not companion else f"the {companion[1:]} file of {db}"
             _fail(f"{path}: is {what}; refusing to write it")
+    if not is_postgres_url(db) and is_lock_path(db, target):
+        _fail(f"{path}: is a lock file of {db}; refusing to write it")
     if not os.path.lexists(target):
         return target
     try:
@@ -660,7 +674,7 @@ def _output(path: str, db: str, force: bool) -> Iterator[IO[str]]:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())
+        # mkstemp made the file 0600, and it stays so: it holds the history, as the database does.
         if force:
             os.replace(temporary, target)
         else:
@@ -673,12 +687,6 @@ def _output(path: str, db: str, force: bool) -> Iterator[IO[str]]:
             os.unlink(temporary)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 @cli.command(context_settings=_CONTEXT)
 @_db_argument
 @_namespace_option("default", "The namespace to export.")
@@ -688,10 +696,10 @@ def _umask() -> int:
     "--output",
     default="-",
     metavar="FILE",
-    help="Write to FILE instead of stdout: a new file, written whole or not at all.",
+    help="Write to FILE instead of stdout: a new file (mode 0600), written whole or not at all.",
 )
 @click.option(
-    "--force", is_flag=True, help="Replace FILE if it exists (never the database itself, nor any SQLite file)."
+    "--force", is_flag=True, help="Replace FILE if it exists (never the database, its lock files, nor any SQLite file)."
 )
 @click.option("--raw", is_flag=True, help="Add lnd's key and value bytes (hex) to each record.")
 @_read_progress_option
