@@ -159,6 +159,7 @@ class MissionControlStore:
         self._flush_due = trio.Event()
         self._consecutive_failures = 0
         self._ticker_scope = trio.CancelScope()
+        self._tick = trio.CancelScope()  # the ticker's current wait (see _run_ticker)
         self._worker_scope = trio.CancelScope()
         self._tasks_running = 0
         self._tasks_stopped = trio.Event()
@@ -470,6 +471,8 @@ class MissionControlStore:
                 raise
             self._flush_failures += 1
             self._consecutive_failures += 1
+            # A ticker already waiting out a longer flush_interval retries within the backoff.
+            self._tick.deadline = min(self._tick.deadline, trio.current_time() + self._retry_delay())
             logger.error(
                 "Mission control store flush failed (attempt %d): %d results kept for retry in %.3g s: %s",
                 self._consecutive_failures, len(self._batch), self._retry_delay(), exc,
@@ -552,7 +555,9 @@ class MissionControlStore:
             while True:
                 await self._wake_ticker.wait()
                 self._wake_ticker = trio.Event()
-                await trio.sleep(self._retry_delay())
+                # A scope, not trio.sleep: a failed flush may bring its deadline closer.
+                with trio.CancelScope(deadline=trio.current_time() + self._retry_delay()) as self._tick:
+                    await trio.sleep_forever()
                 self._ticker_armed = False
                 self._flush_due.set()
 

@@ -170,6 +170,7 @@ async def test_a_failed_flush_is_retried_within_30_s_even_with_a_day_long_interv
     with caplog.at_level(logging.ERROR, logger="mcstore"):
         async with open_store(backend, flush_interval=86_400.0) as store:
             store.add_result(result(1))
+            await trio.testing.wait_all_tasks_blocked()  # the ticker now waits out the day-long interval
             with pytest.raises(FlushError, match="injected"):
                 await store.flush()
             await trio.sleep(29.9)
