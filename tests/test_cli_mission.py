@@ -36,7 +36,13 @@ from mcstore.cli.routing import (
     learning,
     success_curve,
 )
-from mcstore.mission import AprioriEstimator, BimodalEstimator, MissionControlState, TimedPairResult
+from mcstore.mission import (
+    AprioriEstimator,
+    HistoricalEstimator,
+    MissionControlState,
+    TimedPairResult,
+    make_estimator,
+)
 from mcstore.model import TEMPORARY_CHANNEL_FAILURE, UNKNOWN_NEXT_PEER
 
 NS = 1_000_000_000
@@ -64,9 +70,10 @@ def stored_results(db: Path, namespace: str = "default") -> list[PaymentResult]:
     return trio.run(main)
 
 
-def replayed_state(db: Path, namespace: str = "default") -> MissionControlState:
-    """The state the library builds from the stored results (fetched through a store, in key order)."""
-    state = MissionControlState()
+def replayed_state(db: Path, namespace: str = "default", learners: tuple[object, ...] = ()) -> MissionControlState:
+    """The state the library builds from the stored results (fetched through a store, in key
+    order), teaching ``learners``."""
+    state = MissionControlState(learners=learners)
     for result in stored_results(db, namespace):
         state.apply_result(result)
     return state
@@ -258,16 +265,18 @@ def some_pair(state: MissionControlState, *, failed: bool) -> tuple[bytes, bytes
     raise AssertionError("no such pair")
 
 
-@pytest.mark.parametrize("estimator", ["apriori", "bimodal"])
+@pytest.mark.parametrize("estimator", ["apriori", "bimodal", "historical"])
 @pytest.mark.parametrize("failed", [True, False])
 def test_queryprob_is_the_estimate_of_the_replayed_state(any_db: Path, estimator: str, failed: bool) -> None:
-    state = replayed_state(any_db)
+    model = make_estimator(estimator)
+    state = replayed_state(any_db, learners=(model,))  # the historical estimator learns the replay
     a, b, history = some_pair(state, failed=failed)
     last = max(history.fail_time_ns or 0, history.success_time_ns or 0)
     at_ns = last + 600 * NS + 123  # --at takes up to nine decimals: exact ns
-    model = AprioriEstimator() if estimator == "apriori" else BimodalEstimator()
     amount, capacity = 250_000_000, 2_000_000
     expected = model.pair_probability(at_ns, state.results_from(a), b, amount, capacity)
+    if estimator == "historical":  # what it learnt matters: untaught, it gives another value
+        assert expected != HistoricalEstimator().pair_probability(at_ns, state.results_from(a), b, amount, capacity)
     args = [str(any_db), a.hex(), b.hex(), str(amount), "--capacity-sat", str(capacity)]
     args += ["--estimator", estimator, "--at", f"{at_ns // NS}.{at_ns % NS:09d}"]
     result = run("queryprob", *args, "--json")
@@ -395,7 +404,7 @@ def rate(result: Result, which: str) -> float:
     return float(demo_rows(result)[which][0].rstrip("%"))
 
 
-@pytest.mark.parametrize("seed, estimator", [(4, "apriori"), (5, "bimodal")])
+@pytest.mark.parametrize("seed, estimator", [(4, "apriori"), (5, "bimodal"), (6, "historical")])
 def test_the_demo_learns(tmp_path: Path, seed: int, estimator: str) -> None:
     """With mission control the last tenth succeeds more often than the first, with fewer attempts,
     and more often than the same payments routed without mission control."""

@@ -17,6 +17,8 @@ from mcstore.mission import (
     BimodalEstimator,
     FinalFailureReason,
     MissionControlState,
+    NodeResults,
+    PairLearner,
     TimedPairResult,
     open_mission_control,
 )
@@ -383,3 +385,68 @@ async def test_probability_defaults_to_the_wall_clock() -> None:
         # A second later the 30-minute half-life has barely started: the probability is ~0.
         assert mc.probability(N1, N2, 1000, CAPACITY) < 0.01
         assert mc.probability(N1, N2, 1000, CAPACITY, now_ns=now + 3600 * SEC) > 0.1
+
+
+# -- learners: what the state tells the estimators that learn -----------------------------------
+
+
+class Recorder:
+    """A PairLearner that records what it is told."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[bytes, bytes, int, bool, int]] = []
+        self.forgotten = 0
+
+    def learn(self, from_pubkey: bytes, to_pubkey: bytes, time_ns: int, success: bool, amount_msat: int) -> None:
+        self.told.append((from_pubkey, to_pubkey, time_ns, success, amount_msat))
+
+    def forget(self) -> None:
+        self.forgotten += 1
+
+
+def test_learners_are_told_exactly_the_outcomes_applied() -> None:
+    rec = Recorder()
+    state = MissionControlState(learners=[AprioriEstimator(), rec])
+    assert isinstance(rec, PairLearner) and not isinstance(AprioriEstimator(), PairLearner)
+    assert state.learners == (rec,) and rec.forgotten == 1  # a new state knows nothing
+    state.apply_result(two_hop(1000, T, TEMPORARY_CHANNEL_FAILURE, 0, total=1100))
+    assert sorted(rec.told) == sorted([(SELF, N1, T, True, 1100), (N1, N2, T, False, 1000)])
+    # A higher failure within the relax interval is dropped, and not told; the success is.
+    rec.told.clear()
+    state.apply_result(two_hop(2000, T + SEC, TEMPORARY_CHANNEL_FAILURE, 1, total=2100))
+    assert rec.told == [(SELF, N1, T + SEC, True, 2100)]
+    # A policy failure's second chance drops the whole result: nothing is told.
+    rec.told.clear()
+    state.apply_result(two_hop(0, T + 2 * SEC, FEE_INSUFFICIENT, 2, total=50))
+    assert rec.told == []
+    # Imports are summaries, not outcomes: not told.
+    rec.told.clear()
+    other = bytes([20]) + bytes(32)
+    state.import_pairs({(N1, other): TimedPairResult(T, 10, None, 0)})
+    assert rec.told == []
+    # A node failure at N1: the result's own pairs with N1 are told (failures of 0, both ways);
+    # lnd's failing of N1's other known pairs (N1 -> other) is applied but not told.
+    rt = Route(SELF, 0, [Hop(1, N1, 10), Hop(2, N2, 0)])
+    state.apply_result(PaymentResult(3, T + MIN, T + MIN, rt, PaymentFailure.from_code(1, EXPIRY_TOO_SOON)))
+    told = [(SELF, N1), (N1, SELF), (N1, N2), (N2, N1)]
+    assert sorted(rec.told) == sorted((a, b, T + MIN, False, 0) for a, b in told)
+    assert state.results_from(N1)[other] == TimedPairResult(T + MIN)
+    # A reset makes the learners forget.
+    state.reset()
+    assert rec.forgotten == 2
+
+
+def test_results_from_is_a_live_read_only_view_naming_its_node() -> None:
+    state = MissionControlState()
+    view = state.results_from(SELF)
+    assert isinstance(view, NodeResults) and view.from_pubkey == SELF and view == {} and not view
+    state.apply_result(two_hop(1000, T, None, 0, total=1100))
+    live = state.results_from(SELF)
+    assert live == {N1: TimedPairResult(None, 0, T, 1100)} and live.from_pubkey == SELF
+    assert dict(live.items()) == dict(live) and list(live.keys()) == [N1] and N1 in live
+    assert live.get(N2) is None and len(live) == 1
+    with pytest.raises(TypeError):
+        live[N2] = TimedPairResult()  # type: ignore[index]
+    state.apply_result(two_hop(500, T + SEC, TEMPORARY_CHANNEL_FAILURE, 1, total=600))
+    assert live[N1].success_time_ns == T + SEC  # live
+    assert repr(live).startswith(f"NodeResults({SELF.hex()}, {{")

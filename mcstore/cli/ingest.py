@@ -65,8 +65,9 @@ DEMO_EPOCH_NS: Final = 1_767_225_600 * _NS
 """Where a demo history starts in an empty namespace: 2026-01-01T00:00:00Z. A fixed time, not
 the clock, so that a seed repeats a run byte for byte."""
 DEMO_ESTIMATORS: Final = (*ESTIMATORS, "none")
-"""How the demo may route: with mission control and lnd's apriori or bimodal estimator, or
-without mission control ("none": the cheapest route, remembering only the payment's own failures)."""
+"""How the demo may route: with mission control and one of the estimators (lnd's apriori or
+bimodal, the LDK-style historical one), or without mission control ("none": the cheapest
+route, remembering only the payment's own failures)."""
 
 
 @dataclass(frozen=True, slots=True)

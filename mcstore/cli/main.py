@@ -270,7 +270,7 @@ def _add_learning_rows(table: Table, outcome: DemoOutcome) -> None:
     if outcome.estimator == "none":
         table.add_row("routing", "none", "the cheapest route, no mission control")
     else:
-        table.add_row("routing", outcome.estimator, "mission control, with lnd's estimator")
+        table.add_row("routing", outcome.estimator, "mission control, with this estimator")
         table.add_row("replayed", str(outcome.replayed), "stored results, into mission control at open")
     if summary is None:
         return
@@ -316,7 +316,8 @@ def _percent_of(rate: float) -> str:
     type=click.Choice(DEMO_ESTIMATORS),
     default="apriori",
     show_default=True,
-    help="Route with mission control and this lnd estimator, or without mission control (none).",
+    help="Route with mission control and this estimator (apriori and bimodal are lnd's, historical "
+    "LDK-style), or without mission control (none).",
 )
 @click.option(
     "--plot",

@@ -3,7 +3,8 @@
 Both open the database read-only (no namespace lock, nothing created or repaired, safe while
 a store writes it) and rebuild the pair history as lnd does at start-up: every stored result
 of the namespace, in key order, through :meth:`~mcstore.mission.MissionControlState.apply_result`
-with lnd's default minimum failure relax interval (60 s). So the history is the one a node
+with lnd's default minimum failure relax interval (60 s), the estimator of ``queryprob``
+attached to it when it learns (the historical one). So the history is the one a node
 would have after a restart on this database; imports (``XImportMissionControl``) are not
 stored, in lnd or here, and so are not part of it.
 
@@ -30,9 +31,10 @@ import json
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Final
 
 import click
@@ -78,15 +80,16 @@ class Replayed:
     """The source pubkeys of those results: the node (normally one) whose history this is."""
 
 
-async def replay_history(db: str, namespace: str) -> Replayed:
+async def replay_history(db: str, namespace: str, *, learners: Iterable[object] = ()) -> Replayed:
     """Replay every result of ``namespace`` of ``db``, in key order, into a new state; read-only.
 
-    Reads one consistent snapshot through :func:`~mcstore.backends.open_reader` (no lock,
-    nothing written), streamed in batches. Rows that fail to decode are reported as
-    warnings on stderr and skipped. Raises :class:`~mcstore.LocationError` for a location
-    that is not a readable mcstore database.
+    ``learners`` are attached to the state (``MissionControlState(learners=...)``): a learning
+    estimator among them learns the history. Reads one consistent snapshot through
+    :func:`~mcstore.backends.open_reader` (no lock, nothing written), streamed in batches.
+    Rows that fail to decode are reported as warnings on stderr and skipped. Raises
+    :class:`~mcstore.LocationError` for a location that is not a readable mcstore database.
     """
-    state = MissionControlState()
+    state = MissionControlState(learners=learners)
     count = 0
     sources: set[bytes] = set()
     async with contextlib.aclosing(await open_reader(db)) as reader:
@@ -103,9 +106,11 @@ async def replay_history(db: str, namespace: str) -> Replayed:
     return Replayed(state, count, frozenset(sources))
 
 
-def _replay(db: str, namespace: str) -> Replayed:
+def _replay(db: str, namespace: str, learners: Iterable[object] = ()) -> Replayed:
     with _reported(db, namespace):
-        return trio.run(replay_history, db, namespace, restrict_keyboard_interrupt_to_checkpoints=True)
+        return trio.run(
+            partial(replay_history, db, namespace, learners=learners), restrict_keyboard_interrupt_to_checkpoints=True
+        )
 
 
 def _int64(value: int) -> str:
@@ -289,7 +294,7 @@ def _probability_json(probability: float) -> float | int | str:
     type=click.Choice(_ESTIMATORS),
     default="apriori",
     show_default=True,
-    help="lnd's estimator to use, with lnd's default parameters.",
+    help="The estimator to use, with its default parameters (lnd's; LDK's for historical).",
 )
 @click.option(
     "--at",
@@ -329,10 +334,10 @@ def queryprob(
     estimate is lnd's GetProbability: the estimator's local variant for a channel of our
     own node (--self), its pair probability otherwise. Read-only.
     """
-    replayed = _replay(db, namespace)
+    model = make_estimator(estimator)
+    replayed = _replay(db, namespace, learners=(model,))
     if self_pubkey is None and len(replayed.sources) == 1:
         (self_pubkey,) = replayed.sources
-    model = make_estimator(estimator)
     results = replayed.state.results_from(from_pubkey)
     local = from_pubkey == self_pubkey
     if local:

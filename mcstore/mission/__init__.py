@@ -4,6 +4,9 @@
 * :class:`MissionControlState` keeps the pair history with lnd's update rules (:mod:`.state`);
 * :class:`AprioriEstimator` and :class:`BimodalEstimator` turn it into probabilities
   (:mod:`.estimators`, whose docstring lists the differences from lnd);
+* :class:`HistoricalEstimator`, LDK-style, learns its own histograms from the pair outcomes
+  the state applies (:mod:`.historical`, whose docstring gives the model and the differences
+  from LDK);
 * :data:`ESTIMATORS` and :func:`make_estimator` name them (:mod:`.registry`);
 * :func:`open_mission_control` ties them to a store and replays its history (:mod:`.control`).
 """
@@ -17,12 +20,14 @@ from .estimators import (
     AprioriEstimator,
     BimodalEstimator,
     Estimator,
+    LearningEstimator,
     Parameter,
     TunableEstimator,
 )
+from .historical import HistoricalEstimator
 from .interpretation import FinalFailureReason, Interpretation, PairOutcome, interpret_result
 from .registry import ESTIMATORS, make_estimator
-from .state import MIN_SECOND_CHANCE_INTERVAL_NS, MissionControlState, TimedPairResult
+from .state import MIN_SECOND_CHANCE_INTERVAL_NS, MissionControlState, NodeResults, PairLearner, TimedPairResult
 
 __all__ = [
     "BIMODAL_SCALE_MSAT_MAX",
@@ -33,9 +38,13 @@ __all__ = [
     "BimodalEstimator",
     "Estimator",
     "FinalFailureReason",
+    "HistoricalEstimator",
     "Interpretation",
+    "LearningEstimator",
     "MissionControl",
     "MissionControlState",
+    "NodeResults",
+    "PairLearner",
     "PairOutcome",
     "Parameter",
     "TimedPairResult",

@@ -2,8 +2,11 @@
 
 At open, the stored history is replayed in key order (time of reply, then attempt id, then
 source) through lnd's rules, as lnd does at start-up; every reported result is then stored and
-applied at once. The store underneath keeps all its guarantees: leaving the ``async with``
-block closes it exactly as :func:`mcstore.open_store` does.
+applied at once. An estimator that learns (a :class:`~mcstore.mission.state.PairLearner`, such
+as :class:`~mcstore.mission.HistoricalEstimator`) is attached to the state, so it learns from
+the replay and from every result reported, and forgets on :meth:`MissionControl.reset`.
+The store underneath keeps all its guarantees: leaving the ``async with`` block closes it
+exactly as :func:`mcstore.open_store` does.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import trio
 from ..backends import Backend
 from ..model import PUBKEY_LEN, PaymentResult
 from ..store import MissionControlStore, open_store
-from .estimators import AprioriEstimator, BimodalEstimator, Estimator
+from .estimators import AprioriEstimator, Estimator
 from .interpretation import FinalFailureReason
 from .state import MissionControlState, TimedPairResult
 
@@ -43,7 +46,7 @@ class MissionControl:
         self,
         store: MissionControlStore,
         state: MissionControlState,
-        estimator: AprioriEstimator | BimodalEstimator | Estimator,
+        estimator: Estimator,
         self_pubkey: bytes,
     ) -> None:
         self._store = store
@@ -66,7 +69,7 @@ class MissionControl:
         return self._state
 
     @property
-    def estimator(self) -> AprioriEstimator | BimodalEstimator | Estimator:
+    def estimator(self) -> Estimator:
         """The estimator that :meth:`probability` uses."""
         return self._estimator
 
@@ -119,14 +122,17 @@ class MissionControl:
     ) -> int:
         """Merge pair history into the state, in memory only (lnd's ``XImportMissionControl``).
 
-        See :meth:`MissionControlState.import_pairs`; lost at the next open, as in lnd.
+        See :meth:`MissionControlState.import_pairs`; lost at the next open, as in lnd. A
+        learning estimator learns nothing from an import (imports are summaries, not outcomes);
+        the apriori and bimodal estimators see it, as they read the state.
         """
         return self._state.import_pairs(pairs, force=force)
 
     async def reset(self) -> None:
         """Delete the stored history and clear the state (lnd's ``ResetMissionControl``).
 
-        Results reported while the store clears are kept, in the store and in the state. If
+        A learning estimator forgets too. Results reported while the store clears are kept,
+        in the store and in the state (and learnt again). If
         the clear fails or is cancelled, nothing is deleted and the state is unchanged. Raises
         :class:`~mcstore.StoreClosed` once the store is closing.
         """
@@ -167,7 +173,7 @@ async def open_mission_control(
     path: str | os.PathLike[str] | Backend,
     *,
     self_pubkey: bytes,
-    estimator: AprioriEstimator | BimodalEstimator | Estimator | None = None,
+    estimator: Estimator | None = None,
     min_failure_relax_interval: float = 60.0,
     **store_options: Any,
 ) -> AsyncIterator[MissionControl]:
@@ -175,7 +181,9 @@ async def open_mission_control(
 
     ``async with open_mission_control("mc.sqlite", self_pubkey=me) as mc:`` yields a
     :class:`MissionControl`. ``self_pubkey`` (33 bytes) is this node; ``estimator`` defaults
-    to ``AprioriEstimator()``; ``min_failure_relax_interval`` is in seconds; every other
+    to ``AprioriEstimator()`` (one that learns is attached to the state and made to forget
+    what it knew first: it then holds exactly what this history teaches, and should not be
+    shared with another mission control); ``min_failure_relax_interval`` is in seconds; every other
     keyword (``namespace``, ``max_records``, ``flush_interval``, ...) goes to
     :func:`mcstore.open_store`, whose errors and shutdown guarantees apply unchanged: leaving
     the block, in any way, closes the store with a final flush of every reported result.
@@ -195,9 +203,10 @@ async def open_mission_control(
         estimator = AprioriEstimator()
     elif not isinstance(estimator, Estimator):
         raise TypeError(
-            f"estimator must be an AprioriEstimator, a BimodalEstimator or None, got {type(estimator).__name__}"
+            "estimator must be an Estimator (AprioriEstimator, BimodalEstimator, HistoricalEstimator) or None, "
+            f"got {type(estimator).__name__}"
         )
-    state = MissionControlState(min_failure_relax_interval)
+    state = MissionControlState(min_failure_relax_interval, learners=(estimator,))
     async with open_store(path, **store_options) as store:
         mc = MissionControl(store, state, estimator, self_pubkey)
         await mc._replay()

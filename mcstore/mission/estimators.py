@@ -41,7 +41,7 @@ from typing import ClassVar, Final, Protocol, runtime_checkable
 
 from ..model import U64_MAX
 from ._gotime import MAX_DURATION, MIN_DURATION, hours, sub
-from .state import TimedPairResult
+from .state import PairLearner, TimedPairResult
 
 __all__ = [
     "BIMODAL_SCALE_MSAT_MAX",
@@ -49,6 +49,7 @@ __all__ = [
     "AprioriEstimator",
     "BimodalEstimator",
     "Estimator",
+    "LearningEstimator",
     "Parameter",
     "TunableEstimator",
 ]
@@ -95,7 +96,8 @@ class Estimator(Protocol):
 class Parameter:
     """One tunable of an estimator, as its constructor takes it.
 
-    ``name`` is the constructor's keyword; ``default`` lnd's default; ``low`` and ``high`` the
+    ``name`` is the constructor's keyword; ``default`` the reference default (lnd's; LDK's
+    for the historical estimator, which lnd lacks); ``low`` and ``high`` the
     range a parameter search explores (within what the constructor accepts); ``log_scale``
     says the search steps in ratios rather than differences (times, amounts); ``integer``
     says the constructor takes an ``int``. Units are the constructor's (seconds, msat).
@@ -123,6 +125,19 @@ class TunableEstimator(Estimator, Protocol):
     def params(self) -> dict[str, float | int]:
         """The estimator's parameters by constructor keyword: ``type(e)(**e.params())`` equals ``e``."""
         ...
+
+
+@runtime_checkable
+class LearningEstimator(Estimator, PairLearner, Protocol):
+    """An :class:`Estimator` with a memory of its own, fed by the state it is attached to.
+
+    It learns each pair outcome that :class:`~mcstore.mission.MissionControlState` applies
+    (``learn``) and forgets on a reset (``forget``): see :class:`~mcstore.mission.state.PairLearner`.
+    Its ``pair_probability`` finds the pair in its memory through ``results.from_pubkey``
+    (the :class:`~mcstore.mission.state.NodeResults` that ``results_from`` returns).
+    Attach it to the state that replays the history (``MissionControlState(learners=...)``;
+    ``open_mission_control`` does so): unattached, it has learnt nothing.
+    """
 
 
 def _number(owner: str, name: str, value: object) -> float:

@@ -10,12 +10,14 @@ from collections.abc import Mapping
 from typing import Final
 
 from .estimators import AprioriEstimator, BimodalEstimator, TunableEstimator
+from .historical import HistoricalEstimator
 
 __all__ = ["ESTIMATORS", "make_estimator"]
 
 ESTIMATORS: Final[Mapping[str, type[TunableEstimator]]] = {
     AprioriEstimator.name: AprioriEstimator,
     BimodalEstimator.name: BimodalEstimator,
+    HistoricalEstimator.name: HistoricalEstimator,
 }
 """Every named estimator, by its ``name``, in the order the CLI lists them."""
 

@@ -19,6 +19,19 @@ values of 2**63 and above as times before 1970). ``None`` in a :class:`TimedPair
 2**64 - 1 msat sets the failure amount to 2**64 - 1 (lnd's u64 wraps it to 0, "every amount
 fails"); and see :mod:`.interpretation` for results lnd would crash on.
 
+Estimators with a memory of their own (:class:`PairLearner`, such as the historical
+estimator) are attached to a state as *learners*: the state tells them each pair outcome of a
+payment result (its interpretation's ``pair_results``) that it applies
+(:meth:`MissionControlState.apply_result`), after lnd's rules: a result dropped for a second
+chance, or a failure dropped by the relax interval, is not told. A node failure's failing of
+the node's other known pairs is lnd's penalty of the node, not an observation of those
+pairs, and is not told either (the result's own pairs with the node are). :meth:`reset`
+makes the learners forget. Every replay of a history goes through ``apply_result``, so a learner
+attached to the replaying state learns the same as one that saw the results live, in the
+same order. Imports (:meth:`import_pairs`) are not told: they are summaries (a last success
+and a last failure), not outcomes, and are not stored, so learning from them would make a
+live state differ from the one a replay rebuilds.
+
 Not thread-safe and not async: all methods are synchronous and run to completion, so within
 Trio they are atomic with respect to other tasks.
 """
@@ -27,15 +40,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
-from types import MappingProxyType
-from typing import Final, NamedTuple
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from typing import Final, NamedTuple, Protocol, runtime_checkable
 
 from ..model import PUBKEY_LEN, U64_MAX, PaymentResult
 from ._gotime import MAX_DURATION, MIN_DURATION, ZERO_TIME_NS, after
 from .interpretation import FinalFailureReason, _interpret
 
-__all__ = ["MIN_SECOND_CHANCE_INTERVAL_NS", "MissionControlState", "TimedPairResult"]
+__all__ = ["MIN_SECOND_CHANCE_INTERVAL_NS", "MissionControlState", "NodeResults", "PairLearner", "TimedPairResult"]
 
 logger = logging.getLogger("mcstore.mission")
 
@@ -61,7 +73,71 @@ class TimedPairResult(NamedTuple):
 
 
 _EMPTY_PAIR: Final = TimedPairResult()
-_EMPTY_RESULTS: Final[Mapping[bytes, TimedPairResult]] = MappingProxyType({})
+
+
+class NodeResults(Mapping[bytes, TimedPairResult]):
+    """The pairs known from one node, ``to_pubkey -> TimedPairResult`` (lnd's ``NodeResults``).
+
+    What :meth:`MissionControlState.results_from` returns: a read-only *live* view of the
+    state (it reflects later updates; take ``dict(...)`` of it for a snapshot) that also names
+    the node, ``from_pubkey``, so that an estimator with a memory of its own can find the pair
+    it is asked about. Equal to any mapping with the same items.
+    """
+
+    __slots__ = ("_pairs", "from_pubkey")
+
+    def __init__(self, from_pubkey: bytes, pairs: dict[bytes, TimedPairResult]) -> None:
+        self.from_pubkey: Final = from_pubkey
+        self._pairs = pairs
+
+    # Delegated one by one (not inherited from Mapping) so that the estimators' hot loops
+    # run at dict speed.
+    def __getitem__(self, to_pubkey: bytes) -> TimedPairResult:
+        return self._pairs[to_pubkey]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __contains__(self, to_pubkey: object) -> bool:
+        return to_pubkey in self._pairs
+
+    def get(self, to_pubkey: bytes, default: TimedPairResult | None = None) -> TimedPairResult | None:  # type: ignore[override]
+        return self._pairs.get(to_pubkey, default)
+
+    def keys(self) -> KeysView[bytes]:
+        return self._pairs.keys()
+
+    def values(self) -> ValuesView[TimedPairResult]:
+        return self._pairs.values()
+
+    def items(self) -> ItemsView[bytes, TimedPairResult]:
+        return self._pairs.items()
+
+    def __repr__(self) -> str:
+        return f"NodeResults({self.from_pubkey.hex()}, {self._pairs!r})"
+
+
+@runtime_checkable
+class PairLearner(Protocol):
+    """What a :class:`MissionControlState` tells the learners attached to it.
+
+    ``learn`` is called with each of a result's pair outcomes (``interpret_result(result).pair_results``)
+    that the state applies, as it applies it: ``success`` at ``amount_msat`` says the pair
+    could forward that amount, a failure that it could not (amount 0: no amount at all), at
+    ``time_ns`` (the result's ``time_reply_ns``, as the state uses it). ``forget`` is called when the state is created
+    and when it is reset. Neither may raise: the state has already changed when they run.
+    """
+
+    def learn(self, from_pubkey: bytes, to_pubkey: bytes, time_ns: int, success: bool, amount_msat: int) -> None:
+        """Take one applied pair outcome into account."""
+        ...
+
+    def forget(self) -> None:
+        """Forget everything learnt."""
+        ...
 
 
 def _seconds_to_ns(name: str, seconds: object) -> int:
@@ -77,12 +153,19 @@ class MissionControlState:
 
     ``min_failure_relax_interval`` is in seconds (lnd's ``MinimumFailureRelaxInterval``,
     default one minute); a ``TypeError``/``ValueError`` names it if it is not a finite number.
+    ``learners``: the estimators to keep informed; those that are a :class:`PairLearner` are
+    attached (and made to forget what they knew: the new state knows nothing either), the
+    others are ignored, so a caller may pass every estimator it uses. A learner belongs to
+    one state: attached to two, it would learn both histories.
     """
 
-    __slots__ = ("_pairs", "_relax_ns", "_second_chances", "_sources")
+    __slots__ = ("_learners", "_pairs", "_relax_ns", "_second_chances", "_sources")
 
-    def __init__(self, min_failure_relax_interval: float = 60.0) -> None:
+    def __init__(self, min_failure_relax_interval: float = 60.0, *, learners: Iterable[object] = ()) -> None:
         self._relax_ns = _seconds_to_ns("min_failure_relax_interval", min_failure_relax_interval)
+        self._learners: tuple[PairLearner, ...] = tuple(x for x in learners if isinstance(x, PairLearner))
+        for learner in self._learners:
+            learner.forget()
         # from -> to -> result, and to -> the set of froms with an entry (for node failures).
         self._pairs: dict[bytes, dict[bytes, TimedPairResult]] = {}
         self._sources: dict[bytes, set[bytes]] = {}
@@ -93,17 +176,23 @@ class MissionControlState:
         """The relax interval, in seconds."""
         return self._relax_ns / _NS_PER_S
 
+    @property
+    def learners(self) -> tuple[PairLearner, ...]:
+        """The attached learners, in the order they are told."""
+        return self._learners
+
     # -- queries ------------------------------------------------------------------------
 
-    def results_from(self, from_pubkey: bytes) -> Mapping[bytes, TimedPairResult]:
+    def results_from(self, from_pubkey: bytes) -> NodeResults:
         """The pairs known from ``from_pubkey``, keyed by the other node's pubkey.
 
-        A read-only *live* view (O(1), no copy): it reflects later updates; take ``dict(...)``
-        of it to keep a snapshot. Empty for an unknown node. This is the ``results`` argument
+        A read-only *live* :class:`NodeResults` view (O(1), no copy) that names
+        ``from_pubkey``: it reflects later updates; take ``dict(...)`` of it to keep a
+        snapshot. Empty for an unknown node (then not live). This is the ``results`` argument
         of the estimators' ``pair_probability`` and ``local_pair_probability``.
         """
         pairs = self._pairs.get(from_pubkey)
-        return _EMPTY_RESULTS if pairs is None else MappingProxyType(pairs)
+        return NodeResults(from_pubkey, {} if pairs is None else pairs)
 
     def pairs(self) -> dict[tuple[bytes, bytes], TimedPairResult]:
         """A snapshot of every known pair, ``(from, to) -> TimedPairResult``, sorted by pair.
@@ -128,17 +217,20 @@ class MissionControlState:
     # -- updates ------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget every pair and every second chance granted (lnd's ``resetHistory``)."""
+        """Forget every pair and every second chance granted (lnd's ``resetHistory``), and make
+        the learners forget."""
         self._pairs.clear()
         self._sources.clear()
         self._second_chances.clear()
+        for learner in self._learners:
+            learner.forget()
 
     def apply_result(self, result: PaymentResult) -> FinalFailureReason | None:
         """Apply one payment result at its ``time_reply_ns`` (lnd's ``applyPaymentResult``).
 
         Returns the final failure reason of its interpretation (None when a second chance
-        dropped it). Raises :class:`TypeError` if ``result`` is not a ``PaymentResult``; never
-        raises for a valid one.
+        dropped it). Tells the learners each pair outcome applied. Raises :class:`TypeError`
+        if ``result`` is not a ``PaymentResult``; never raises for a valid one.
         """
         if not isinstance(result, PaymentResult):
             raise TypeError(f"apply_result() expects a PaymentResult, got {type(result).__name__}: {result!r}")
@@ -149,8 +241,11 @@ class MissionControlState:
         if node_failure is not None:
             self._set_all_fail(node_failure, ts)
         relax = self._relax_ns
+        learners = self._learners
         for (frm, to), (success, amt) in pairs.items():
-            self._set(frm, to, ts, success, amt, False, relax)
+            if self._set(frm, to, ts, success, amt, False, relax) and learners:
+                for learner in learners:
+                    learner.learn(frm, to, ts, success, amt)
         return final
 
     def import_pairs(
@@ -176,6 +271,7 @@ class MissionControlState:
         success amount, setting the failure amount to success + 1. Absent parts are applied
         too, as "never" with amount 0, which is lnd's behaviour and can clear amounts (see
         the README). Returns the number of parts applied. Memory only: imports are not stored.
+        The learners are not told (see the module's docstring).
         """
         if not isinstance(force, bool):
             raise TypeError(f"force must be a bool, got {type(force).__name__} {force!r}")
@@ -220,8 +316,9 @@ class MissionControlState:
 
     def _set(
         self, frm: bytes, to: bytes, ts: int | None, success: bool, amt: int, force: bool, relax: int
-    ) -> None:
-        """Apply one pair outcome at ``ts`` (lnd's ``setLastPairResult``)."""
+    ) -> bool:
+        """Apply one pair outcome at ``ts`` (lnd's ``setLastPairResult``); False if the relax
+        interval dropped it."""
         outgoing = self._pairs.get(frm)
         if outgoing is None:
             outgoing = self._pairs[frm] = {}
@@ -248,7 +345,7 @@ class MissionControlState:
                         "pair=%s->%s prev_fail_amt=%d fail_amt=%d interval_ns=%d",
                         frm.hex(), to.hex(), fail_amt, amt, since,
                     )
-                    return
+                    return False
             fail_time = ts
             fail_amt = amt
             if amt == 0:
@@ -262,6 +359,7 @@ class MissionControlState:
                 self._sources[to] = {frm}
             else:
                 sources.add(frm)
+        return True
 
 
 def _check_pubkey(where: str, name: str, value: object) -> bytes:
