@@ -148,6 +148,14 @@ def test_a_silence_halves_per_whole_half_life_beyond_the_first(silence: int, hal
     assert m.upper[bucket_of(1000)].weight == 0.5**halvings
 
 
+def test_amounts_beyond_u64_are_clipped() -> None:
+    e = HistoricalEstimator()
+    e.learn(SRC, DST, T, False, 2**70)
+    e.learn(SRC, DST, T, True, -5)  # clipped to 0: a success of nothing, not learnt
+    m = e.memory(SRC, DST)
+    assert m is not None and m.upper == {64: Bucket(1.0, 2**64 - 1, 1)} and m.datapoints == 1
+
+
 def test_a_success_of_nothing_is_not_learnt() -> None:
     e = HistoricalEstimator()
     e.learn(SRC, DST, T, True, 0)

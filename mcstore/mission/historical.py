@@ -103,6 +103,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Final, NamedTuple
 
+from ..model import U64_MAX
 from .estimators import Parameter, _number, _unit
 from .state import TimedPairResult
 
@@ -324,8 +325,13 @@ class HistoricalEstimator:
     # -- learning ---------------------------------------------------------------------------
 
     def learn(self, from_pubkey: bytes, to_pubkey: bytes, time_ns: int, success: bool, amount_msat: int) -> None:
-        """Take one pair outcome into the pair's histograms (see the module's docstring). O(buckets of the pair)."""
-        if success and amount_msat <= 0:
+        """Take one pair outcome into the pair's histograms (see the module's docstring). O(buckets of the pair).
+
+        Amounts are u64 (a state only applies such); one outside is clipped to [0, 2**64 - 1].
+        """
+        if amount_msat > U64_MAX or amount_msat < 0:
+            amount_msat = U64_MAX if amount_msat > 0 else 0
+        if success and amount_msat == 0:
             return  # "the liquidity was at least 0" says nothing
         peers = self._memory.get(from_pubkey)
         if peers is None:
