@@ -81,11 +81,17 @@ class LocationError(StoreError):
     mcstore's, of a newer schema version, or unreadable.
 
     Raised by :func:`mcstore.backends.open_reader`, which never creates or repairs anything.
-    ``location`` is the file or server (without a password), ``problem`` what is wrong with it;
+    ``location`` is the file or server as :func:`~mcstore.backends.redact_location` shows it
+    (never a password), ``problem`` what is wrong with it;
     the message is ``"<location>: <problem>"``.
     """
 
     def __init__(self, location: str, problem: str) -> None:
-        super().__init__(f"{location}: {problem}")
-        self.location = location
+        # Imported here: the backends import this module. Whoever raises it passes the
+        # location as given; it is shown without its password.
+        from .backends.location import redact_location
+
+        shown = redact_location(location)
+        super().__init__(f"{shown}: {problem}")
+        self.location = shown
         self.problem = problem

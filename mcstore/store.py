@@ -376,7 +376,7 @@ class MissionControlStore:
     def __repr__(self) -> str:
         return (
             f"<MissionControlStore namespace={self.namespace!r} state={self._state.value} "
-            f"pending={self._pending} stored={self._stored}>"
+            f"pending={self._pending} stored={self._stored} backend={self._backend!r}>"
         )
 
     # -- bookkeeping -------------------------------------------------------------------
@@ -890,7 +890,10 @@ async def open_store(
 
     Opening raises :class:`~mcstore.StoreLocked` at once if the namespace is open in another
     store (in any process), and :class:`~mcstore.StoreError` for a file that is not SQLite
-    (left untouched) or has a newer schema. Bad arguments raise ``ValueError``/``TypeError``.
+    (left untouched) or has a newer schema. Bad arguments raise ``ValueError``/``TypeError``
+    naming the value, before anything is opened: a location that is not durable storage
+    (``''``, ``':memory:'``, a ``file:`` URI; see :func:`~mcstore.backends.classify_location`).
+    No error or log line shows a password of ``path``.
 
     Leaving the block, in any way, closes the store: it refuses new results, drains the
     intake, and runs a final flush of everything accepted, shielded from cancellation and

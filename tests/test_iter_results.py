@@ -396,16 +396,6 @@ async def test_backend_close_closes_open_snapshots(backend: WatchedBackend) -> N
         await snapshot.aclose()  # harmless again
 
 
-async def test_memory_sqlite_database_has_no_snapshots() -> None:
-    backend = SQLiteBackend(":memory:")
-    await backend.open("default", 0)
-    try:
-        with pytest.raises(StoreError, match="':memory:'"):
-            await backend.open_snapshot()
-    finally:
-        await backend.aclose()
-
-
 async def test_snapshot_rejects_a_bad_max_rows() -> None:
     backend = MemoryBackend(MemoryDatabase())
     await backend.open("default", 0)

@@ -39,7 +39,7 @@ from mcstore import (
 from mcstore.backends import SQLiteBackend, backend_for_path, open_reader
 from mcstore.backends.postgres import SCHEMA_VERSION, namespace_lock_key
 from mcstore.pgserver import PostgresServer, scratch_schema
-from mcstore.testing import FaultyBackend
+from mcstore.testing import FaultyBackend, MemoryBackend
 
 BUDGET = 60.0  # real seconds: a hang fails the test instead of stalling CI
 
@@ -97,7 +97,7 @@ def test_urls_select_postgres_and_everything_else_is_a_file() -> None:
     assert isinstance(backend_for_path("postgresql-notes.sqlite"), SQLiteBackend)
     backend = PostgresBackend("postgresql://u:secret@h:5/db?sslmode=disable")
     assert backend_for_path(backend) is backend
-    assert backend.where == "postgresql://u@h:5/db"  # never the password
+    assert backend.where == "postgresql://u@h:5/db?sslmode=disable"  # never the password
     assert mcstore.PostgresBackend is PostgresBackend
 
 
@@ -108,7 +108,7 @@ async def test_without_psycopg_the_error_names_the_extra(monkeypatch: pytest.Mon
     with pytest.raises(StoreError, match="'postgres' extra"):
         async with open_store("postgresql://u@h/db"):
             pass
-    async with open_store(SQLiteBackend(":memory:")):  # the core works without it
+    async with open_store(MemoryBackend()):  # the core works without it
         pass
 
 

@@ -7,10 +7,13 @@
 * :mod:`mcstore.backends.sqlite_read`: SQLite snapshots and the read-only SQLite reader.
 * :mod:`mcstore.backends.postgres_read`: PostgreSQL snapshots and the read-only reader.
 * :mod:`mcstore.backends.memory`: :class:`MemoryBackend`, in Trio, for virtual-time tests.
+* :mod:`mcstore.backends.location`: which backend a location is for
+  (:func:`classify_location`, which refuses what is not durable storage), and what of it may
+  be shown (:func:`redact_location`, never a password).
 
 :func:`backend_for_path` is the one place that turns what a caller passed as ``path`` into a
 backend, and :func:`open_reader` the one place that turns a location into a read-only
-:class:`Reader`.
+:class:`Reader`; both classify it with :func:`classify_location`.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from __future__ import annotations
 import os
 
 from .base import Backend, FetchOutcome, FlushOutcome, Reader, Row, Snapshot
+from .location import InvalidLocation, LocationKind, classify_location, redact_location, scrub_secrets
 from .memory import MemoryBackend, MemoryDatabase, MemorySnapshot
 from .postgres import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
-from .postgres import PostgresBackend, is_postgres_url
+from .postgres import PostgresBackend
 from .postgres_read import PostgresReader, PostgresSnapshot
 from .sqlite import SCHEMA_VERSION, SQLiteBackend
 from .sqlite_read import SQLiteReader, SQLiteSnapshot
@@ -29,6 +33,8 @@ __all__ = [
     "Backend",
     "FetchOutcome",
     "FlushOutcome",
+    "InvalidLocation",
+    "LocationKind",
     "MemoryBackend",
     "MemoryDatabase",
     "MemorySnapshot",
@@ -42,8 +48,11 @@ __all__ = [
     "SQLiteSnapshot",
     "Snapshot",
     "backend_for_path",
+    "classify_location",
     "is_backend",
     "open_reader",
+    "redact_location",
+    "scrub_secrets",
 ]
 
 
@@ -58,15 +67,17 @@ def backend_for_path(path: str | os.PathLike[str] | Backend, *, synchronous: str
     are always synchronous there); any other path is a file and gets a :class:`SQLiteBackend`
     (``synchronous`` is its ``PRAGMA synchronous``).
 
-    Raises ``TypeError`` for anything else, naming the value.
+    Raises :class:`InvalidLocation` (a ``ValueError``) for a location that is not durable
+    storage (see :func:`classify_location`), and ``TypeError`` for anything else, naming the
+    value (never its password).
     """
     if is_backend(path):
         return path  # type: ignore[return-value]
-    if is_postgres_url(path):
+    if classify_location(path) == "postgres":
+        assert isinstance(path, str)
         return PostgresBackend(path)
-    if isinstance(path, (str, os.PathLike)):
-        return SQLiteBackend(path, synchronous=synchronous)
-    raise TypeError(f"path must be a file path, a postgresql:// URL or a Backend, got {path!r}")
+    assert isinstance(path, (str, os.PathLike))
+    return SQLiteBackend(path, synchronous=synchronous)
 
 
 async def open_reader(location: str | os.PathLike[str]) -> Reader:
@@ -76,11 +87,12 @@ async def open_reader(location: str | os.PathLike[str]) -> Reader:
     It takes no namespace lock and writes nothing, so it works while a store writes the same
     database. Close it with ``await reader.aclose()`` (or ``contextlib.aclosing``). Raises
     :class:`~mcstore.LocationError` for a location that does not hold an mcstore database this
-    version can read (a missing file is never created), and ``TypeError`` for a location of
-    another type, naming the value. Cancellation closes whatever was opened.
+    version can read (a missing file is never created), :class:`InvalidLocation` (a
+    ``ValueError``) for one that is not durable storage (see :func:`classify_location`), and
+    ``TypeError`` for a location of another type, naming the value. Cancellation closes
+    whatever was opened.
     """
-    if is_postgres_url(location):
+    if classify_location(location) == "postgres":
+        assert isinstance(location, str)
         return await PostgresReader.open(location, newest_schema=POSTGRES_SCHEMA_VERSION)
-    if isinstance(location, (str, os.PathLike)):
-        return await SQLiteReader.open(location, newest_schema=SCHEMA_VERSION)
-    raise TypeError(f"location must be a file path or a postgresql:// URL, got {location!r}")
+    return await SQLiteReader.open(location, newest_schema=SCHEMA_VERSION)

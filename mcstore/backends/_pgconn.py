@@ -13,12 +13,20 @@ reaches a session between two statements is ignored by the server. The statement
 ``QueryCanceled``; the call's own outcome is still delivered, so a caller learns whether a
 transaction committed. The helper thread has ended when the call returns: nothing is
 abandoned. A connect cannot be cancelled; ``connect_timeout`` bounds it.
+
+Secrets: a driver's error may echo the connection string, or parts of it. Every connection
+string is parsed by :func:`parse_dsn` first (refusing one that does not parse, with its
+password removed from the message), and :meth:`PgSession.run`, which every call of mcstore on
+a PostgreSQL connection goes through, turns each psycopg error into a :class:`DriverError`
+whose text is scrubbed of every password (:func:`~mcstore.backends.location.scrub_secrets`),
+chained to the driver's error only when that one's traceback shows no password.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -26,12 +34,13 @@ import trio
 
 from ..errors import StoreError
 from ._thread import WorkerThread
+from .location import InvalidLocation, classify_location, is_postgres_url, remember_secrets, scrub_secrets
 
 if TYPE_CHECKING:
     from psycopg import Connection
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "PSYCOPG_MISSING", "Interrupted", "PgSession", "connect", "describe_dsn",
-           "require_psycopg"]
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "PSYCOPG_MISSING", "DriverError", "Interrupted", "PgSession", "connect",
+           "driver_error", "driver_text", "parse_dsn", "require_psycopg", "safe_cause"]
 
 logger = logging.getLogger("mcstore")
 
@@ -64,18 +73,59 @@ def require_psycopg() -> None:
         raise StoreError(PSYCOPG_MISSING) from exc
 
 
-def describe_dsn(dsn: str) -> str:
-    """``dsn`` as ``postgresql://user@host:port/dbname``, without its password or options."""
+def parse_dsn(dsn: str) -> dict[str, Any]:
+    """libpq's parameters of ``dsn`` (a ``postgresql://`` URL or a ``key=value`` string).
+
+    Raises :class:`~mcstore.backends.InvalidLocation` (a ``ValueError``) for a string that
+    does not parse, naming it without its password: a URL as
+    :func:`~mcstore.backends.classify_location` checks it, then as libpq reads it. Remembers
+    its passwords for :func:`~mcstore.backends.location.scrub_secrets`.
+    """
     from psycopg.conninfo import conninfo_to_dict
 
+    remember_secrets(dsn)
+    if is_postgres_url(dsn):
+        classify_location(dsn)
+        # libpq knows the scheme in lower case only; mcstore takes it in any case.
+        scheme, sep, rest = dsn.partition("://")
+        dsn = scheme.lower() + sep + rest
     try:
-        params = conninfo_to_dict(dsn)
-    except Exception:  # a malformed DSN: say so, without echoing it (it may hold a password)
-        return "postgresql://<malformed DSN>"
-    user = f"{params['user']}@" if params.get("user") else ""
-    host = str(params.get("host") or params.get("hostaddr") or "localhost")
-    port = f":{params['port']}" if params.get("port") else ""
-    return f"postgresql://{user}{host}{port}/{params.get('dbname') or ''}"
+        return dict(conninfo_to_dict(dsn))
+    except Exception as exc:  # psycopg's text may echo parts of the string: scrubbed, never chained
+        raise InvalidLocation(dsn, f"not a valid PostgreSQL connection string: {driver_text(exc)}") from None
+
+
+class DriverError(StoreError):
+    """An error of psycopg or libpq, its text scrubbed of every password.
+
+    ``sqlstate`` is the server's SQLSTATE code, when the server reported the error.
+    """
+
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+def driver_text(exc: BaseException) -> str:
+    """The text of a driver's error on one line, scrubbed of every password."""
+    return scrub_secrets(" ".join(str(exc).split())) or type(exc).__name__
+
+
+def _shows_a_secret(exc: BaseException) -> bool:
+    """Whether printing ``exc`` with its traceback and chain would show a password."""
+    text = "".join(traceback.format_exception(exc))
+    return scrub_secrets(text) != text
+
+
+def driver_error(exc: BaseException) -> DriverError:
+    """``exc`` (a psycopg error) as a :class:`DriverError`, to raise ``from`` what
+    :func:`safe_cause` returns."""
+    return DriverError(driver_text(exc), getattr(exc, "sqlstate", None))
+
+
+def safe_cause(exc: BaseException) -> BaseException | None:
+    """``exc``, to chain a new error to, or None if its traceback would show a password."""
+    return None if _shows_a_secret(exc) else exc
 
 
 def connect(dsn: str, connect_timeout: int) -> Connection[Any]:
@@ -87,9 +137,8 @@ def connect(dsn: str, connect_timeout: int) -> Connection[Any]:
     (overriding a role or database default), so that COMMIT returns once the WAL is flushed.
     """
     import psycopg
-    from psycopg.conninfo import conninfo_to_dict
 
-    params: dict[str, Any] = dict(conninfo_to_dict(dsn))
+    params = parse_dsn(dsn)
     for name, value in (
         ("connect_timeout", connect_timeout),
         ("keepalives", 1),
@@ -159,7 +208,9 @@ class PgSession:
 
         :meth:`WorkerThread.run <mcstore.backends._thread.WorkerThread.run>`'s contract: the
         caller always gets ``fn``'s own outcome; if the task was cancelled and ``fn`` raised,
-        the cancellation is raised instead.
+        the cancellation is raised instead. A psycopg error comes out as a :class:`DriverError`
+        (scrubbed of passwords); any other error whose traceback would show a password, as a
+        :class:`~mcstore.StoreError` with the scrubbed text and no chain.
         """
         async with self._serial:
             await trio.lowlevel.checkpoint_if_cancelled()
@@ -167,7 +218,19 @@ class PgSession:
             with self._canceller_lock:
                 self._call_done = False
                 self._call_finished.clear()
-            return await self._worker.run(lambda: self._in_worker(fn), on_cancel=self.interrupt)
+            try:
+                return await self._worker.run(lambda: self._in_worker(fn), on_cancel=self.interrupt)
+            except Interrupted:
+                raise
+            except Exception as exc:
+                import psycopg
+
+                # The one way out of a PostgreSQL call: no driver text leaves it unscrubbed.
+                if isinstance(exc, psycopg.Error):
+                    raise driver_error(exc) from safe_cause(exc)
+                if _shows_a_secret(exc):
+                    raise StoreError(driver_text(exc)) from None
+                raise
 
     def _in_worker(self, fn: Callable[[], T]) -> T:
         try:

@@ -64,24 +64,33 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 
 from ..codec import encode_result
 from ..errors import StoreError, StoreFenced, StoreLocked
 from ..model import PaymentResult
-from ._pgconn import DEFAULT_CONNECT_TIMEOUT, PSYCOPG_MISSING, Interrupted, PgSession, connect, describe_dsn
+from ._pgconn import (
+    DEFAULT_CONNECT_TIMEOUT,
+    PSYCOPG_MISSING,
+    DriverError,
+    Interrupted,
+    PgSession,
+    connect,
+    parse_dsn,
+)
 from ._pgconn import require_psycopg as _require_psycopg
 from ._snapshot import OpenSnapshots
 from .base import CANCEL_CHECK_ROWS, FetchOutcome, FlushOutcome, decode_stored_rows
+from .location import POSTGRES_SCHEMES, is_postgres_url, redact_location
 
 if TYPE_CHECKING:
     from psycopg import Connection
 
     from .postgres_read import PostgresSnapshot
 
-__all__ = ["PSYCOPG_MISSING", "SCHEMA_VERSION", "URL_SCHEMES", "PostgresBackend", "describe_dsn", "is_postgres_url",
+__all__ = ["PSYCOPG_MISSING", "SCHEMA_VERSION", "URL_SCHEMES", "PostgresBackend", "is_postgres_url",
            "namespace_lock_key"]
 
 logger = logging.getLogger("mcstore")
@@ -91,7 +100,7 @@ T = TypeVar("T")
 SCHEMA_VERSION: Final = 2
 """The schema version this mcstore writes, and the newest it can read (it reads every older one)."""
 
-URL_SCHEMES: Final = ("postgresql://", "postgres://")
+URL_SCHEMES: Final = POSTGRES_SCHEMES
 """A ``path`` that starts with one of these is a PostgreSQL connection URL."""
 
 
@@ -131,11 +140,6 @@ _ADD_AND_PRUNE: Final = (
 )
 
 
-def is_postgres_url(path: object) -> TypeGuard[str]:
-    """True if ``path`` is a ``postgresql://`` or ``postgres://`` URL."""
-    return isinstance(path, str) and path.lower().startswith(URL_SCHEMES)
-
-
 def namespace_lock_key(schema: str, namespace: str) -> int:
     """The advisory lock key of ``namespace`` in ``schema`` (see the module docstring)."""
     digest = hashlib.sha256(b"mcstore-namespace\0" + schema.encode() + b"\0" + namespace.encode()).digest()
@@ -155,16 +159,21 @@ class PostgresBackend:
     in it win over mcstore's defaults (``connect_timeout``, TCP keepalives,
     ``application_name``). Needs the ``postgres`` extra; without it, construction raises
     :class:`~mcstore.StoreError` naming the extra. One backend opens one namespace once.
+
+    A ``dsn`` that does not parse raises :class:`~mcstore.backends.InvalidLocation` (a
+    ``ValueError``) at once. No message, log line or ``repr`` of the backend shows a password
+    (:func:`~mcstore.backends.redact_location`); errors of the driver are scrubbed of it.
     """
 
     def __init__(self, dsn: str, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT) -> None:
         if not isinstance(dsn, str) or not dsn:
-            raise TypeError(f"dsn must be a non-empty str, got {dsn!r}")
+            raise TypeError(f"dsn must be a non-empty str, got {redact_location(dsn)!r}")
         if not isinstance(connect_timeout, int) or isinstance(connect_timeout, bool) or connect_timeout < 2:
             raise ValueError(f"connect_timeout must be an int >= 2 (seconds), got {connect_timeout!r}")
         _require_psycopg()
+        parse_dsn(dsn)
         self.dsn: Final = dsn
-        self.where: Final = describe_dsn(dsn)
+        self.where: Final = redact_location(dsn)
         """The server and database, without password, for messages and logs."""
         self.connect_timeout: Final = connect_timeout
         self.namespace = ""
@@ -179,6 +188,9 @@ class PostgresBackend:
         self._closed = False
         self.reconnects = 0
         """Connections made after the first one (each one re-took the namespace lock)."""
+
+    def __repr__(self) -> str:
+        return f"<PostgresBackend {self.where!r} namespace={self.namespace!r}>"
 
     @property
     def calls_in_flight(self) -> int:
@@ -500,18 +512,19 @@ class PostgresBackend:
             raise StoreError(f"PostgreSQL backend for {self.where} is not open")
         return await self._snapshots.start(
             PostgresSnapshot(
-                self.dsn, self.namespace, connect_timeout=self.connect_timeout, on_release=self._snapshots.discard
+                self.dsn,
+                self.namespace,
+                connect_timeout=self.connect_timeout,
+                on_release=self._snapshots.discard,
             )
         )
 
     async def _call(self, work: Callable[[], T], what: str) -> T:
         """Run ``work`` in the worker thread; report driver failures as StoreError."""
-        import psycopg
-
         try:
             return await self._run(work)
-        except (psycopg.Error, Interrupted) as exc:
-            raise StoreError(f"PostgreSQL {what} failed on {self.where}: {exc}".rstrip()) from exc
+        except (DriverError, Interrupted) as exc:
+            raise StoreError(f"PostgreSQL {what} failed on {self.where}: {exc}") from exc
 
     async def aclose(self) -> None:
         """Unlock the namespace and close the connection. Harmless if called twice.

@@ -23,9 +23,19 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import trio
 
 from ..errors import LocationError, StoreClosed, StoreError
-from ._pgconn import DEFAULT_CONNECT_TIMEOUT, Interrupted, PgSession, connect, describe_dsn, require_psycopg
+from ._pgconn import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DriverError,
+    Interrupted,
+    PgSession,
+    connect,
+    driver_text,
+    parse_dsn,
+    require_psycopg,
+)
 from ._snapshot import KeysetSnapshot, OpenSnapshots
 from .base import Row
+from .location import redact_location
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -54,14 +64,18 @@ class _ReadConnection:
 
     def __init__(self, dsn: str, what: str, connect_timeout: int) -> None:
         require_psycopg()
+        parse_dsn(dsn)
         self.dsn: Final = dsn
-        self.where: Final = describe_dsn(dsn)
+        self.where: Final = redact_location(dsn)
         self._what = what
         self._connect_timeout = connect_timeout
         self._session = PgSession("pg-reader")
         self._closing = False
         self._released = trio.Event()
         self._broken: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.where!r}>"
 
     def _connection(self) -> Connection[Any]:
         conn = self._session.conn
@@ -78,15 +92,13 @@ class _ReadConnection:
         return f"{self._what} of {self.where} is closed"
 
     async def _call(self, fn: Callable[[], T]) -> T:
-        import psycopg
-
         if self._closing:
             raise StoreClosed(self._closed_message())
         if self._broken is not None:
             raise StoreError(f"{self._what} of {self.where} is unusable after {self._broken}; close it")
         try:
             return await self._session.run(fn)
-        except (psycopg.Error, Interrupted) as exc:
+        except (DriverError, Interrupted) as exc:
             self._broken = "an error"
             if self._closing:
                 raise StoreClosed(f"{self._what} of {self.where} was closed during a read") from None
@@ -195,7 +207,7 @@ class PostgresReader(_ReadConnection):
             try:
                 conn = reader._connect_sync()
             except psycopg.OperationalError as exc:
-                raise LocationError(reader.location, f"cannot connect: {str(exc).strip()}") from None
+                raise LocationError(reader.location, f"cannot connect: {driver_text(exc)}") from None
             row = conn.execute(
                 "SELECT current_schema(), to_regclass('mc_results') IS NOT NULL, to_regclass('mc_schema') IS NOT NULL"
             ).fetchone()
@@ -239,7 +251,10 @@ class PostgresReader(_ReadConnection):
             raise StoreClosed(f"reader of {self.where} is closed")
         return await self._snapshots.start(
             PostgresSnapshot(
-                self.dsn, namespace, connect_timeout=self._connect_timeout, on_release=self._snapshots.discard
+                self.dsn,
+                namespace,
+                connect_timeout=self._connect_timeout,
+                on_release=self._snapshots.discard,
             )
         )
 

@@ -53,6 +53,7 @@ from ._lock import NamespaceLock
 from ._snapshot import OpenSnapshots
 from ._thread import WorkerThread
 from .base import CANCEL_CHECK_ROWS, FetchOutcome, FlushOutcome, decode_stored_rows
+from .location import InvalidLocation, classify_location, redact_location
 from .sqlite_read import SQLiteSnapshot
 
 __all__ = ["SCHEMA_VERSION", "SYNCHRONOUS_MODES", "SQLiteBackend"]
@@ -199,13 +200,15 @@ def _check_is_sqlite(path: str) -> None:
     except FileNotFoundError:
         directory = os.path.dirname(path) or "."
         if not os.path.isdir(directory):
-            raise StoreError(f"cannot create {path!r}: directory {directory!r} does not exist") from None
+            raise StoreError(
+                f"cannot create {redact_location(path)!r}: directory {redact_location(directory)!r} does not exist"
+            ) from None
         return
     except OSError as exc:
-        raise StoreError(f"cannot read {path!r}: {exc}") from exc
+        raise StoreError(f"cannot read {redact_location(path)!r}: {exc.strerror or exc}") from None
     # An empty file is what sqlite3 makes of a new database, so it is fine.
     if header and header != _SQLITE_HEADER:
-        raise StoreError(f"{path!r} is not an SQLite database (it starts with {header!r})")
+        raise StoreError(f"{redact_location(path)!r} is not an SQLite database (it starts with {header!r})")
 
 
 class _CancelFlag:
@@ -225,10 +228,12 @@ class _CancelFlag:
 class SQLiteBackend:
     """A :class:`~mcstore.backends.Backend` on one SQLite file.
 
-    ``path`` is the database file (created if missing; ``":memory:"`` gives a private
-    in-memory database with no lock). ``synchronous`` is SQLite's ``PRAGMA synchronous``:
-    ``FULL`` (the default) makes every flush durable on power loss, as lnd's bbolt commits are.
-    The file is in WAL mode.
+    ``path`` is the database file (created if missing). A location that is not a durable file
+    (``''``, ``':memory:'``, a ``file:`` URI, a URL) raises
+    :class:`~mcstore.backends.InvalidLocation`, a ``ValueError`` (see
+    :func:`~mcstore.backends.classify_location`). ``synchronous`` is SQLite's
+    ``PRAGMA synchronous``: ``FULL`` (the default) makes every flush durable on power loss, as
+    lnd's bbolt commits are. The file is in WAL mode.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
@@ -237,7 +242,11 @@ class SQLiteBackend:
             raise ValueError(
                 f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, got {synchronous!r}"
             )
+        if classify_location(path) != "sqlite":
+            raise InvalidLocation(path, "is a PostgreSQL URL: use PostgresBackend (or open_store(url))")
         self.path: Final = os.fspath(path)
+        self.where: Final = redact_location(self.path)
+        """The file, for messages (without a password, should the path hold one)."""
         self.synchronous: Final = mode
         self.namespace = ""
         self._conn: sqlite3.Connection | None = None
@@ -245,7 +254,7 @@ class SQLiteBackend:
         self._token = os.urandom(_TOKEN_BYTES)
         """The fencing token this store writes at open and checks in every write."""
         self._file_id: _FileId | None = None
-        """The database file the connection opened (``st_dev``, ``st_ino``; None in memory)."""
+        """The database file the connection opened (``st_dev``, ``st_ino``; None before open)."""
         self._stored = 0
         self._worker = WorkerThread(f"sqlite:{os.path.basename(self.path)}")
         # The running call's cancel request (worker thread side; see _run).
@@ -253,6 +262,9 @@ class SQLiteBackend:
         self._rolling_back = False
         self._closed = False
         self._snapshots: OpenSnapshots[SQLiteSnapshot] = OpenSnapshots()
+
+    def __repr__(self) -> str:
+        return f"<SQLiteBackend {self.where!r} namespace={self.namespace!r}>"
 
     @property
     def calls_in_flight(self) -> int:
@@ -306,7 +318,7 @@ class SQLiteBackend:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise StoreError(f"SQLite backend for {self.path!r} is not open")
+            raise StoreError(f"SQLite backend for {self.where!r} is not open")
         return self._conn
 
     def _write(self, work: Callable[[sqlite3.Connection], T], *, fenced: bool = True) -> T:
@@ -352,7 +364,7 @@ class SQLiteBackend:
                     "(results stay pending)", self.path, what, self.namespace,
                 )
                 raise StoreFenced(
-                    f"SQLite database {self.path!r} was {what} since the store opened it; nothing written"
+                    f"SQLite database {self.where!r} was {what} since the store opened it; nothing written"
                 )
         row = conn.execute(_OWNER, (self.namespace,)).fetchone()
         if row is None or row[0] != self._token:
@@ -361,7 +373,7 @@ class SQLiteBackend:
                 "changed); not writing (results stay pending)", self.namespace, self.path,
             )
             raise StoreFenced(
-                f"namespace {self.namespace!r} of {self.path!r} was taken over by another store (its fencing "
+                f"namespace {self.namespace!r} of {self.where!r} was taken over by another store (its fencing "
                 "token changed); nothing written"
             )
 
@@ -404,14 +416,12 @@ class SQLiteBackend:
             raise
 
     def _open_sync(self, max_records: int) -> int:
-        in_memory = self.path == ":memory:"
-        if not in_memory:
-            _check_is_sqlite(self.path)
-            _check_writable(self.path)
-            self._lock = NamespaceLock(self.path, self.namespace)
-            self._lock.acquire()
-            _create_private(self.path)
-            self._file_id = _file_id(self.path)
+        _check_is_sqlite(self.path)
+        _check_writable(self.path)
+        self._lock = NamespaceLock(self.path, self.namespace)
+        self._lock.acquire()
+        _create_private(self.path)
+        self._file_id = _file_id(self.path)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a flush is exactly
             # one transaction. Every call runs in the worker thread; check_same_thread=False
@@ -423,8 +433,8 @@ class SQLiteBackend:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             # The same file before and after the connect: so it is the one the connection opened.
-            if not in_memory and (self._file_id is None or _file_id(self.path) != self._file_id):
-                raise StoreError(f"{self.path!r} was removed or replaced while it was being opened")
+            if self._file_id is None or _file_id(self.path) != self._file_id:
+                raise StoreError(f"{self.where!r} was removed or replaced while it was being opened")
             self._ensure_schema(conn)
             self._stored = self._write(self._claim, fenced=False)
             if max_records and self._stored > max_records:
@@ -442,7 +452,7 @@ class SQLiteBackend:
                     pruned, self.namespace, max_records,
                 )
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+            raise StoreError(f"cannot open SQLite database {self.where!r}: {exc}") from exc
         return self._stored
 
     def _claim(self, conn: sqlite3.Connection) -> int:
@@ -468,7 +478,7 @@ class SQLiteBackend:
             return
         if version > SCHEMA_VERSION:
             raise StoreError(
-                f"{self.path!r} has mcstore schema version {version}, newer than the version "
+                f"{self.where!r} has mcstore schema version {version}, newer than the version "
                 f"{SCHEMA_VERSION} this mcstore supports; upgrade mcstore"
             )
 
@@ -484,9 +494,6 @@ class SQLiteBackend:
                     c.execute(statement)
             c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-        if self._lock is None:  # in memory: no one else can see it
-            self._write(upgrade, fenced=False)
-            return
         # An older mcstore (schema version 1) names its lock files differently, so the locks
         # of the two would not exclude each other. The fencing token does not help either: an
         # older store never checks it. So the upgrade takes the older lock name too, while
@@ -498,7 +505,7 @@ class SQLiteBackend:
             legacy.acquire()
         except StoreLocked:
             raise StoreLocked(
-                f"namespace {self.namespace!r} of {self.path!r} is open in an older mcstore (lock file "
+                f"namespace {self.namespace!r} of {self.where!r} is open in an older mcstore (lock file "
                 f"{legacy.path!r}); close it before this mcstore upgrades the database to schema version "
                 f"{SCHEMA_VERSION}"
             ) from None
@@ -601,9 +608,7 @@ class SQLiteBackend:
         """A snapshot on its own read-only connection and thread (see
         :class:`~mcstore.backends.sqlite_read.SQLiteSnapshot`); it never waits for a flush."""
         if self._conn is None or self._closed:
-            raise StoreError(f"SQLite backend for {self.path!r} is not open")
-        if self.path == ":memory:":
-            raise StoreError("a private in-memory SQLite database (':memory:') has no snapshots")
+            raise StoreError(f"SQLite backend for {self.where!r} is not open")
         return await self._snapshots.start(
             SQLiteSnapshot(self.path, self.namespace, on_release=self._snapshots.discard)
         )
@@ -613,7 +618,7 @@ class SQLiteBackend:
         try:
             return await self._run(work)
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite {what} failed on {self.path!r}: {exc}") from exc
+            raise StoreError(f"SQLite {what} failed on {self.where!r}: {exc}") from exc
 
     async def aclose(self) -> None:
         """Close the connection, release the namespace lock, and end the worker thread.

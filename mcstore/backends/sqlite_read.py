@@ -31,6 +31,7 @@ from ..errors import LocationError, StoreClosed, StoreError
 from ._snapshot import KeysetSnapshot, OpenSnapshots
 from ._thread import WorkerThread
 from .base import Row
+from .location import redact_location
 
 __all__ = [
     "SQLITE_HEADER",
@@ -222,6 +223,8 @@ class _ReadConnection:
 
     def __init__(self, path: str, what: str) -> None:
         self.path: Final = path
+        self.where: Final = redact_location(path)
+        """The file, for messages (without a password, should the path hold one)."""
         self._what = what
         self._thread = WorkerThread(f"read:{os.path.basename(path)}")
         self._conn: sqlite3.Connection | None = None
@@ -231,6 +234,9 @@ class _ReadConnection:
         self._closing = False
         self._released = trio.Event()
         self._broken: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.where!r}>"
 
     def _progress(self) -> int:
         return 1 if self._stop else 0
@@ -270,14 +276,14 @@ class _ReadConnection:
         return self._conn
 
     def _closed_message(self) -> str:
-        return f"{self._what} of {self.path!r} is closed"
+        return f"{self._what} of {self.where!r} is closed"
 
     async def _call(self, fn: Callable[[], T]) -> T:
         async with self._serial:
             if self._closing:
                 raise StoreClosed(self._closed_message())
             if self._broken is not None:
-                raise StoreError(f"{self._what} of {self.path!r} is unusable after {self._broken}; close it")
+                raise StoreError(f"{self._what} of {self.where!r} is unusable after {self._broken}; close it")
             self._stop = False
 
             def checked() -> T:
@@ -290,8 +296,8 @@ class _ReadConnection:
             except sqlite3.Error as exc:
                 self._broken = "an error"
                 if self._closing:
-                    raise StoreClosed(f"{self._what} of {self.path!r} was closed during a read") from None
-                raise StoreError(f"SQLite read failed on {self.path!r}: {exc}") from exc
+                    raise StoreClosed(f"{self._what} of {self.where!r} was closed during a read") from None
+                raise StoreError(f"SQLite read failed on {self.where!r}: {exc}") from exc
             except BaseException:
                 self._broken = "a cancelled read"
                 raise
@@ -372,7 +378,7 @@ class SQLiteReader(_ReadConnection):
 
     def __init__(self, path: str) -> None:
         super().__init__(path, "reader")
-        self.location: str = path
+        self.location: str = self.where
         self.schema_version: int = 0
         self._snapshots: OpenSnapshots[SQLiteSnapshot] = OpenSnapshots()
 
@@ -415,7 +421,7 @@ class SQLiteReader(_ReadConnection):
     async def open_snapshot(self, namespace: str) -> SQLiteSnapshot:
         """See :meth:`mcstore.backends.Reader.open_snapshot`."""
         if self._closing:
-            raise StoreClosed(f"reader of {self.path!r} is closed")
+            raise StoreClosed(f"reader of {self.where!r} is closed")
         return await self._snapshots.start(SQLiteSnapshot(self.path, namespace, on_release=self._snapshots.discard))
 
     async def aclose(self) -> None:

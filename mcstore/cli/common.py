@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import sqlite3
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, Final, NoReturn
 
@@ -19,6 +19,8 @@ import click
 from rich.console import Console
 
 from .. import COMPILED, __version__
+from ..backends import InvalidLocation, redact_location, scrub_secrets
+from ..backends.location import SCRUB_FILTER, remember_secrets
 from ..errors import DecodeError, StoreError, StoreLocked
 from ..store import DEFAULT_MAX_RECORDS
 from .export import RecordError, format_time_ns
@@ -41,12 +43,9 @@ class OneLineUsageError(click.ClickException):
     exit_code = 2
 
 
-# The password of a postgresql:// URL, which messages never show.
-_URL_PASSWORD: Final = re.compile(r"(postgres(?:ql)?://[^:/@\s]*):[^@\s]*@", re.IGNORECASE)
-
-
 def _one_line(text: str) -> str:
-    return _URL_PASSWORD.sub(r"\1@", " ".join(text.split()))
+    """``text`` on one line, without any password (the error printer's last line of defence)."""
+    return scrub_secrets(" ".join(text.split()))
 
 
 def _as_one_line(error: click.UsageError) -> OneLineUsageError:
@@ -63,6 +62,9 @@ def _configure_logging(verbose: int) -> None:
     """Send the store's log messages to stderr: INFO for ``verbose`` 1, DEBUG for 2 or more."""
     if verbose:
         logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+        # Also what other libraries log (psycopg's warnings) is scrubbed of passwords.
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(SCRUB_FILTER)
         level = logging.DEBUG if verbose > 1 else logging.INFO
         logger = logging.getLogger("mcstore")
         if logger.level == logging.NOTSET or level < logger.level:
@@ -106,6 +108,12 @@ class _Group(click.Group):
         except click.UsageError as error:
             raise _as_one_line(error) from error
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Every word of the command line may hold a location: their passwords are masked in
+        # whatever the command prints (see _one_line and _scrubbed_crash).
+        remember_secrets(*args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -113,10 +121,30 @@ class _Group(click.Group):
             raise
         except click.UsageError as error:
             raise _as_one_line(error) from error
+        except click.ClickException as error:
+            # The error printer's last line of defence. (ClickException.message is Final for
+            # type checkers only: replaced in place, the error keeps its class and exit code.)
+            vars(error)["message"] = scrub_secrets(error.message)
+            raise
         except KeyboardInterrupt:
             # Ctrl-C outside the demo's own handling (which prints a summary first).
             click.echo("Error: interrupted", err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except (click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            _scrubbed_crash(exc)
+            raise
+
+
+def _scrubbed_crash(exc: BaseException) -> None:
+    """An unexpected error: if its traceback would show a password, print it scrubbed and exit 1
+    (else return, and Python prints it as usual)."""
+    text = "".join(traceback.format_exception(exc))
+    clean = scrub_secrets(text)
+    if clean != text:
+        click.echo(clean, err=True, nl=False)
+        raise click.exceptions.Exit(1) from None
 
 
 def _fail(message: str) -> NoReturn:
@@ -126,21 +154,22 @@ def _fail(message: str) -> NoReturn:
 @contextlib.contextmanager
 def _reported(path: str, namespace: str | None = None) -> Iterator[None]:
     """Turn the library's expected errors into one-line click errors naming the file."""
+    shown = redact_location(path)
     try:
         yield
     except (RecordError, click.ClickException, BrokenPipeError):
         raise
-    except DatabaseFileError as exc:
+    except (DatabaseFileError, InvalidLocation) as exc:
         _fail(str(exc))
     except StoreLocked:
         which = f"namespace {namespace!r}" if namespace is not None else "the namespace"
-        _fail(f"{path}: {which} is open in another mcstore process or store; try again once it has closed")
+        _fail(f"{shown}: {which} is open in another mcstore process or store; try again once it has closed")
     except StoreError as exc:
-        _fail(f"{path}: {exc}")
+        _fail(f"{shown}: {exc}")
     except sqlite3.Error as exc:
-        _fail(f"{path}: SQLite error: {exc}")
+        _fail(f"{shown}: SQLite error: {exc}")
     except OSError as exc:
-        _fail(f"{exc.filename or path}: {exc.strerror or exc}")
+        _fail(f"{redact_location(exc.filename or path)}: {exc.strerror or exc}")
 
 
 # -- shared options and output ----------------------------------------------------------------
@@ -193,19 +222,21 @@ def _warn(message: str) -> None:
 
 def _fail_unknown_namespace(db: str, namespace: str, names: list[str]) -> NoReturn:
     known = ", ".join(map(repr, names)) or "none, the database is empty"
-    _fail(f"{db}: namespace {namespace!r} does not exist; the namespaces are: {known}")
+    _fail(f"{redact_location(db)}: namespace {namespace!r} does not exist; the namespaces are: {known}")
 
 
 def _warn_unknown_namespace(db: str, namespace: str, names: list[str]) -> None:
     # Not an error: a namespace that was never written and one that was cleared look alike,
     # and both hold no records. The warning catches a misspelt name.
     known = ", ".join(map(repr, names)) or "none"
-    _warn(f"{db}: namespace {namespace!r} holds no records (namespaces: {known})")
+    _warn(f"{redact_location(db)}: namespace {namespace!r} holds no records (namespaces: {known})")
 
 
 def _bad_row_reporter(path: str, namespace: str) -> Callable[[bytes, DecodeError], None]:
+    shown = redact_location(path)
+
     def report(key: bytes, exc: DecodeError) -> None:
-        _warn(f"{path}: namespace {namespace!r}: skipping undecodable row key={key.hex()}: {exc}")
+        _warn(f"{shown}: namespace {namespace!r}: skipping undecodable row key={key.hex()}: {exc}")
 
     return report
 

@@ -27,8 +27,7 @@ from typing import Final
 
 import trio
 
-from ..backends import Backend, open_reader
-from ..backends.postgres import is_postgres_url
+from ..backends import Backend, classify_location, open_reader, redact_location
 from ..errors import FlushError, StoreBusy
 from ..mission import ESTIMATORS, make_estimator, open_mission_control
 from ..model import PaymentResult
@@ -200,7 +199,7 @@ async def _record_demo(
             tally.replayed = mc.replayed
             try:
                 # Read once the store holds the namespace lock, so that no one else writes it.
-                if is_postgres_url(path):
+                if classify_location(path) == "postgres":
                     model = await _snapshot_keys(path, namespace)
                 else:
                     model = await trio.to_thread.run_sync(_read_keys, path, namespace)
@@ -380,7 +379,7 @@ def verify_demo(
     if max_records:
         expected = expected[-max_records:]
     damage: list[str] = []
-    if is_postgres_url(path):  # a server has no quick_check: compare the keys only
+    if classify_location(path) == "postgres":  # a server has no quick_check: compare the keys only
         actual = trio.run(_snapshot_keys, path, namespace)
     else:
         with closing(connect_readonly(path)) as conn:
@@ -485,7 +484,8 @@ async def import_results(
     def writing(store: MissionControlStore) -> None:
         opened.append(store)
         logger.info(
-            "Writing %d results into namespace %r of %s in one transaction", len(results), namespace, path
+            "Writing %d results into namespace %r of %s in one transaction", len(results), namespace,
+            redact_location(path),
         )
 
     with _sigint_receiver() as signals:

@@ -27,7 +27,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ..backends.postgres import describe_dsn, is_postgres_url
+from ..backends import classify_location, redact_location
 from ..codec import decode_result
 from ..errors import DecodeError, StoreError
 from ..model import PaymentResult
@@ -98,7 +98,7 @@ def _lnd_database(path: str) -> Iterator[tuple[Query, bool, str]]:
     ``path`` is a ``channel.sqlite`` file or a ``postgresql://`` URL. Failures to read are
     :class:`~mcstore.readonly.DatabaseFileError`.
     """
-    if is_postgres_url(path):
+    if classify_location(path) == "postgres":
         with _postgres(path) as opened:
             yield opened
         return
@@ -116,8 +116,12 @@ def _lnd_database(path: str) -> Iterator[tuple[Query, bool, str]]:
 
 @contextmanager
 def _postgres(url: str) -> Iterator[tuple[Query, bool, str]]:
-    """lnd's database on PostgreSQL, in one REPEATABLE READ READ ONLY transaction."""
-    from ..backends._pgconn import require_psycopg
+    """lnd's database on PostgreSQL, in one REPEATABLE READ READ ONLY transaction.
+
+    Connected as the store connects (:func:`~mcstore.backends._pgconn.connect`); errors of the
+    driver are scrubbed of the password (:func:`~mcstore.backends._pgconn.driver_text`).
+    """
+    from ..backends._pgconn import DEFAULT_CONNECT_TIMEOUT, connect, driver_text, require_psycopg
 
     try:
         require_psycopg()
@@ -125,11 +129,11 @@ def _postgres(url: str) -> Iterator[tuple[Query, bool, str]]:
         raise DatabaseFileError(url, str(exc)) from None
     import psycopg
 
-    where = describe_dsn(url)
+    where = redact_location(url)
     try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        conn = connect(url, DEFAULT_CONNECT_TIMEOUT)
     except psycopg.Error as exc:
-        raise DatabaseFileError(where, f"cannot connect: {' '.join(str(exc).split())}") from None
+        raise DatabaseFileError(where, f"cannot connect: {driver_text(exc)}") from None
     with conn:
 
         def query(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -141,7 +145,7 @@ def _postgres(url: str) -> Iterator[tuple[Query, bool, str]]:
             yield query, bool(found and found[0]), where
             conn.execute("ROLLBACK")
         except psycopg.Error as exc:
-            raise DatabaseFileError(where, f"cannot read: {' '.join(str(exc).split())}") from None
+            raise DatabaseFileError(where, f"cannot read: {driver_text(exc)}") from None
 
 
 def list_namespaces(path: str) -> list[str]:

@@ -47,9 +47,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..backends import Snapshot, open_reader
+from ..backends import Snapshot, classify_location, open_reader, redact_location
 from ..backends._lock import is_lock_path
-from ..backends.postgres import is_postgres_url
 from ..backends.sqlite import SCHEMA_VERSION
 from ..errors import DecodeError
 from ..model import PaymentResult
@@ -168,7 +167,7 @@ class _DemoInterrupts:
     ABORT_AT: Final = 3
 
     def __init__(self, db: str, namespace: str, progress: Progress) -> None:
-        self.db = db
+        self.db = redact_location(db)
         self.namespace = namespace
         self.presses = 0
         self._progress = progress
@@ -361,6 +360,7 @@ def demo(
         except PlotUnavailable as exc:
             _fail(str(exc))
     out = _stdout()
+    shown = redact_location(db)
     network = demo_network()
     with _reported(db, namespace):
         check_write_target(db)
@@ -382,7 +382,7 @@ def demo(
         out.print(
             f"Simulating {payments} payments from node {network.source_pubkey.hex()[:16]}... over a "
             f"synthetic network of {DEFAULT_NODES} nodes and {len(network.channels)} channels, "
-            f"into {db} (namespace {namespace!r})."
+            f"into {shown} (namespace {namespace!r})."
         )
         out.print(f"Seed {seed}: repeat this run with --seed {seed}.")
         progress.start()
@@ -391,7 +391,7 @@ def demo(
     outcome: DemoOutcome | None = None
     bar = _DemoBar(progress, payments)
     try:
-        with _reported(db, namespace), _interrupted_demo(db):
+        with _reported(db, namespace), _interrupted_demo(shown):
             outcome = trio.run(
                 lambda: run_demo(
                     db,
@@ -411,7 +411,7 @@ def demo(
         bar.finish(outcome)
         progress.stop()
     with interrupts.after_close(outcome):
-        _print_demo_summary(out, db, namespace, max_records, outcome)
+        _print_demo_summary(out, shown, namespace, max_records, outcome)
         with _reported(db, namespace):
             proof = verify_demo(db, namespace, outcome.model_keys, max_records, outcome.unpersisted_keys)
     distinct = f"{len(outcome.model_keys)} distinct keys"
@@ -420,13 +420,13 @@ def demo(
     basis = f"min({max_records}, {distinct})" if max_records else distinct
     line = f"Proof: {proof.actual} records in the database, {proof.expected} expected by the model ({basis})"
     if proof.damage:
-        shown = "; ".join(proof.damage[:3]) + (f"; and {len(proof.damage) - 3} more" if len(proof.damage) > 3 else "")
-        _fail(f"{db}: {line}: FAILED, the file is damaged, PRAGMA quick_check says: {shown}")
+        damage = "; ".join(proof.damage[:3]) + (f"; and {len(proof.damage) - 3} more" if len(proof.damage) > 3 else "")
+        _fail(f"{shown}: {line}: FAILED, the file is damaged, PRAGMA quick_check says: {damage}")
     if not proof.ok:
         _fail(
-            f"{db}: {line}: MISMATCH, {proof.missing} accepted results missing, {proof.unexpected} unexpected"
+            f"{shown}: {line}: MISMATCH, {proof.missing} accepted results missing, {proof.unexpected} unexpected"
         )
-    checked = "" if is_postgres_url(db) else "the file passes PRAGMA quick_check and "
+    checked = "" if classify_location(db) == "postgres" else "the file passes PRAGMA quick_check and "
     if outcome.unpersisted:
         out.print(f"{line}: OK, {checked}every accepted result is stored or was reported unpersisted.")
     else:
@@ -440,7 +440,7 @@ def demo(
         out.print(f"Plot of the success rate over the run: {plot}")
     if outcome.unpersisted:
         _fail(
-            f"{db}: {outcome.unpersisted} accepted results could not be made durable (the store's errors above "
+            f"{shown}: {outcome.unpersisted} accepted results could not be made durable (the store's errors above "
             "say why); they were not written"
         )
     if outcome.interrupted:
@@ -595,7 +595,7 @@ def stats(db: str, namespace: str | None, top: int, progress: bool | None) -> No
             _gather_stats, db, namespace, progress, restrict_keyboard_interrupt_to_checkpoints=True
         )
     out = _stdout()
-    out.print(f"{db}: mcstore schema version {version} (this mcstore writes {SCHEMA_VERSION})")
+    out.print(f"{redact_location(db)}: mcstore schema version {version} (this mcstore writes {SCHEMA_VERSION})")
     if not all_stats:
         out.print("No namespaces: the database is empty.")
         return
@@ -633,10 +633,12 @@ def _check_output(path: str, db: str, force: bool) -> str:
         _fail(f"{path}: directory {os.path.dirname(path) or '.'!r} does not exist")
     for companion in ("", "-wal", "-shm", "-journal"):
         if _same_file(target, db + companion):
-            what = "the database being exported" if not companion else f"the {companion[1:]} file of {db}"
+            what = (
+                "the database being exported" if not companion else f"the {companion[1:]} file of {redact_location(db)}"
+            )
             _fail(f"{path}: is {what}; refusing to write it")
-    if not is_postgres_url(db) and is_lock_path(db, target):
-        _fail(f"{path}: is a lock file of {db}; refusing to write it")
+    if classify_location(db) != "postgres" and is_lock_path(db, target):
+        _fail(f"{path}: is a lock file of {redact_location(db)}; refusing to write it")
     if not os.path.lexists(target):
         return target
     try:
@@ -758,10 +760,11 @@ def export(
     bad = f"; skipped {skipped} undecodable row{'s' if skipped != 1 else ''} (see the warnings)" if skipped else ""
     if output != "-":
         click.echo(
-            f"Exported {count} records of namespace {namespace!r} from {db} to {output}{bad}.", err=True
+            f"Exported {count} records of namespace {namespace!r} from {redact_location(db)} to {output}{bad}.",
+            err=True,
         )
     elif skipped:
-        _warn(f"{db}: exported {count} records of namespace {namespace!r}{bad}")
+        _warn(f"{redact_location(db)}: exported {count} records of namespace {namespace!r}{bad}")
 
 
 # -- import ---------------------------------------------------------------------------------
@@ -862,6 +865,7 @@ def _write_results(
     )
     task = progress.add_task("writing", total=None)
     done: list[ImportOutcome] = []
+    shown = redact_location(db)
     with _reported(db, namespace):
         check_write_target(db)
         try:
@@ -876,9 +880,9 @@ def _write_results(
         except KeyboardInterrupt:
             # Outside the write's own Ctrl-C handling: before the store opened, or after it closed.
             known = dataclasses.replace(done[0], interrupted=True) if done else None
-            raise _Interrupted(f"{db}: {_interrupted_import(known, len(results), namespace)}") from None
+            raise _Interrupted(f"{shown}: {_interrupted_import(known, len(results), namespace)}") from None
     if outcome.interrupted or outcome.stats is None:
-        raise _Interrupted(f"{db}: {_interrupted_import(outcome, len(results), namespace)}")
+        raise _Interrupted(f"{shown}: {_interrupted_import(outcome, len(results), namespace)}")
     return _import_summary(outcome.stats, namespace)
 
 
@@ -906,14 +910,15 @@ def import_(db: str, file: str, namespace: str, max_records: int, progress: bool
     with _reported(db, namespace):
         check_write_target(db)
     results, shown = _read_records(file, progress)
+    where = redact_location(db)
     if not results:
-        click.echo(f"{file}: no records; {db} unchanged.", err=True)
+        click.echo(f"{file}: no records; {where} unchanged.", err=True)
         return
     summary = _write_results(db, results, namespace, max_records, shown)
     try:
-        _stdout().print(f"Imported {len(results)} records from {file} into {db}: {summary}.")
+        _stdout().print(f"Imported {len(results)} records from {file} into {where}: {summary}.")
     except KeyboardInterrupt:
-        raise _Interrupted(f"{db}: interrupted after the import committed: {summary}") from None
+        raise _Interrupted(f"{where}: interrupted after the import committed: {summary}") from None
 
 
 # -- import-lnd -----------------------------------------------------------------------------
@@ -941,25 +946,26 @@ def import_lnd(channel_db: str, db: str, namespace: str, max_records: int) -> No
     reported and skipped. The results go through the store into DB in one transaction, so
     deduplication and --max-records apply.
     """
+    source, target = redact_location(channel_db), redact_location(db)
     if _same_file(channel_db, db):
-        _fail(f"{db}: the target database is lnd's own file; give mcstore a database of its own")
+        _fail(f"{target}: the target database is lnd's own file; give mcstore a database of its own")
     with _reported(channel_db, namespace):
         history = read_history(channel_db, namespace)
     for bad in history.bad_rows:
         _warn(
-            f"{channel_db}: namespace {namespace!r}: "
+            f"{source}: namespace {namespace!r}: "
             f"skipping undecodable row key={bad.key.hex()}: {bad.reason}"
         )
     skipped = f"; {len(history.bad_rows)} undecodable rows skipped" if history.bad_rows else ""
     if not history.results:
         _stdout().print(
-            f"No results in lnd namespace {namespace!r} of {channel_db}{skipped}; {db} unchanged."
+            f"No results in lnd namespace {namespace!r} of {source}{skipped}; {target} unchanged."
         )
         return
     summary = _write_results(db, history.results, namespace, max_records)
     _stdout().print(
-        f"Imported {len(history.results)} results of lnd namespace {namespace!r} from {channel_db} "
-        f"into {db}: {summary}{skipped}."
+        f"Imported {len(history.results)} results of lnd namespace {namespace!r} from {source} "
+        f"into {target}: {summary}{skipped}."
     )
 
 
@@ -979,19 +985,20 @@ async def _namespace_counts(db: str) -> dict[str, int]:
 @click.option("--yes", is_flag=True, help="Confirm: the namespace's results are deleted for good.")
 def reset(db: str, namespace: str, yes: bool) -> None:
     """Delete every result of a namespace of DB (through the store, so never under a writer)."""
+    shown = redact_location(db)
     if not yes:
-        raise click.UsageError(f"refusing to clear namespace {namespace!r} of {db} without --yes")
+        raise click.UsageError(f"refusing to clear namespace {namespace!r} of {shown} without --yes")
     with _reported(db, namespace):
         counts = trio.run(_namespace_counts, db)
     if namespace not in counts:
         _fail_unknown_namespace(db, namespace, list(counts))
     stored = counts[namespace]
     if not stored:
-        _stdout().print(f"Namespace {namespace!r} of {db} is already empty; nothing to clear.")
+        _stdout().print(f"Namespace {namespace!r} of {shown} is already empty; nothing to clear.")
         return
     with _reported(db, namespace):
         deleted = trio.run(clear_namespace, db, namespace, restrict_keyboard_interrupt_to_checkpoints=True)
-    _stdout().print(f"Cleared namespace {namespace!r} of {db}: {deleted} records deleted.")
+    _stdout().print(f"Cleared namespace {namespace!r} of {shown}: {deleted} records deleted.")
 
 
 # -- querymc, queryprob ---------------------------------------------------------------------

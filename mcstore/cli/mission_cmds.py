@@ -41,7 +41,7 @@ import click
 import trio
 from rich.table import Table
 
-from ..backends import open_reader
+from ..backends import open_reader, redact_location
 from ..mission import ESTIMATORS, MissionControlState, TimedPairResult, make_estimator
 from ..model import PUBKEY_LEN, U64_MAX
 from .common import (
@@ -196,7 +196,9 @@ def querymc(db: str, namespace: str, as_json: bool) -> None:
         click.echo(_json(document))
         return
     out = _stdout()
-    out.print(f"{len(pairs)} node pairs from {replayed.results} results in namespace {namespace!r} of {db}.")
+    out.print(
+        f"{len(pairs)} node pairs from {replayed.results} results in namespace {namespace!r} of {redact_location(db)}."
+    )
     if pairs:
         table = _pairs_table(pairs)
         # Full pubkeys, one pair per line, whatever the terminal's width: lines that a script
@@ -356,7 +358,7 @@ def queryprob(
         f"(capacity {capacity_sat:,} sat)"
     )
     out.print(f"by           {estimator} ({variant}) at {_short_time(at_ns)}")
-    out.print(f"from         {replayed.results} results in namespace {namespace!r} of {db}")
+    out.print(f"from         {replayed.results} results in namespace {namespace!r} of {redact_location(db)}")
     if history is None:
         out.print("history      none: mission control knows nothing of this pair")
         return

@@ -25,8 +25,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from ..backends import Snapshot
-from ..backends.postgres import is_postgres_url
+from ..backends import Snapshot, classify_location
 from ..backends.sqlite import SCHEMA_VERSION
 from ..backends.sqlite_read import check_mcstore_schema, check_sqlite_file, connect_readonly, table_names
 from ..codec import decode_result
@@ -101,9 +100,11 @@ def check_write_target(path: str) -> None:
     empty database, and for an mcstore database; for any other database (say lnd's own
     ``channel.sqlite``, passed by mistake) it would be vandalism, so this refuses it. Raises
     :class:`DatabaseFileError`; writes nothing. A ``postgresql://`` URL passes: the store
-    creates its tables only in the schema the URL chooses, beside whatever else is there.
+    creates its tables only in the schema the URL chooses, beside whatever else is there. A
+    location that is not durable storage raises :class:`~mcstore.backends.InvalidLocation`
+    (:func:`~mcstore.backends.classify_location`).
     """
-    if is_postgres_url(path):
+    if classify_location(path) == "postgres":
         return
     if not check_sqlite_file(path):
         directory = os.path.dirname(path) or "."
