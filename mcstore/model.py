@@ -207,6 +207,16 @@ def _check_pubkey(owner: str, name: str, value: object) -> bytes:
     return data
 
 
+def _code_bytes(owner: str, value: object) -> bytes:
+    """The 2 big-endian bytes of the BOLT 4 failure code ``value`` (a u16); raise
+    TypeError/ValueError naming ``owner``'s ``code`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{owner} code must be an int, got {type(value).__name__} {_show(value)}")
+    if not 0 <= value <= 0xFFFF:
+        raise ValueError(f"{owner} code must be a u16 (0 <= x < 65536), got {_show(value)}")
+    return value.to_bytes(2, "big")
+
+
 def _check_bool(owner: str, name: str, value: object) -> None:
     """Raise TypeError unless ``value`` is a bool (0/1 ints are refused to catch mix-ups)."""
     if type(value) is not bool:
@@ -316,19 +326,29 @@ class Route:
 class PaymentFailure:
     """Why a payment attempt failed, as far as lnd could tell.
 
-    ``PaymentFailure(source_index=None, message=None)``; ``PaymentFailure()`` means "failed,
-    source unknown". ``source_index`` is the index of the reporting hop (0..255). ``message``
-    is the raw BOLT 4 failure message (a big-endian u16 code, then its payload, so at least
-    2 bytes); it can only be present together with ``source_index``, because lnd can only
-    decrypt a message whose source it knows. Raises TypeError for a wrong type and ValueError
-    for an index out of range, a message shorter than 2 bytes, or a message without a source
-    index.
+    ``PaymentFailure(source_index=None, message=None, *, code=None)``; ``PaymentFailure()``
+    means "failed, source unknown". ``source_index`` is the index of the reporting hop
+    (0..255). ``message`` is the raw BOLT 4 failure message (a big-endian u16 code, then its
+    payload, so at least 2 bytes); it can only be present together with ``source_index``,
+    because lnd can only decrypt a message whose source it knows. ``code=`` (a u16) instead of
+    ``message=`` gives the message of that code with no payload:
+    ``PaymentFailure(source_index=1, code=TEMPORARY_CHANNEL_FAILURE)``; :meth:`from_code` also
+    takes a payload. Give ``message`` or ``code``, not both. Raises TypeError for a wrong type
+    (or both given) and ValueError for an index out of range, a code that is not a u16, a
+    message shorter than 2 bytes, or a message without a source index.
     """
 
     source_index: int | None = None
     message: bytes | None = None
 
-    def __init__(self, source_index: object = None, message: object = None) -> None:
+    def __init__(self, source_index: object = None, message: object = None, *, code: object = None) -> None:
+        if code is not None:
+            if message is not None:
+                raise TypeError(
+                    f"PaymentFailure takes message= or code=, not both; got message={_show(message)}, "
+                    f"code={_show(code)}"
+                )
+            message = _code_bytes("PaymentFailure", code)
         if source_index is not None and (type(source_index) is not int or source_index >> 8):
             source_index = _check_u8("PaymentFailure", "source_index", source_index)
         if message is not None:
@@ -353,19 +373,13 @@ class PaymentFailure:
     def from_code(cls, source_index: object, code: object, payload: object = b"") -> PaymentFailure:
         """Build a failure reported by hop ``source_index`` with BOLT 4 ``code`` and ``payload``.
 
-        Raises TypeError/ValueError like the constructor, and for a ``code`` that is not an
-        int in 0..65535.
+        ``PaymentFailure.from_code(i, code)`` equals ``PaymentFailure(i, code=code)``. Raises
+        TypeError/ValueError like the constructor, and for a ``code`` that is not an int in
+        0..65535.
         """
-        if isinstance(code, bool) or not isinstance(code, int):
-            raise TypeError(
-                f"PaymentFailure.from_code code must be an int, got {type(code).__name__} {_show(code)}"
-            )
-        if not 0 <= code <= 0xFFFF:
-            raise ValueError(
-                f"PaymentFailure.from_code code must be a u16 (0 <= x < 65536), got {_show(code)}"
-            )
+        head = _code_bytes("PaymentFailure.from_code", code)
         payload = _check_bytes("PaymentFailure", "payload", payload)
-        return cls(source_index, code.to_bytes(2, "big") + payload)
+        return cls(source_index, head + payload)
 
     @property
     def code(self) -> int | None:

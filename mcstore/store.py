@@ -55,11 +55,13 @@ __all__ = [
     "DEFAULT_MAX_PENDING",
     "DEFAULT_MAX_RECORDS",
     "DEFAULT_SHUTDOWN_TIMEOUT",
+    "MAX_RECORDS",
     "MAX_RETRY_BACKOFF",
     "MissionControlStore",
     "ResultIterator",
     "StoreState",
     "StoreStats",
+    "check_namespace",
     "open_store",
 ]
 
@@ -67,6 +69,9 @@ logger = logging.getLogger("mcstore")
 
 DEFAULT_MAX_RECORDS: Final = 1000
 """lnd's ``MaxMcHistory`` default. 0 means no cap."""
+MAX_RECORDS: Final = 2**63 - 1
+"""The largest ``max_records`` a store accepts, on every backend: the kept count is a signed
+64-bit integer in both databases (PostgreSQL's ``bigint``, SQLite's ``INTEGER``)."""
 DEFAULT_FLUSH_INTERVAL: Final = 1.0
 """lnd's ``McFlushInterval`` default, in seconds."""
 DEFAULT_SHUTDOWN_TIMEOUT: Final = 5.0
@@ -214,11 +219,13 @@ class MissionControlStore:
         if not isinstance(result, PaymentResult):
             raise TypeError(f"add_result() expects a PaymentResult, got {type(result).__name__}: {result!r}")
         if self._state is not StoreState.OPEN:
-            raise StoreClosed(f"mission control store is {self._state.value}; result {result.id} not accepted")
+            raise StoreClosed(
+                f"mission control store is {self._state.value}; the result with id {result.id} was not accepted"
+            )
         if self._pending >= self.max_pending:
             raise StoreBusy(
                 f"{self._pending} results are waiting to be flushed (max_pending={self.max_pending}); "
-                f"result {result.id} not accepted"
+                f"the result with id {result.id} was not accepted"
             )
         self._accept(result)
 
@@ -234,7 +241,9 @@ class MissionControlStore:
         await trio.lowlevel.checkpoint_if_cancelled()
         while True:
             if self._state is not StoreState.OPEN:
-                raise StoreClosed(f"mission control store is {self._state.value}; result {result.id} not accepted")
+                raise StoreClosed(
+                    f"mission control store is {self._state.value}; the result with id {result.id} was not accepted"
+                )
             if self._pending < self.max_pending:
                 self._accept(result)
                 break
@@ -788,16 +797,35 @@ class ResultIterator:
         await self._end()
 
 
+def check_namespace(namespace: object) -> str:
+    """Return ``namespace`` if it can name a namespace on every backend; else raise
+    ``ValueError`` naming it (escaped, so that the message itself is printable).
+
+    A namespace is a non-empty ``str`` that encodes as UTF-8 (no lone surrogate) and holds no
+    NUL character (PostgreSQL's text cannot).
+    """
+    if not isinstance(namespace, str) or not namespace:
+        raise ValueError(f"namespace must be a non-empty str, got {ascii(namespace)}")
+    try:
+        namespace.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"namespace must be encodable as UTF-8, got {ascii(namespace)} ({exc.reason} at index {exc.start})"
+        ) from None
+    if "\0" in namespace:
+        raise ValueError(f"namespace must not hold a NUL character, got {ascii(namespace)}")
+    return namespace
+
+
 def _check_arguments(
     namespace: str, max_records: int, flush_interval: float, shutdown_timeout: float, max_pending: int
 ) -> None:
-    if not isinstance(namespace, str) or not namespace:
-        raise ValueError(f"namespace must be a non-empty str, got {namespace!r}")
+    check_namespace(namespace)
     for name, value in (("max_records", max_records), ("max_pending", max_pending)):
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"{name} must be an int, got {value!r}")
-    if max_records < 0:
-        raise ValueError(f"max_records must be >= 0 (0 means no cap), got {max_records!r}")
+    if not 0 <= max_records <= MAX_RECORDS:
+        raise ValueError(f"max_records must be >= 0 (0 means no cap) and < 2**63, got {max_records!r}")
     if max_pending < 1:
         raise ValueError(f"max_pending must be >= 1, got {max_pending!r}")
     for name, seconds in (("flush_interval", flush_interval), ("shutdown_timeout", shutdown_timeout)):
@@ -892,7 +920,9 @@ async def open_store(
     store (in any process), and :class:`~mcstore.StoreError` for a file that is not SQLite
     (left untouched) or has a newer schema. Bad arguments raise ``ValueError``/``TypeError``
     naming the value, before anything is opened: a location that is not durable storage
-    (``''``, ``':memory:'``, a ``file:`` URI; see :func:`~mcstore.backends.classify_location`).
+    (``''``, ``':memory:'``, a ``file:`` URI; see :func:`~mcstore.backends.classify_location`),
+    a ``namespace`` that is empty, not UTF-8 or holds a NUL (:func:`check_namespace`), a
+    ``max_records`` outside ``0 ..`` :data:`MAX_RECORDS` (``2**63 - 1``, on every backend).
     No error or log line shows a password of ``path``.
 
     Leaving the block, in any way, closes the store: it refuses new results, drains the

@@ -88,7 +88,7 @@ async def test_add_result_is_not_io_and_put_waits_for_room(autojump_clock: trio.
         store.add_result(result(1))
         store.add_result(result(2))
         assert backend.flush_calls == 0
-        with pytest.raises(StoreBusy, match=r"max_pending=2.*result 3 not accepted"):
+        with pytest.raises(StoreBusy, match=r"max_pending=2.*the result with id 3 was not accepted"):
             store.add_result(result(3))
         assert store.stats().pending == 2
 

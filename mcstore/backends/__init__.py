@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-from .base import Backend, FetchOutcome, FlushOutcome, Reader, Row, Snapshot
+from .base import DEFAULT_LOCK_TIMEOUT, Backend, FetchOutcome, FlushOutcome, Reader, Row, Snapshot
 from .location import InvalidLocation, LocationKind, classify_location, redact_location, scrub_secrets
 from .memory import MemoryBackend, MemoryDatabase, MemorySnapshot
 from .postgres import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
@@ -30,6 +30,7 @@ from .sqlite import SCHEMA_VERSION, SQLiteBackend
 from .sqlite_read import SQLiteReader, SQLiteSnapshot
 
 __all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
     "Backend",
     "FetchOutcome",
     "FlushOutcome",

@@ -25,6 +25,7 @@ chained to the driver's error only when that one's traceback shows no password.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import traceback
 from collections.abc import Callable
@@ -34,13 +35,15 @@ import trio
 
 from ..errors import StoreError
 from ._thread import WorkerThread
+from .base import DEFAULT_LOCK_TIMEOUT
 from .location import InvalidLocation, classify_location, is_postgres_url, remember_secrets, scrub_secrets
 
 if TYPE_CHECKING:
     from psycopg import Connection
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "PSYCOPG_MISSING", "DriverError", "Interrupted", "PgSession", "connect",
-           "driver_error", "driver_text", "parse_dsn", "require_psycopg", "safe_cause"]
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_LOCK_TIMEOUT", "LOCK_NOT_AVAILABLE", "PSYCOPG_MISSING", "DriverError",
+           "Interrupted", "PgSession", "check_lock_timeout", "connect", "driver_error", "driver_text", "parse_dsn",
+           "require_psycopg", "safe_cause"]
 
 logger = logging.getLogger("mcstore")
 
@@ -71,6 +74,19 @@ def require_psycopg() -> None:
         import psycopg  # noqa: F401
     except ImportError as exc:
         raise StoreError(PSYCOPG_MISSING) from exc
+
+
+LOCK_NOT_AVAILABLE: Final = "55P03"
+"""PostgreSQL's SQLSTATE for a lock wait that ran out of ``lock_timeout``."""
+
+
+def check_lock_timeout(value: object) -> float:
+    """Return ``value`` if it is a number of seconds > 0, finite; else raise naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"lock_timeout must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"lock_timeout must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
 
 
 def parse_dsn(dsn: str) -> dict[str, Any]:
@@ -128,13 +144,15 @@ def safe_cause(exc: BaseException) -> BaseException | None:
     return None if _shows_a_secret(exc) else exc
 
 
-def connect(dsn: str, connect_timeout: int) -> Connection[Any]:
+def connect(dsn: str, connect_timeout: int, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Connection[Any]:
     """A new autocommit connection with mcstore's settings.
 
     Client side: ``connect_timeout``, TCP keepalives (idle 30 s, 3 probes 10 s apart),
     ``tcp_user_timeout`` 60 s and ``application_name=mcstore``, each unless the DSN sets it.
-    Session side: the same keepalives for the server's end, and ``synchronous_commit = on``
-    (overriding a role or database default), so that COMMIT returns once the WAL is flushed.
+    Session side: the same keepalives for the server's end, ``synchronous_commit = on``
+    (overriding a role or database default), so that COMMIT returns once the WAL is flushed,
+    and ``lock_timeout`` (in seconds), so that no statement waits longer than that for a lock
+    that another session holds.
     """
     import psycopg
 
@@ -154,8 +172,9 @@ def connect(dsn: str, connect_timeout: int) -> Connection[Any]:
         conn.execute(
             "SELECT set_config('synchronous_commit', 'on', false), set_config('tcp_keepalives_idle', %s, false), "
             "set_config('tcp_keepalives_interval', %s, false), set_config('tcp_keepalives_count', %s, false), "
-            "set_config('tcp_user_timeout', %s, false)",
-            (str(KEEPALIVE_IDLE), str(KEEPALIVE_INTERVAL), str(KEEPALIVE_COUNT), str(TCP_USER_TIMEOUT_MS)),
+            "set_config('tcp_user_timeout', %s, false), set_config('lock_timeout', %s, false)",
+            (str(KEEPALIVE_IDLE), str(KEEPALIVE_INTERVAL), str(KEEPALIVE_COUNT), str(TCP_USER_TIMEOUT_MS),
+             f"{max(1, round(lock_timeout * 1000))}ms"),
         )
     except BaseException:
         conn.close()

@@ -45,6 +45,7 @@ from ..model import PaymentResult
 
 __all__ = [
     "CANCEL_CHECK_ROWS",
+    "DEFAULT_LOCK_TIMEOUT",
     "Backend",
     "FetchOutcome",
     "FlushOutcome",
@@ -59,6 +60,12 @@ logger = logging.getLogger("mcstore")
 
 CANCEL_CHECK_ROWS: Final = 1024
 """How many rows a backend's worker thread encodes or decodes between two looks at its cancel flag."""
+
+DEFAULT_LOCK_TIMEOUT: Final = 5.0
+"""Seconds a backend's statement waits for a lock that another connection holds before it
+fails: SQLite's wait for the write lock, and PostgreSQL's ``lock_timeout`` (the
+``lock_timeout`` keyword of :class:`~mcstore.backends.PostgresBackend`). An open that runs out
+of it fails; a flush that does is retried, as any failed flush."""
 
 Row: TypeAlias = tuple[bytes, bytes]
 """One stored result as lnd's bytes: ``(key, value)``."""

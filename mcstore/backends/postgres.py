@@ -39,6 +39,10 @@ transaction (flush, clear, the prune at open, ``fetch_all``'s repair) first read
 nothing unless it is still its own: else it raises :class:`~mcstore.StoreFenced`, logged at
 ERROR, and the store keeps its results pending.
 
+Lock waits: every connection sets ``lock_timeout`` (the backend's keyword, 5 s by default, as
+SQLite waits for its write lock), so no statement waits longer for a lock that another session
+holds; an open that does fails with :class:`~mcstore.StoreError` naming ``lock_timeout``.
+
 Durability: ``synchronous_commit = on`` on the store's connection (overriding a role or
 database default), so COMMIT returns once the WAL is flushed. Opening logs a WARNING if the
 server runs with ``fsync = off``. TCP keepalives (client and server side: idle 30 s, then 3
@@ -73,10 +77,13 @@ from ..errors import StoreError, StoreFenced, StoreLocked
 from ..model import PaymentResult
 from ._pgconn import (
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_LOCK_TIMEOUT,
+    LOCK_NOT_AVAILABLE,
     PSYCOPG_MISSING,
     DriverError,
     Interrupted,
     PgSession,
+    check_lock_timeout,
     connect,
     parse_dsn,
 )
@@ -160,16 +167,30 @@ class PostgresBackend:
     ``application_name``). Needs the ``postgres`` extra; without it, construction raises
     :class:`~mcstore.StoreError` naming the extra. One backend opens one namespace once.
 
+    ``connect_timeout`` (int seconds, at least 2; default 5) bounds each connect.
+    ``lock_timeout`` (seconds, default 5, as SQLite's wait for its write lock) bounds how long
+    any statement waits for a lock that another session holds (PostgreSQL's ``lock_timeout``,
+    set on every connection of the backend): an open that waits longer (say, behind
+    ``LOCK TABLE mc_namespaces``) fails with :class:`~mcstore.StoreError` naming
+    ``lock_timeout``; a flush that does fails and is retried as any failed flush.
+
     A ``dsn`` that does not parse raises :class:`~mcstore.backends.InvalidLocation` (a
     ``ValueError``) at once. No message, log line or ``repr`` of the backend shows a password
     (:func:`~mcstore.backends.redact_location`); errors of the driver are scrubbed of it.
     """
 
-    def __init__(self, dsn: str, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    ) -> None:
         if not isinstance(dsn, str) or not dsn:
             raise TypeError(f"dsn must be a non-empty str, got {redact_location(dsn)!r}")
         if not isinstance(connect_timeout, int) or isinstance(connect_timeout, bool) or connect_timeout < 2:
             raise ValueError(f"connect_timeout must be an int >= 2 (seconds), got {connect_timeout!r}")
+        self.lock_timeout: Final = check_lock_timeout(lock_timeout)
         _require_psycopg()
         parse_dsn(dsn)
         self.dsn: Final = dsn
@@ -220,7 +241,7 @@ class PostgresBackend:
     # -- connections -------------------------------------------------------------------------
 
     def _connect(self) -> Connection[Any]:
-        return connect(self.dsn, self.connect_timeout)
+        return connect(self.dsn, self.connect_timeout, self.lock_timeout)
 
     def _try_lock(self, conn: Connection[Any]) -> bool:
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._lock_key,)).fetchone()
@@ -515,6 +536,7 @@ class PostgresBackend:
                 self.dsn,
                 self.namespace,
                 connect_timeout=self.connect_timeout,
+                lock_timeout=self.lock_timeout,
                 on_release=self._snapshots.discard,
             )
         )
@@ -524,6 +546,11 @@ class PostgresBackend:
         try:
             return await self._run(work)
         except (DriverError, Interrupted) as exc:
+            if isinstance(exc, DriverError) and exc.sqlstate == LOCK_NOT_AVAILABLE:
+                raise StoreError(
+                    f"PostgreSQL {what} on {self.where} waited longer than lock_timeout={self.lock_timeout:g} s "
+                    f"for a lock that another session holds ({exc})"
+                ) from exc
             raise StoreError(f"PostgreSQL {what} failed on {self.where}: {exc}") from exc
 
     async def aclose(self) -> None:

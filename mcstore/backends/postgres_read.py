@@ -25,9 +25,11 @@ import trio
 from ..errors import LocationError, StoreClosed, StoreError
 from ._pgconn import (
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_LOCK_TIMEOUT,
     DriverError,
     Interrupted,
     PgSession,
+    check_lock_timeout,
     connect,
     driver_text,
     parse_dsn,
@@ -62,13 +64,14 @@ class _ReadConnection:
     then raises :class:`~mcstore.StoreClosed`, and returns once the connection is closed.
     """
 
-    def __init__(self, dsn: str, what: str, connect_timeout: int) -> None:
+    def __init__(self, dsn: str, what: str, connect_timeout: int, lock_timeout: float) -> None:
         require_psycopg()
         parse_dsn(dsn)
         self.dsn: Final = dsn
         self.where: Final = redact_location(dsn)
         self._what = what
         self._connect_timeout = connect_timeout
+        self._lock_timeout = check_lock_timeout(lock_timeout)
         self._session = PgSession("pg-reader")
         self._closing = False
         self._released = trio.Event()
@@ -84,7 +87,7 @@ class _ReadConnection:
         return conn
 
     def _connect_sync(self) -> Connection[Any]:
-        conn = connect(self.dsn, self._connect_timeout)
+        conn = connect(self.dsn, self._connect_timeout, self._lock_timeout)
         self._session.conn = conn
         return conn
 
@@ -147,9 +150,10 @@ class PostgresSnapshot(KeysetSnapshot, _ReadConnection):
         namespace: str,
         *,
         connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         on_release: Callable[[PostgresSnapshot], None] | None = None,
     ) -> None:
-        super().__init__(dsn, f"snapshot of namespace {namespace!r}", connect_timeout)
+        super().__init__(dsn, f"snapshot of namespace {namespace!r}", connect_timeout, lock_timeout)
         self.namespace: Final = namespace
         self._init_keyset(on_release)
 
@@ -190,8 +194,10 @@ class PostgresReader(_ReadConnection):
     mcstore's tables, or a newer schema version. ``location`` has no password.
     """
 
-    def __init__(self, dsn: str, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT) -> None:
-        super().__init__(dsn, "reader", connect_timeout)
+    def __init__(
+        self, dsn: str, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    ) -> None:
+        super().__init__(dsn, "reader", connect_timeout, lock_timeout)
         self.location: str = self.where
         self.schema_version: int = 0
         self._snapshots: OpenSnapshots[PostgresSnapshot] = OpenSnapshots()
@@ -254,6 +260,7 @@ class PostgresReader(_ReadConnection):
                 self.dsn,
                 namespace,
                 connect_timeout=self._connect_timeout,
+                lock_timeout=self._lock_timeout,
                 on_release=self._snapshots.discard,
             )
         )

@@ -52,7 +52,7 @@ from ..model import PaymentResult
 from ._lock import NamespaceLock
 from ._snapshot import OpenSnapshots
 from ._thread import WorkerThread
-from .base import CANCEL_CHECK_ROWS, FetchOutcome, FlushOutcome, decode_stored_rows
+from .base import CANCEL_CHECK_ROWS, DEFAULT_LOCK_TIMEOUT, FetchOutcome, FlushOutcome, decode_stored_rows
 from .location import InvalidLocation, classify_location, redact_location
 from .sqlite_read import SQLiteSnapshot
 
@@ -68,7 +68,7 @@ SCHEMA_VERSION: Final = 2
 SYNCHRONOUS_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
 """Accepted values of ``synchronous`` (SQLite's ``PRAGMA synchronous``)."""
 
-_LOCK_WAIT: Final = 5.0
+_LOCK_WAIT: Final = DEFAULT_LOCK_TIMEOUT
 """Seconds a write transaction waits for another connection's write lock before failing."""
 _BUSY_SLICE_MS: Final = 50
 """SQLite's busy_timeout, in ms: how long one statement waits for a lock before re-checking

@@ -22,7 +22,7 @@ from .. import COMPILED, __version__
 from ..backends import InvalidLocation, redact_location, scrub_secrets
 from ..backends.location import SCRUB_FILTER, remember_secrets
 from ..errors import DecodeError, StoreError, StoreLocked
-from ..store import DEFAULT_MAX_RECORDS
+from ..store import DEFAULT_MAX_RECORDS, MAX_RECORDS, check_namespace
 from .export import RecordError, format_time_ns
 from .readonly import DatabaseFileError
 
@@ -176,8 +176,11 @@ def _reported(path: str, namespace: str | None = None) -> Iterator[None]:
 
 
 def _check_namespace(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and not value:
-        raise click.BadParameter("must not be empty")
+    if value is not None:
+        try:
+            check_namespace(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
     return value
 
 
@@ -198,7 +201,7 @@ def _namespace_option(
 
 _max_records_option = click.option(
     "--max-records",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_RECORDS),
     default=DEFAULT_MAX_RECORDS,
     show_default=True,
     metavar="N",

@@ -18,6 +18,13 @@ The ``*_ns`` integers, the route and ``failure.message`` are the data; the infor
 (``time_fwd``, ``time_reply``, ``success``, ``failure.code``, ``failure.code_name``) and the
 raw bytes may be left out, but when present they must agree with the data. Unknown keys are
 refused, so that a misspelt key is an error instead of a silently dropped field.
+
+Limits: ``import`` reads a line of at most :data:`MAX_LINE_BYTES` (1 MiB), never holding more
+than that of one line in memory, and ``import`` and ``import-lnd`` accept a route of at most
+:data:`MAX_HOPS` (64) hops and a failure message of at most :data:`MAX_FAILURE_MESSAGE_BYTES`
+(65535) bytes. No result lnd records comes near them: an onion's 1300 bytes of routing data
+carry at most 38 hops (at least 34 bytes each), and BOLT 4 gives a failure message a u16
+length (lnd pads them to 256 bytes); a record within them takes about 300 KiB at most.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import IO, Final
 
 from ..codec import decode_result, encode_result
 from ..errors import DecodeError
@@ -44,11 +51,16 @@ from ..model import (
 __all__ = [
     "CSV_COLUMNS",
     "JSONL_EXAMPLE",
+    "MAX_FAILURE_MESSAGE_BYTES",
+    "MAX_HOPS",
+    "MAX_LINE_BYTES",
     "RecordError",
     "format_hops",
     "format_time_ns",
     "iter_json_lines",
+    "over_limits",
     "parse_json_line",
+    "read_lines",
     "parse_record",
     "parse_time_iso",
     "result_to_csv_row",
@@ -91,6 +103,15 @@ _TOP_KEYS: Final = frozenset(
         "raw_value",
     }
 )
+MAX_LINE_BYTES: Final = 1 << 20
+"""The longest line ``import`` reads, in bytes (1 MiB), newline excluded."""
+MAX_HOPS: Final = 64
+"""The most hops a route may have in what ``import`` and ``import-lnd`` accept."""
+MAX_FAILURE_MESSAGE_BYTES: Final = 0xFFFF
+"""The longest failure message ``import`` and ``import-lnd`` accept, in bytes (BOLT 4's u16 length)."""
+_MAX_DEPTH_HINT: Final = 4
+"""How deeply a record nests (record, route, hops, hop): for the error about a deeper line."""
+
 _ROUTE_KEYS: Final = frozenset({"source_pubkey", "total_amount_msat", "hops"})
 _HOP_KEYS: Final = frozenset(
     {"channel_id", "pubkey", "amount_to_forward_msat", "has_blinding_point", "has_custom_records"}
@@ -352,6 +373,7 @@ def _parse_route(value: object) -> Route:
     hops_value = _required(obj, "route", "hops")
     if not isinstance(hops_value, list):
         raise _wrong_type("route.hops", "an array", hops_value)
+    _raise_over_limits(len(hops_value), 0)
     hops = [_parse_hop(hop, f"route.hops[{i}]") for i, hop in enumerate(hops_value)]
     return Route(source, total, hops)
 
@@ -363,6 +385,8 @@ def _parse_failure(value: object) -> PaymentFailure | None:
     index_value = _required(obj, "failure", "source_index")
     index = None if index_value is None else _int(index_value, "failure.source_index", U8_MAX)
     message_value = _required(obj, "failure", "message")
+    if isinstance(message_value, str):
+        _raise_over_limits(0, len(message_value) // 2)
     message = None if message_value is None else _hex(message_value, "failure.message")
     if message is not None and len(message) < 2:
         raise RecordError("failure.message", "must be at least 2 bytes (a u16 failure code)")
@@ -403,6 +427,23 @@ def _check_raw(obj: Mapping[str, object], result: PaymentResult) -> None:
         raise RecordError("raw_value", f"not a valid lnd value: {exc}") from None
     if decoded != result:
         raise RecordError("raw_value", "decodes to a different result than the record's fields")
+
+
+def over_limits(hops: int, message_bytes: int) -> tuple[str, str] | None:
+    """``(field, problem)`` if a route of ``hops`` hops or a failure message of
+    ``message_bytes`` bytes is over the import limits (:data:`MAX_HOPS`,
+    :data:`MAX_FAILURE_MESSAGE_BYTES`); else None."""
+    if hops > MAX_HOPS:
+        return "route.hops", f"{hops} hops, more than the limit of {MAX_HOPS}"
+    if message_bytes > MAX_FAILURE_MESSAGE_BYTES:
+        return "failure.message", f"{message_bytes} bytes, more than the limit of {MAX_FAILURE_MESSAGE_BYTES}"
+    return None
+
+
+def _raise_over_limits(hops: int, message_bytes: int) -> None:
+    problem = over_limits(hops, message_bytes)
+    if problem is not None:
+        raise RecordError(*problem)
 
 
 def parse_record(value: object) -> PaymentResult:
@@ -473,7 +514,42 @@ def parse_json_line(text: str) -> PaymentResult:
         raise RecordError("json", f"invalid JSON at {where}: {exc.msg}") from None
     except ValueError as exc:  # e.g. an integer with more digits than Python will parse
         raise RecordError("json", f"invalid JSON: {exc}") from None
+    except RecursionError:  # json's parser recurses once per level of nesting
+        raise RecordError(
+            "json", f"nested too deeply to be a record (a record nests {_MAX_DEPTH_HINT} levels deep)"
+        ) from None
     return parse_record(value)
+
+
+def read_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES, chunk: int = 1 << 16) -> Iterator[bytes]:
+    """The lines of ``stream`` (each with its newline, the last one maybe without), holding at
+    most ``limit + chunk`` bytes at a time.
+
+    Raises :class:`RecordError` (field ``json``, with its ``line`` set) for a line longer
+    than ``limit`` bytes (newline excluded), as soon as it has read that much of it.
+    """
+    read = getattr(stream, "read1", stream.read)  # what a pipe has, without waiting for more
+    pending = bytearray()
+    number = 1
+    while data := read(chunk):
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            if len(pending) + end - start > limit:
+                raise _too_long(limit, number)
+            line = bytes(pending + data[start : end + 1]) if pending else data[start : end + 1]
+            pending.clear()
+            yield line
+            number += 1
+            start = end + 1
+        pending += data[start:]
+        if len(pending) > limit:
+            raise _too_long(limit, number)
+    if pending:
+        yield bytes(pending)
+
+
+def _too_long(limit: int, number: int) -> RecordError:
+    return RecordError("json", f"line longer than {limit} bytes, the limit; not a record", number)
 
 
 def iter_json_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, PaymentResult]]:

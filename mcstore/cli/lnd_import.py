@@ -30,7 +30,8 @@ from typing import Any, Final
 from ..backends import classify_location, redact_location
 from ..codec import decode_result
 from ..errors import DecodeError, StoreError
-from ..model import PaymentResult
+from ..model import KEY_LEN, PaymentResult
+from .export import over_limits
 from .readonly import DatabaseFileError, connect_readonly
 
 __all__ = ["RESULTS_BUCKET", "BadRow", "LndHistory", "list_namespaces", "read_history"]
@@ -39,6 +40,14 @@ RESULTS_BUCKET: Final = b"missioncontrol-results"
 """lnd's top-level bucket of mission control results (``resultsKey`` in lnd)."""
 
 _KV_TABLE: Final = "channeldb_kv"
+
+MAX_VALUE_BYTES: Final = 1 << 17
+"""The longest value of a result row read from lnd's database, in bytes (128 KiB): a value within
+the import limits (:data:`~mcstore.cli.export.MAX_HOPS` hops, a failure message of
+:data:`~mcstore.cli.export.MAX_FAILURE_MESSAGE_BYTES` bytes) is under 70 KiB. A longer one is
+a bad row, and is never read into memory."""
+_KEY_READ: Final = 64
+"""Bytes of a row's key read: more than a key (49 bytes) has, so a longer key is seen as such."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,14 +183,39 @@ def read_history(path: str, namespace: str = "default") -> LndHistory:
             found = ", ".join(repr(name) for name in buckets) or "none"
             raise DatabaseFileError(where, f"no mission control namespace {namespace!r} (namespaces: {found})")
         history = LndHistory(namespace)
-        rows = query(f"SELECT key, value FROM {_KV_TABLE} WHERE parent_id = ? ORDER BY key", (buckets[namespace],))
-        for raw_key, value in rows:
+        # Neither a long key nor a long value is read whole: lengths first, then bytes within the limits.
+        rows = query(
+            f"SELECT substr(key, 1, {_KEY_READ}), length(key), "
+            f"CASE WHEN length(value) <= {MAX_VALUE_BYTES} THEN value END, length(value) "
+            f"FROM {_KV_TABLE} WHERE parent_id = ? ORDER BY key",
+            (buckets[namespace],),
+        )
+        for raw_key, key_length, value, value_length in rows:
             key = _as_bytes(raw_key)
-            if value is None:
-                history.bad_rows.append(BadRow(key, "a nested bucket, not a result"))
-                continue
-            try:
-                history.results.append(decode_result(key, _as_bytes(value)))
-            except DecodeError as exc:
-                history.bad_rows.append(BadRow(key, str(exc)))
+            problem = _row_problem(key_length, value_length)
+            if problem is None:
+                try:
+                    result = decode_result(key, _as_bytes(value))
+                except DecodeError as exc:
+                    problem = str(exc)
+                else:
+                    failure = result.failure
+                    message = failure.message if failure is not None else None
+                    over = over_limits(len(result.route.hops), len(message) if message is not None else 0)
+                    if over is None:
+                        history.results.append(result)
+                        continue
+                    problem = f"{over[0]}: {over[1]}"
+            history.bad_rows.append(BadRow(key, problem))
     return history
+
+
+def _row_problem(key_length: int, value_length: int | None) -> str | None:
+    """Why a row of lnd's results bucket with these lengths is not a result, or None."""
+    if value_length is None:
+        return "a nested bucket, not a result"
+    if key_length > _KEY_READ:
+        return f"a key of {key_length} bytes, not {KEY_LEN}"
+    if value_length > MAX_VALUE_BYTES:
+        return f"a value of {value_length} bytes, more than the limit of {MAX_VALUE_BYTES}"
+    return None

@@ -77,6 +77,7 @@ from .export import (
     CSV_COLUMNS,
     RecordError,
     iter_json_lines,
+    read_lines,
     result_to_csv_row,
     result_to_json_line,
 )
@@ -801,7 +802,7 @@ def _read_records(path: str, show_progress: bool | None) -> tuple[list[PaymentRe
         def lines() -> Iterator[bytes]:
             done = 0
             last = 0.0
-            for line in source:
+            for line in read_lines(source):
                 done += len(line)
                 yield line
                 now = time.monotonic()
@@ -903,7 +904,8 @@ def import_(db: str, file: str, namespace: str, max_records: int, progress: bool
     """Import the jsonl FILE (as `mcstore export` writes it; - for stdin) into DB.
 
     Every line is validated before anything is written: a bad line is an error naming its
-    line number and field, and then nothing is imported. The records go through the store
+    line number and field, and then nothing is imported. Lines over 1 MiB, routes over 64
+    hops and failure messages over 65535 bytes are refused. The records go through the store
     in one transaction, so deduplication and --max-records apply. Ctrl-C says whether the
     import had committed.
     """

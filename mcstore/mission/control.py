@@ -26,7 +26,7 @@ from ..model import PUBKEY_LEN, PaymentResult
 from ..store import MissionControlStore, open_store
 from .estimators import AprioriEstimator, Estimator
 from .interpretation import FinalFailureReason
-from .state import MissionControlState, TimedPairResult
+from .state import MissionControlState, TimedPairResult, _check_amount, _check_pubkey, _check_time
 
 __all__ = ["MissionControl", "open_mission_control"]
 
@@ -103,8 +103,18 @@ class MissionControl:
 
         Uses the estimator's local variant when ``from_pubkey`` is this node. ``now_ns``
         defaults to the wall clock (``time.time_ns()``). In [0, 1].
+
+        Checks its arguments as the rest of the API does: the pubkeys are 33 bytes (bytes,
+        bytearray or memoryview), ``amount_msat`` and ``capacity_sat`` are ints in the u64 range,
+        ``now_ns`` an int64 of ns or None; else ``TypeError``/``ValueError`` naming the value.
         """
-        now = time.time_ns() if now_ns is None else now_ns
+        where = "probability()"
+        from_pubkey = _check_pubkey(where, "from_pubkey", from_pubkey)
+        to_pubkey = _check_pubkey(where, "to_pubkey", to_pubkey)
+        amount_msat = _check_amount(where, "amount_msat", amount_msat)
+        capacity_sat = _check_amount(where, "capacity_sat", capacity_sat)
+        checked_now = _check_time(where, "now_ns", now_ns)
+        now = time.time_ns() if checked_now is None else checked_now
         results = self._state.results_from(from_pubkey)
         if from_pubkey == self._self:
             return self._estimator.local_pair_probability(now, results, to_pubkey)
