@@ -5,7 +5,8 @@ into ``--out``: ``latest.*`` and ``flush_cost.png`` for a full run of every case
 ``quick.*`` and ``flush_cost_quick.png`` for ``--quick``, ``postgres.*`` for a full run of
 ``--backend postgres`` (case 8 alone), ``partial.*`` otherwise, so a smoke or partial run never
 overwrites the published results. Case 8 starts its own throwaway PostgreSQL server (or uses
-``MCSTORE_PG_DSN``), and is skipped with a note where there is none.
+``MCSTORE_PG_DSN``), and is skipped with a note where there is none; case 9 builds its Go/bbolt
+baseline with the installed Go and bbolt, and is skipped with a note where either is missing.
 
 Exit status: 0 after a run, whatever the figures (targets are reported, not asserted);
 1 if a case crashed or produced a wrong result; 2 for bad arguments.
@@ -26,10 +27,30 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import cases_add, cases_close, cases_codec, cases_flush, cases_mission, cases_postgres, cases_scale, report
+from . import (
+    cases_add,
+    cases_close,
+    cases_codec,
+    cases_flush,
+    cases_lnd,
+    cases_mission,
+    cases_postgres,
+    cases_scale,
+    report,
+)
 from .common import CheckFailed, Config, Figure, machine
 
-CASE_NAMES = {"flush": 1, "throughput": 2, "add": 3, "codec": 4, "close": 5, "scale": 6, "mission": 7, "postgres": 8}
+CASE_NAMES = {
+    "flush": 1,
+    "throughput": 2,
+    "add": 3,
+    "codec": 4,
+    "close": 5,
+    "scale": 6,
+    "mission": 7,
+    "postgres": 8,
+    "lnd": 9,
+}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
@@ -95,7 +116,13 @@ def _plan(cfg: Config, cases: set[int]) -> list[tuple[int, Callable[[], Any]]]:
     if flush_cases:
         plan.append((cases_flush.steps(cfg, flush_cases), lambda: cases_flush.run(cfg, flush_cases)))
     for number, module in (
-        (3, cases_add), (4, cases_codec), (5, cases_close), (6, cases_scale), (7, cases_mission), (8, cases_postgres)
+        (3, cases_add),
+        (4, cases_codec),
+        (5, cases_close),
+        (6, cases_scale),
+        (7, cases_mission),
+        (8, cases_postgres),
+        (9, cases_lnd),
     ):
         if number in cases:
             plan.append((module.steps(cfg), functools.partial(module.run, cfg)))
@@ -130,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     tmpdir = Path(tempfile.mkdtemp(prefix="mcstore-bench-"))
     figures: list[Figure] = []
     plot_points: dict[str, Any] = {}
+    cfg = Config(quick=args.quick, repeat=repeat, tmpdir=tmpdir)
     try:
         progress = Progress(
             TextColumn("{task.description:<34}"),
@@ -140,7 +168,6 @@ def main(argv: list[str] | None = None) -> int:
             transient=False,
             disable=args.quick,
         )
-        cfg = Config(quick=args.quick, repeat=repeat, tmpdir=tmpdir)
         plan = _plan(cfg, cases)
         with progress:
             task = progress.add_task("starting", total=sum(n for n, _ in plan))
@@ -166,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     figures.sort(key=lambda f: f.case)
     meta["wall_time_s"] = time.perf_counter() - started
     meta["plot"] = plot_points
+    meta["skipped"] = cfg.skipped
     report.print_table(console, figures, meta)
     written = report.write_outputs(args.out, name, figures, meta)
     png = args.out / ("flush_cost.png" if name == "latest" else f"flush_cost_{name}.png")

@@ -231,16 +231,19 @@ async def _run(cfg: Config, server: str) -> list[Figure]:
 
 
 def run(cfg: Config) -> list[Figure]:
-    """Case 8 on a throwaway server (or ``MCSTORE_PG_DSN``); no figures, and a note, without one."""
+    """Case 8 on a throwaway server (or ``MCSTORE_PG_DSN``); no figures, and a note in ``cfg.skipped``,
+    without one."""
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        print(f"case {CASE} (PostgreSQL) skipped: {mcstore.backends.postgres.PSYCOPG_MISSING}")
+        cfg.skipped.append(f"case {CASE} (PostgreSQL) skipped: {mcstore.backends.postgres.PSYCOPG_MISSING}")
         return []
     try:
         with pgserver.pg_server() as server:
             cfg.advance(f"case {CASE}: PostgreSQL server up")
             return trio.run(_run, cfg, server.dsn)
     except pgserver.ServerUnavailable as exc:
-        print(f"case {CASE} (PostgreSQL) skipped: no server ({exc}); set {pgserver.DSN_ENV} or install postgresql")
+        cfg.skipped.append(
+            f"case {CASE} (PostgreSQL) skipped: no server ({exc}); set {pgserver.DSN_ENV} or install postgresql"
+        )
         return []

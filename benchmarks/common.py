@@ -35,8 +35,10 @@ __all__ = [
     "CountingBackend",
     "Figure",
     "RawDB",
+    "ResultSpec",
     "Stats",
     "ThreadFloor",
+    "add_as_users",
     "alternate",
     "check",
     "collect_garbage",
@@ -45,6 +47,7 @@ __all__ = [
     "encode_rows",
     "io_counters",
     "lnd_bench_results",
+    "lnd_bench_specs",
     "machine",
     "make_results",
     "now_ns",
@@ -173,6 +176,8 @@ class Config:
     tmpdir: Path
     advance: Callable[[str], None] = lambda label: None
     """Called after each unit of work; drives the progress bar."""
+    skipped: list[str] = field(default_factory=list)
+    """Why a section was skipped (an optional server or toolchain missing), for the report."""
 
     def scaled(self, full: int, quick: int) -> int:
         """A count for this run: ``full`` or ``quick``, scaled by ``repeat`` against its default."""
@@ -346,19 +351,58 @@ def make_results(start: int, count: int, hops: int = 3) -> list[PaymentResult]:
     return build_results(result_specs(start, count, hops))
 
 
-def lnd_bench_results(start: int, count: int) -> list[PaymentResult]:
-    """The results of lnd's ``BenchmarkMissionControlStoreFlushing``: one route, ids counting up.
+def add_as_users(add: Callable[[PaymentResult], object], specs: Iterable[ResultSpec]) -> None:
+    """Build each result of ``specs`` as users write it and pass it to ``add`` at once.
+
+    "As users write it" is the README's way: keyword arguments, and the hops in a list. This
+    is the building that issue 21 counts on the store's side of its rows against the Go
+    baseline (:mod:`benchmarks.cases_lnd`), where Go builds its structs from the same values.
+    """
+    for i, fwd, reply, source, total, hops, failure in specs:
+        if failure is None:
+            fail = None
+        elif failure:
+            fail = PaymentFailure(source_index=failure[0], message=failure[1])
+        else:
+            fail = PaymentFailure()
+        add(
+            PaymentResult(
+                id=i,
+                time_fwd_ns=fwd,
+                time_reply_ns=reply,
+                route=Route(
+                    source_pubkey=source,
+                    total_amount_msat=total,
+                    hops=[Hop(channel_id=c, pubkey=pk, amount_to_forward_msat=amt) for c, pk, amt in hops],
+                ),
+                failure=fail,
+            )
+        )
+
+
+def lnd_bench_specs(start: int, count: int) -> list[ResultSpec]:
+    """The fields of lnd's ``BenchmarkMissionControlStoreFlushing`` results: one route, ids counting up.
 
     lnd uses a one-hop route, one reply time for every result (``testTime``, forwarded a
     minute earlier), and an ``incorrect_or_unknown_payment_details(100, 1000)`` failure from
     hop 1; only the id changes, so each new result's key is the greatest so far.
     """
-    route = Route(_OUR_KEY, 5, (Hop(4, _NODE_KEYS[2], 7),))
     payload = (100).to_bytes(8, "big") + (1000).to_bytes(4, "big")
-    failure = PaymentFailure.from_code(1, INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS, payload)
+    failure = (1, INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS.to_bytes(2, "big") + payload)
+    hops = ((4, _NODE_KEYS[2], 7),)
+    return [(i, T0_NS - 60_000_000_000, T0_NS, _OUR_KEY, 5, hops, failure) for i in range(start, start + count)]
+
+
+def lnd_bench_results(start: int, count: int) -> list[PaymentResult]:
+    """The results of :func:`lnd_bench_specs`, sharing one route and one failure, as lnd's do."""
+    specs = lnd_bench_specs(start, count)
+    if not specs:
+        return []
+    _, fwd, reply, source, total, hops, failure = specs[0]
+    route = Route(source, total, tuple(Hop(*hop) for hop in hops))
+    fail = None if failure is None else PaymentFailure(*failure)
     return [
-        PaymentResult(id=i, time_fwd_ns=T0_NS - 60_000_000_000, time_reply_ns=T0_NS, route=route, failure=failure)
-        for i in range(start, start + count)
+        PaymentResult(id=spec[0], time_fwd_ns=fwd, time_reply_ns=reply, route=route, failure=fail) for spec in specs
     ]
 
 

@@ -125,6 +125,8 @@ def print_table(console: Console, figures: list[Figure], meta: dict[str, Any]) -
         console.print("Notes:")
         for line in notes:
             console.print(line, highlight=False, markup=False)
+    for line in meta.get("skipped", []):
+        console.print(line, highlight=False, markup=False)
 
 
 # -- files -----------------------------------------------------------------------------------
@@ -157,6 +159,9 @@ def markdown(figures: list[Figure], meta: dict[str, Any]) -> str:
     notes = [f"- [{f.case}] {f.label}: {f.note}" for f in figures if f.note]
     if notes:
         lines += ["", "Notes:", "", *notes]
+    skipped = [f"- {line}" for line in meta.get("skipped", [])]
+    if skipped:
+        lines += ["", "Skipped:", "", *skipped]
     return "\n".join(lines) + "\n"
 
 
