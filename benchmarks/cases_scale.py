@@ -27,7 +27,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -59,6 +59,8 @@ BIG: Final = 1_000_000
 FETCH_RATIO_TARGET: Final = 4.0
 FETCH_TARGET_SIZE: Final = 100_000
 ITER_RSS_TARGET: Final = 64 * 1024 * 1024
+ITER_RATIO_TARGET: Final = 2.5
+"""Issue 21: ``iter_results`` over 1M (the full run's largest store) <= 2.5x a raw cursor."""
 ITER_SAMPLE_EVERY: Final = 1000
 
 
@@ -101,12 +103,18 @@ def build(path: str, size: int) -> None:
                 yield NAMESPACE, reply + result_id.to_bytes(8, "big") + source, value
             next_id += per_value
 
+    fill(path, rows(), size)
+
+
+def fill(path: str, rows: Iterable[tuple[str, bytes, bytes]], size: int) -> None:
+    """Insert ``size`` encoded ``rows`` into the empty store file at ``path``, fast (no fsync),
+    with the namespace's kept count, and checkpoint the WAL."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = OFF")  # setup, not a measurement
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO mc_results(namespace, key, value) VALUES (?, ?, ?)", rows())
+        conn.executemany("INSERT INTO mc_results(namespace, key, value) VALUES (?, ?, ?)", rows)
         # The store keeps each namespace's row count here, and trusts it at open.
         conn.execute(
             "INSERT INTO mc_namespaces(namespace, stored) VALUES (?, ?) "
@@ -371,18 +379,19 @@ def _run_iter(cfg: Config, path: str, size: int, label: str) -> list[Figure]:
         note="peak over the RSS after open, sampled every 1,000 results",
     )
     rss_fig.passed = growth.median <= ITER_RSS_TARGET
-    return [
-        Figure(
-            case=6,
-            label=f"iter_results, {label}",
-            kind="time",
-            value=stats(store_runs, "iter_s"),
-            baseline_label="raw: iterate a cursor, no decode",
-            baseline=stats(raw_runs, "iter_s"),
-            note="batch_size 1000",
-        ),
-        rss_fig,
-    ]
+    iter_fig = Figure(
+        case=6,
+        label=f"iter_results, {label}",
+        kind="time",
+        value=stats(store_runs, "iter_s"),
+        baseline_label="raw: iterate a cursor, no decode",
+        baseline=stats(raw_runs, "iter_s"),
+        note="batch_size 1000, the cyclic GC on (each probe a fresh process)",
+    )
+    if size >= BIG:
+        iter_fig.target = f"<= {ITER_RATIO_TARGET:g}x raw"
+        iter_fig.passed = iter_fig.ratio is not None and iter_fig.ratio <= ITER_RATIO_TARGET
+    return [iter_fig, rss_fig]
 
 
 def _main(argv: list[str]) -> None:

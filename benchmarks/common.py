@@ -11,11 +11,12 @@ import hashlib
 import math
 import os
 import platform
+import random
 import resource
 import sqlite3
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -320,6 +321,30 @@ def result_spec(i: int, hops: int = 3) -> ResultSpec:
 def result_specs(start: int, count: int, hops: int = 3) -> list[ResultSpec]:
     """The fields of results ``start .. start+count-1`` (see :func:`result_spec`)."""
     return [result_spec(i, hops) for i in range(start, start + count)]
+
+
+def varied_result_specs(count: int, nodes: int = 2000, seed: int = 21) -> Iterator[ResultSpec]:
+    """The fields of ``count`` results over varied routes: ids and reply times (1 ms apart)
+    counting up, routes of 1 to 5 distinct hops through a pool of ``nodes`` node keys, channels
+    and amounts drawn at random (a fixed ``seed``), failures mixed as :func:`result_spec` mixes
+    them. Mission control replaying these learns about many pairs, as from a node's real
+    history, instead of a few routes repeated.
+    """
+    rng = random.Random(seed)
+    pool = [bytes([2 + (i & 1)]) + hashlib.sha256(b"mcstore-bench-varied-%d" % i).digest() for i in range(nodes)]
+    for i in range(count):
+        hops = rng.randint(1, 5)
+        total = 1_000_000 + rng.randrange(1_000_000_000)
+        route_hops = tuple(
+            (
+                (rng.randrange(600_000, 900_000) << 40) | (rng.randrange(4000) << 16) | rng.randrange(4),
+                pool[node],
+                total - 1000 * (h + 1),
+            )
+            for h, node in enumerate(rng.sample(range(nodes), hops))
+        )
+        reply = T0_NS + i * 1_000_000
+        yield i, reply - 2_500_000_000, reply, _OUR_KEY, total, route_hops, _failure_spec(i, hops)
 
 
 def build_results(specs: Iterable[ResultSpec]) -> list[PaymentResult]:

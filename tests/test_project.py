@@ -148,3 +148,64 @@ def test_flush_phases_diagnostic_orders_its_timestamps(tmp_path: Path) -> None:
     assert medians["store"]["adds"] > 0 and medians["floor"]["adds"] == 0
     assert medians["raw"]["total"] > 0
     assert "| in thread |" in phases.table(2, medians)
+
+
+def test_benchmark_builders_agree_and_routes_vary() -> None:
+    from benchmarks.common import (
+        add_as_users,
+        build_results,
+        lnd_bench_results,
+        lnd_bench_specs,
+        result_specs,
+        varied_result_specs,
+    )
+
+    # Built as users write them (keywords, hop lists) or positionally: the same results.
+    specs = result_specs(0, 8) + lnd_bench_specs(8, 2)
+    built: list[Any] = []
+    add_as_users(built.append, specs)
+    assert built == build_results(specs)
+    assert lnd_bench_results(8, 2) == build_results(lnd_bench_specs(8, 2))
+    assert {type(r.failure).__name__ for r in built} == {"NoneType", "PaymentFailure"}
+
+    varied = list(varied_result_specs(200))
+    assert varied == list(varied_result_specs(200))  # a fixed seed
+    assert [spec[0] for spec in varied] == list(range(200))
+    assert all(1 <= len(spec[5]) <= 5 and len({hop[1] for hop in spec[5]}) == len(spec[5]) for spec in varied)
+    assert len({hop[1] for spec in varied for hop in spec[5]}) > 300  # many nodes, not a few routes
+    build_results(varied)  # valid values
+
+
+def test_benchmark_flush_rows_judged_against_the_floor_are_not_tied_to_it() -> None:
+    from benchmarks.cases_flush import _floor_figure
+    from benchmarks.common import Figure, Stats
+
+    def stats(x: float) -> Stats:
+        return Stats.of([x] * 3)
+
+    store = Figure(1, "flush, N=1", "time", stats(3.0), "raw", stats(2.0))
+    free = _floor_figure(1, "flush floor, N=1", stats(2.5), store, None)
+    assert free.extra == {} and "reach" not in free.note and "1.20x this floor" in free.note
+    store.target = "<= 1.3x raw"
+    tied = _floor_figure(1, "flush floor, N=1", stats(2.5), store, 1.3)
+    assert tied.extra == {"floor_of": "flush, N=1"} and "<= 1.3x raw is within reach" in tied.note
+
+
+def test_benchmark_estimator_queries_split_by_whether_the_pair_decides() -> None:
+    from benchmarks.cases_mission import _decides, _history
+    from mcstore.mission import AprioriEstimator, BimodalEstimator
+
+    now = 1_700_000_000 * 10**9
+    results = _history(30, now)
+    success_only = next(peer for peer, r in results.items() if r[0] is None)
+    untried = b"\x04" + bytes(32)
+    apriori, bimodal = AprioriEstimator(), BimodalEstimator()
+    # A success at least as large decides apriori; nothing decides an untried pair.
+    assert _decides(apriori, (now, results, success_only, 1000, 1_000_000))
+    assert not _decides(apriori, (now, results, untried, 1000, 1_000_000))
+    assert not _decides(bimodal, (now, results, untried, 1000, 1_000_000))
+    # Bimodal: a result within decay_time decides, an older one does not.
+    fresh = {**results, untried: results[success_only]._replace(success_time_ns=now - 3_600 * 10**9)}
+    stale = {**results, untried: results[success_only]._replace(success_time_ns=now - 8 * 86_400 * 10**9)}
+    assert _decides(bimodal, (now, fresh, untried, 1000, 1_000_000))
+    assert not _decides(bimodal, (now, stale, untried, 1000, 1_000_000))
