@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import shutil
 import sys
 import tempfile
@@ -109,12 +110,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _plan(cfg: Config, cases: set[int]) -> list[tuple[int, Callable[[], Any]]]:
-    """The work to do, in order, with the number of progress steps each part takes."""
-    plan: list[tuple[int, Callable[[], Any]]] = []
+def _plan(cfg: Config, cases: set[int]) -> list[tuple[str, int, Callable[[], Any]]]:
+    """The work to do, in order: each part's cases, the number of progress steps it takes, and itself."""
+    plan: list[tuple[str, int, Callable[[], Any]]] = []
     flush_cases = cases & {1, 2}
     if flush_cases:
-        plan.append((cases_flush.steps(cfg, flush_cases), lambda: cases_flush.run(cfg, flush_cases)))
+        label = "+".join(str(c) for c in sorted(flush_cases))
+        plan.append((label, cases_flush.steps(cfg, flush_cases), lambda: cases_flush.run(cfg, flush_cases)))
     for number, module in (
         (3, cases_add),
         (4, cases_codec),
@@ -125,8 +127,16 @@ def _plan(cfg: Config, cases: set[int]) -> list[tuple[int, Callable[[], Any]]]:
         (9, cases_lnd),
     ):
         if number in cases:
-            plan.append((module.steps(cfg), functools.partial(module.run, cfg)))
+            plan.append((str(number), module.steps(cfg), functools.partial(module.run, cfg)))
     return plan
+
+
+def _loadavg() -> float | None:
+    """The 1-minute load average now (None where the system has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[Figure] = []
     plot_points: dict[str, Any] = {}
     cfg = Config(quick=args.quick, repeat=repeat, tmpdir=tmpdir)
+    meta["loadavg_by_case"] = {}
     try:
         progress = Progress(
             TextColumn("{task.description:<34}"),
@@ -170,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         plan = _plan(cfg, cases)
         with progress:
-            task = progress.add_task("starting", total=sum(n for n, _ in plan))
+            task = progress.add_task("starting", total=sum(n for _, n, _ in plan))
 
             def advance(label: str) -> None:
                 progress.update(task, advance=1, description=label)
@@ -178,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
                     console.print(f"  {label}  ({time.perf_counter() - started:.1f} s)", highlight=False)
 
             cfg.advance = advance
-            for _, part in plan:
+            for label, _, part in plan:
+                # The machine is shared: the load each part started under goes with its figures.
+                meta["loadavg_by_case"][label] = _loadavg()
                 result = part()
                 if isinstance(result, tuple):
                     part_figures, plot_points = result

@@ -94,10 +94,13 @@ def machine_line(meta: dict[str, Any]) -> str:
 
 
 def run_line(meta: dict[str, Any]) -> str:
+    loads = meta.get("loadavg_by_case") or {}
+    by_case = ", ".join(f"{case} {'-' if load is None else load}" for case, load in loads.items())
     return (
         f"`{meta['command']}`: {meta['mode']} run, repeat {meta['repeat']}, "
         f"wall time {meta['wall_time_s']:.0f} s; medians, spread = interquartile range over the "
         "repetitions; ratio = mcstore / baseline"
+        + (f"; 1-min load average as each case started: {by_case}" if by_case else "")
     )
 
 

@@ -42,7 +42,11 @@ def test_go_baseline_is_skipped_with_a_note_where_go_or_bbolt_is_missing(
     assert data["figures"] == []
     (note,) = data["skipped"]
     assert note.startswith("case 9 (lnd-like Go/bbolt baseline) skipped: Go is not installed")
-    assert f"- {note}" in (out / "quick.md").read_text()
+    markdown = (out / "quick.md").read_text()
+    assert f"- {note}" in markdown
+    # The load each case started under is reported with the figures (a shared machine).
+    assert list(data["loadavg_by_case"]) == ["9"]
+    assert "1-min load average as each case started: 9 " in markdown
 
     # `go` present, bbolt's source nowhere.
     go = empty / "go"
