@@ -8,6 +8,6 @@ machine the ratio means more than the absolute time.
 Modules: :mod:`benchmarks.common` (timing, statistics, the machine, synthetic results, raw
 SQLite), one ``cases_*`` module per group of cases, :mod:`benchmarks.gobaseline` (the
 lnd-like Go/bbolt store of case 9, built from ``benchmarks/go/lndstore``), and
-:mod:`benchmarks.report` (table, JSON, markdown and plot). Targets are reported (PASS/MISS), never asserted: a run fails only
-on a crash or a wrong result.
+:mod:`benchmarks.report` (table, JSON, markdown and plot). Targets are reported (PASS/MISS),
+never asserted: a run fails only on a crash or a wrong result.
 """
