@@ -117,27 +117,56 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server() -> PostgresServer:
-    """Start a throwaway server (see the module docstring); raise :class:`ServerUnavailable`."""
+def _server_bindir() -> str:
+    """The server binaries' directory; raise :class:`ServerUnavailable` if they (or ``runuser``, as
+    root) are missing."""
     bindir = find_bindir()
     if bindir is None:
         raise ServerUnavailable("PostgreSQL server binaries not found (install Debian's postgresql package)")
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         raise ServerUnavailable("running as root, and runuser (to run the server as 'postgres') is missing")
-    directory = tempfile.mkdtemp(prefix="mcpg.", dir="/tmp")
+    return bindir
+
+
+def _new_directory(prefix: str) -> str:
+    """A new directory under ``/tmp`` (short: socket paths max ~107 bytes), the server user's."""
+    directory = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres", "postgres")
+    return directory
+
+
+def _initdb(bindir: str, directory: str) -> None:
+    _run(_as_server_user([os.path.join(bindir, "initdb"), "-D", os.path.join(directory, "data"), "-U", _USER,
+                          "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "-N"]), "initdb")
+
+
+def _start(bindir: str, directory: str, port: int) -> None:
+    """``pg_ctl start`` on loopback ``port``, the socket in ``directory``."""
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {directory} -c max_connections=100"
+    _pg_ctl(bindir, directory, "start", "-o", options)
+
+
+def _createdb(bindir: str, directory: str, port: int) -> None:
+    _run([os.path.join(bindir, "createdb"), "-h", directory, "-p", str(port), "-U", _USER, _DATABASE], "createdb")
+
+
+def _dsn(port: int) -> str:
+    """The test database on the loopback ``port``."""
+    return f"postgresql://{_USER}@127.0.0.1:{port}/{_DATABASE}"
+
+
+def start_server() -> PostgresServer:
+    """Start a throwaway server (see the module docstring); raise :class:`ServerUnavailable`."""
+    bindir = _server_bindir()
+    directory = _new_directory("mcpg.")
     try:
-        if os.geteuid() == 0:
-            shutil.chown(directory, "postgres", "postgres")
         port = _free_port()
-        _run(_as_server_user([os.path.join(bindir, "initdb"), "-D", os.path.join(directory, "data"), "-U", _USER,
-                              "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "-N"]), "initdb")
-        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {directory} -c max_connections=100"
-        _pg_ctl(bindir, directory, "start", "-o", options)
-        server = PostgresServer(f"postgresql://{_USER}@127.0.0.1:{port}/{_DATABASE}", bindir=bindir,
-                                directory=directory)
+        _initdb(bindir, directory)
+        _start(bindir, directory, port)
+        server = PostgresServer(_dsn(port), bindir=bindir, directory=directory)
         try:
-            _run([os.path.join(bindir, "createdb"), "-h", directory, "-p", str(port), "-U", _USER, _DATABASE],
-                 "createdb")
+            _createdb(bindir, directory, port)
         except BaseException:
             server.stop()
             raise
