@@ -7,7 +7,7 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
+from typing import Final, NoReturn
 
 import pytest
 import trio
@@ -15,9 +15,10 @@ import trio.testing
 from hypothesis import HealthCheck, settings
 from shutdown_checks import StorePlace
 
-from mcstore import pgserver
+from mcstore import pgfailover, pgserver
 from mcstore.backends import Backend, MemoryBackend, MemoryDatabase, PostgresBackend, SQLiteBackend
 from mcstore.backends._lock import lock_path_for
+from mcstore.pgfailover import ReplicatedPair
 from mcstore.pgserver import PostgresServer
 
 # "ci" is bounded so the suite stays within minutes on 2 cores; "thorough" runs 20x more
@@ -125,9 +126,26 @@ def pg_server() -> Iterator[PostgresServer]:
         with pgserver.pg_server() as server:
             yield server
     except pgserver.ServerUnavailable as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true and no PostgreSQL server: {exc}", pytrace=False)
-        pytest.skip(f"no PostgreSQL server ({exc}); set {pgserver.DSN_ENV} or install postgresql")
+        _no_server(exc, f"set {pgserver.DSN_ENV} or install postgresql")
+
+
+def _no_server(exc: pgserver.ServerUnavailable, advice: str) -> NoReturn:
+    """Skip a PostgreSQL test that has no server, saying why; fail it under ``CI=true``."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and no PostgreSQL server: {exc}", pytrace=False)
+    pytest.skip(f"no PostgreSQL server ({exc}); {advice}")
+
+
+@pytest.fixture(scope="module")
+def pg_pair() -> Iterator[ReplicatedPair]:
+    """A primary and a synchronous standby (:mod:`mcstore.pgfailover`), for a module's failover
+    tests. Always started here (``MCSTORE_PG_DSN`` does not apply); skipped or failed as
+    :func:`pg_server` without the server's binaries."""
+    try:
+        with pgfailover.replicated_pair() as pair:
+            yield pair
+    except pgserver.ServerUnavailable as exc:
+        _no_server(exc, "the failover tests need Debian's postgresql package (initdb, pg_basebackup)")
 
 
 @pytest.fixture

@@ -53,9 +53,12 @@ class Writer:
         self._buffer = b""
 
     @classmethod
-    async def start(cls, path: str, first: int, max_records: int, namespace: str = "default") -> Writer:
+    async def start(
+        cls, path: str, first: int, max_records: int, namespace: str = "default", *, keep_going: bool = False
+    ) -> Writer:
+        """Start a writer (``keep_going``: it retries a failed flush instead of ending)."""
         process = await trio.lowlevel.open_process(
-            [sys.executable, WRITER, path, str(first), str(max_records), namespace],
+            [sys.executable, WRITER, path, str(first), str(max_records), namespace, *(["--keep-going"] * keep_going)],
             stdout=subprocess.PIPE,
             env=child_env(),
         )

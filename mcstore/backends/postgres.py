@@ -49,6 +49,18 @@ server runs with ``fsync = off``. TCP keepalives (client and server side: idle 3
 probes 10 s apart, and ``tcp_user_timeout`` 60 s) free the lock of a vanished host in about a
 minute instead of the OS default of two hours.
 
+Replication and failover (:mod:`~mcstore.backends._pgha`; README, "High availability on
+PostgreSQL"): opening logs a WARNING when acknowledged results can be lost on failover (the
+server has standbys but ``synchronous_standby_names`` is empty, or the session's
+``synchronous_commit`` does not wait for them) or when every commit would wait (standbys named,
+none connected). A COMMIT that returns with a WARNING (a cancelled wait for synchronous
+replication: committed here, maybe not on the standby) is not acknowledged: the call raises and
+the results stay pending; storing them again deduplicates them. While a call runs, a watch on a
+second connection logs an ERROR naming ``synchronous_standby_names`` once its commit has waited
+for synchronous replication longer than ``sync_wait_alarm``. With a multi-host URL and
+``target_session_attrs=read-write``, a reconnect after a failover reaches the new primary and
+takes the namespace lock there (advisory locks are not replicated).
+
 Threads and cancellation: every call runs in the backend's own persistent worker thread
 (:class:`~mcstore.backends._thread.WorkerThread`, the SQLite backend's model), one at a time, on
 a synchronous psycopg connection (psycopg's async API is asyncio-only). Cancelling a call sets a
@@ -66,6 +78,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -88,6 +101,7 @@ from ._pgconn import (
     parse_dsn,
 )
 from ._pgconn import require_psycopg as _require_psycopg
+from ._pgha import DEFAULT_SYNC_WAIT_ALARM, CommitWarnings, SyncWaitWatch, replication_state
 from ._snapshot import OpenSnapshots
 from .base import CANCEL_CHECK_ROWS, FetchOutcome, FlushOutcome, decode_stored_rows
 from .location import POSTGRES_SCHEMES, is_postgres_url, redact_location
@@ -177,6 +191,8 @@ class PostgresBackend:
     A ``dsn`` that does not parse raises :class:`~mcstore.backends.InvalidLocation` (a
     ``ValueError``) at once. No message, log line or ``repr`` of the backend shows a password
     (:func:`~mcstore.backends.redact_location`); errors of the driver are scrubbed of it.
+    ``sync_wait_alarm``: seconds a commit may wait for synchronous replication before an ERROR
+    is logged (see the module docstring).
     """
 
     def __init__(
@@ -185,12 +201,16 @@ class PostgresBackend:
         *,
         connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        sync_wait_alarm: float = DEFAULT_SYNC_WAIT_ALARM,
     ) -> None:
         if not isinstance(dsn, str) or not dsn:
             raise TypeError(f"dsn must be a non-empty str, got {redact_location(dsn)!r}")
         if not isinstance(connect_timeout, int) or isinstance(connect_timeout, bool) or connect_timeout < 2:
             raise ValueError(f"connect_timeout must be an int >= 2 (seconds), got {connect_timeout!r}")
         self.lock_timeout: Final = check_lock_timeout(lock_timeout)
+        alarm_ok = isinstance(sync_wait_alarm, (int, float)) and not isinstance(sync_wait_alarm, bool)
+        if not alarm_ok or not 0 < sync_wait_alarm < math.inf:
+            raise ValueError(f"sync_wait_alarm must be a number of seconds > 0, got {sync_wait_alarm!r}")
         _require_psycopg()
         parse_dsn(dsn)
         self.dsn: Final = dsn
@@ -209,6 +229,9 @@ class PostgresBackend:
         self._closed = False
         self.reconnects = 0
         """Connections made after the first one (each one re-took the namespace lock)."""
+        self._pid: int | None = None  # the server pid of the store's session, for the watch
+        self._sync_watch = SyncWaitWatch(dsn, self.where, connect_timeout, lambda: self._pid, alarm=sync_wait_alarm)
+        self._commit_warnings = CommitWarnings()
 
     def __repr__(self) -> str:
         return f"<PostgresBackend {self.where!r} namespace={self.namespace!r}>"
@@ -230,6 +253,7 @@ class PostgresBackend:
     @_conn.setter
     def _conn(self, conn: Connection[Any] | None) -> None:
         self._session.conn = conn
+        self._pid = None if conn is None else conn.info.backend_pid
 
     def _raise_if_cancelled(self) -> None:
         self._session.raise_if_cancelled()
@@ -241,7 +265,9 @@ class PostgresBackend:
     # -- connections -------------------------------------------------------------------------
 
     def _connect(self) -> Connection[Any]:
-        return connect(self.dsn, self.connect_timeout, self.lock_timeout)
+        conn = connect(self.dsn, self.connect_timeout, self.lock_timeout)
+        conn.add_notice_handler(self._commit_warnings.notice)
+        return conn
 
     def _try_lock(self, conn: Connection[Any]) -> bool:
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._lock_key,)).fetchone()
@@ -329,9 +355,12 @@ class PostgresBackend:
                         value = work(conn)
                         # Cancelled between statements, where no cancel request reaches: do not commit.
                         self._raise_if_cancelled()
+                        self._commit_warnings.clear()  # what the COMMIT says comes next
                 except BaseException:
                     self._stored = stored_before
                     raise
+                # Committed here; a cancelled wait for a synchronous standby is not acknowledged.
+                self._commit_warnings.check(self.where, "transaction")
                 return value
             except psycopg.OperationalError as exc:
                 if attempt == 2 or not conn.closed or self._session.cancel_requested:
@@ -356,6 +385,7 @@ class PostgresBackend:
         self._opened = True
         self.namespace = namespace
         try:
+            self._sync_watch.start()
             return await self._call(lambda: self._open_sync(max_records), "open")
         except BaseException:
             self._closed = True
@@ -364,6 +394,7 @@ class PostgresBackend:
                     await self._run(self._close_sync)
                 finally:
                     await self._session.aclose()
+                    await self._sync_watch.aclose()
             raise
 
     def _open_sync(self, max_records: int) -> int:
@@ -380,6 +411,9 @@ class PostgresBackend:
                 "PostgreSQL server %s runs with fsync=%s: a crash of the server can lose acknowledged "
                 "mission control results", self.where, fsync,
             )
+        replication = replication_state(conn).warning
+        if replication is not None:
+            logger.warning("PostgreSQL server %s: %s", self.where, replication)
         self._lock_key = namespace_lock_key(self.schema, self.namespace)
         if not self._try_lock(conn):
             raise StoreLocked(
@@ -543,6 +577,7 @@ class PostgresBackend:
 
     async def _call(self, work: Callable[[], T], what: str) -> T:
         """Run ``work`` in the worker thread; report driver failures as StoreError."""
+        self._sync_watch.call_started(what)
         try:
             return await self._run(work)
         except (DriverError, Interrupted) as exc:
@@ -552,6 +587,8 @@ class PostgresBackend:
                     f"for a lock that another session holds ({exc})"
                 ) from exc
             raise StoreError(f"PostgreSQL {what} failed on {self.where}: {exc}") from exc
+        finally:
+            self._sync_watch.call_ended()
 
     async def aclose(self) -> None:
         """Unlock the namespace and close the connection. Harmless if called twice.
@@ -567,6 +604,7 @@ class PostgresBackend:
                 await self._run(self._close_sync)
             finally:
                 await self._session.aclose()
+                await self._sync_watch.aclose()
 
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None

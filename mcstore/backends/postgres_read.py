@@ -35,6 +35,7 @@ from ._pgconn import (
     parse_dsn,
     require_psycopg,
 )
+from ._pgha import ReplicationState, replication_state
 from ._snapshot import KeysetSnapshot, OpenSnapshots
 from .base import Row
 from .location import redact_location
@@ -200,6 +201,8 @@ class PostgresReader(_ReadConnection):
         super().__init__(dsn, "reader", connect_timeout, lock_timeout)
         self.location: str = self.where
         self.schema_version: int = 0
+        self.replication: ReplicationState | None = None
+        """How the server replicates, read at open (its ``describe()`` is ``mcstore stats``'s line)."""
         self._snapshots: OpenSnapshots[PostgresSnapshot] = OpenSnapshots()
 
     @classmethod
@@ -229,6 +232,7 @@ class PostgresReader(_ReadConnection):
                     reader.location, f"schema version {version} is newer than {newest_schema}, which this mcstore reads"
                 )
             reader.schema_version = version
+            reader.replication = replication_state(conn)
 
         try:
             await reader._call(work)

@@ -47,7 +47,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..backends import Snapshot, classify_location, open_reader, redact_location
+from ..backends import PostgresReader, Snapshot, classify_location, open_reader, redact_location
 from ..backends._lock import is_lock_path
 from ..backends.sqlite import SCHEMA_VERSION
 from ..errors import DecodeError
@@ -557,9 +557,11 @@ def _stats_tables(s: NamespaceStats, top: int) -> list[Table]:
 
 async def _gather_stats(
     db: str, namespace: str | None, show_progress: bool | None
-) -> tuple[int, list[NamespaceStats]]:
-    """The schema version and the stats of ``namespace`` (or of every namespace) of ``db``."""
+) -> tuple[int, list[NamespaceStats], str | None]:
+    """The schema version and the stats of ``namespace`` (or of every namespace) of ``db``, and
+    for a PostgreSQL server the line on its replication."""
     async with contextlib.aclosing(await open_reader(db)) as reader:
+        replication = reader.replication if isinstance(reader, PostgresReader) else None
         names = list(await reader.namespaces())
         if namespace is not None:
             if namespace not in names:
@@ -573,7 +575,7 @@ async def _gather_stats(
                     all_stats.append(
                         await namespace_stats(snapshot, name, _bad_row_reporter(db, name), on_rows=bar.advance)
                     )
-        return reader.schema_version, all_stats
+        return reader.schema_version, all_stats, None if replication is None else replication.describe()
 
 
 @cli.command(context_settings=_CONTEXT)
@@ -587,16 +589,19 @@ def stats(db: str, namespace: str | None, top: int, progress: bool | None) -> No
     """Summarise the database DB, read-only.
 
     Per namespace: the record count, the oldest and newest reply time, the success/failure
-    split and the most common failure codes; and the schema version. Rows that fail to
-    decode are reported on stderr and skipped, never deleted. Each namespace is read from
+    split and the most common failure codes; the schema version; and for a PostgreSQL URL,
+    whether acknowledged results survive a failover to a standby (a WARNING if they can be
+    lost). Rows that fail to decode are reported on stderr and skipped, never deleted. Each namespace is read from
     one consistent snapshot, streamed: memory stays flat whatever its size.
     """
     with _reported(db, namespace):
-        version, all_stats = trio.run(
+        version, all_stats, replication = trio.run(
             _gather_stats, db, namespace, progress, restrict_keyboard_interrupt_to_checkpoints=True
         )
     out = _stdout()
     out.print(f"{redact_location(db)}: mcstore schema version {version} (this mcstore writes {SCHEMA_VERSION})")
+    if replication is not None:
+        out.print(f"Replication: {replication}", markup=False)
     if not all_stats:
         out.print("No namespaces: the database is empty.")
         return
