@@ -204,7 +204,10 @@ class MissionControlStore:
 
         Empty while the store is open, and after a healthy close. After a close whose final
         flush failed or ran out of ``shutdown_timeout``, it holds every accepted result that
-        is not in the database, so that the caller can retry them elsewhere.
+        is not in the database, so that the caller can retry them elsewhere. It also holds a
+        batch whose commit was not confirmed (the connection dropped during COMMIT, or on
+        PostgreSQL a wait for a synchronous standby was cancelled): such results may be in the
+        database already; storing them there again keeps each once.
         """
         return self._unpersisted
 
