@@ -11,6 +11,9 @@ with a note: benchmarks report, they do not fail for a missing optional server.
    rows (``INSERT ... ON CONFLICT DO NOTHING``) and the same prune to the 1000 greatest keys.
 2. Accepted -> durable, as case 2: add n results and ``flush()``, against raw ``executemany`` of
    the same pre-encoded rows in one transaction. Target: >= 0.7x raw.
+3. Failover (:mod:`benchmarks.cases_failover`, on a primary with a synchronous standby of its
+   own): from the primary's death to the first successful flush on the new primary, beside the
+   server's own promotion time.
 
 Both sides commit with ``synchronous_commit = on`` over loopback TCP. Store and raw blocks
 alternate within each repetition, and which goes first alternates too.
@@ -27,6 +30,7 @@ import trio
 import mcstore
 from mcstore import PaymentResult, pgserver
 
+from . import cases_failover
 from .common import (
     NAMESPACE,
     Config,
@@ -215,7 +219,7 @@ def _sizes(cfg: Config) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 def steps(cfg: Config) -> int:
     lnd, batches = _sizes(cfg)
-    return 1 + len(lnd) + len(batches)
+    return 1 + len(lnd) + len(batches) + cases_failover.steps(cfg)
 
 
 async def _run(cfg: Config, server: str) -> list[Figure]:
@@ -242,9 +246,10 @@ def run(cfg: Config) -> list[Figure]:
     try:
         with pgserver.pg_server() as server:
             cfg.advance(f"case {CASE}: PostgreSQL server up")
-            return trio.run(_run, cfg, server.dsn)
+            figures = trio.run(_run, cfg, server.dsn)
     except pgserver.ServerUnavailable as exc:
         cfg.skipped.append(
             f"case {CASE} (PostgreSQL) skipped: no server ({exc}); set {pgserver.DSN_ENV} or install postgresql"
         )
-        return []
+        figures = []
+    return figures + cases_failover.run(cfg)
