@@ -188,7 +188,9 @@ class SyncWaitWatch:
 
     Its own thread, started by :meth:`start` and ended by :meth:`aclose` (so it lives inside the
     backend's open-to-close span). Per call, :meth:`call_started` and :meth:`call_ended` only
-    note the time under a lock: a call shorter than ``alarm`` costs nothing else. The second
+    note the time under a lock (and wake the thread only if it waits for a call at all), so a
+    call shorter than ``alarm`` costs nothing else: the thread wakes about once per ``alarm``
+    while calls come and go, and not at all while none runs. The second
     connection (:data:`WATCH_APPLICATION_NAME`, the same role, so it may read the session's
     ``wait_event``) is made the first time a call outlasts ``alarm``, and kept until
     :meth:`aclose` or until it breaks. ``pid`` gives the watched session's server pid (``None``
@@ -212,6 +214,7 @@ class SyncWaitWatch:
         self._what = ""
         self._serial = 0  # counts calls, to tell one long call from two shorter ones
         self._stopping = False
+        self._idle = False  # the thread waits for a call to start (and only then needs a wake-up)
         self._thread: threading.Thread | None = None
         self._stopped = trio.Event()
         self._conn: Connection[Any] | None = None  # only touched by the thread
@@ -241,7 +244,8 @@ class SyncWaitWatch:
             self._serial += 1
             self._since = time.monotonic()
             self._what = what
-            self._cond.notify()
+            if self._idle:  # else it wakes at its own time, and sees this call then
+                self._cond.notify()
 
     def call_ended(self) -> None:
         """The call has ended (the thread notices at its next wake-up)."""
@@ -270,7 +274,9 @@ class SyncWaitWatch:
                 while not self._stopping:
                     since, serial = self._since, self._serial
                     if since is None:
+                        self._idle = True
                         self._cond.wait()
+                        self._idle = False
                         continue
                     due = since + self.alarm - time.monotonic()
                     if due > 0:
@@ -289,7 +295,12 @@ class SyncWaitWatch:
                     ):
                         reported_serial, reported_at = serial, now
                         self.alarms += 1
-                        self._report(self._what, seen[1], seen[2])
+                        what = self._what
+                        self._cond.release()  # never log with the lock held: call_started takes it
+                        try:
+                            self._report(what, seen[1], seen[2])
+                        finally:
+                            self._cond.acquire()
                     if self._serial == serial and not self._stopping:
                         self._cond.wait(SYNC_WAIT_POLL)
         finally:
