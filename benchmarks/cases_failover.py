@@ -52,7 +52,9 @@ async def _measure(cfg: Config, pair: pgfailover.ReplicatedPair, dsn: str) -> Fi
     rng = random.Random(19)
     to_first_flush: list[float] = []
     promotion: list[float] = []
-    phases: dict[str, list[float]] = {"kill command": [], "HA tool (synchronous_standby_names)": []}
+    phases: dict[str, list[float]] = {
+        "kill command": [], "HA tool (synchronous_standby_names)": [], "promoted -> first flush": []
+    }
     async with mcstore.open_store(dsn, max_records=0, flush_interval=0.005) as store:
         writer = pgfailover.FullSpeedWriter(store, make_result, random.Random(8))
         async with trio.open_nursery() as nursery:
@@ -67,6 +69,7 @@ async def _measure(cfg: Config, pair: pgfailover.ReplicatedPair, dsn: str) -> Fi
                 promotion.append(times.promotion_seconds)
                 phases["kill command"].append(times.promote_at - times.killed_at)
                 phases["HA tool (synchronous_standby_names)"].append(times.released_at - times.promoted_at)
+                phases["promoted -> first flush"].append(first - times.promoted_at)
                 acknowledged = writer.acknowledged
                 with_rows = await trio.to_thread.run_sync(_count_up_to, dsn, acknowledged)
                 check(with_rows == acknowledged, f"failover {n + 1}: {with_rows} of {acknowledged} acknowledged ids")
