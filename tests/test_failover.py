@@ -320,15 +320,17 @@ async def test_a_close_while_a_commit_waits_for_a_missing_standby_reports_it_and
 ) -> None:
     batch = [result_for(i) for i in range(1, 6)]
     backend = PostgresBackend(ha_dsn, sync_wait_alarm=ALARM)
-    shutdown_timeout = 1.0
+    shutdown_timeout = 2.0  # the final flush reconnects, then waits: longer than ALARM
     with trio.fail_after(BUDGET), watching_log(SYNC_WAIT_ERROR) as alarm, watching_log(NOT_CONFIRMED) as unconfirmed:
-        async with open_store(ha_dsn):
-            pass  # the tables exist before the server stops confirming commits
-        await trio.to_thread.run_sync(lambda: pg_pair.fail_over(release_sync=False))
         with pytest.raises(FlushError, match=f"{len(batch)} accepted results could not be persisted"):
-            async with open_store(backend, max_records=0, shutdown_timeout=shutdown_timeout) as store:
+            async with open_store(
+                backend, max_records=0, flush_interval=3600, shutdown_timeout=shutdown_timeout
+            ) as store:
                 for r in batch:
                     store.add_result(r)
+                # The standby is promoted and keeps synchronous_standby_names = '*': the final
+                # flush reconnects to it, commits, and waits for a standby that is not there.
+                await trio.to_thread.run_sync(lambda: pg_pair.fail_over(release_sync=False))
                 started = trio.current_time()
         elapsed = trio.current_time() - started
     assert elapsed < shutdown_timeout + 1.0  # the watch did not hold the close up

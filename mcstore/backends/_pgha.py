@@ -302,7 +302,10 @@ class SyncWaitWatch:
                         finally:
                             self._cond.acquire()
                     if self._serial == serial and not self._stopping:
-                        self._cond.wait(SYNC_WAIT_POLL)
+                        pause = SYNC_WAIT_POLL
+                        if seen is not None and seen[0] == "SyncRep" and seen[1] < self.alarm:
+                            pause = min(pause, self.alarm - seen[1])  # look again when it is due
+                        self._cond.wait(pause)
         finally:
             conn, self._conn = self._conn, None
             if conn is not None:
