@@ -203,8 +203,8 @@ async def test_a_session_that_does_not_wait_for_the_standby_is_warned_about(
     forced after the store's own setting), opening says so."""
     connect = postgres.connect
 
-    def connect_then_weaken(dsn: str, connect_timeout: int) -> psycopg.Connection[Any]:
-        conn = connect(dsn, connect_timeout)
+    def connect_then_weaken(*args: Any) -> psycopg.Connection[Any]:
+        conn = connect(*args)
         conn.execute("SET synchronous_commit = local")
         return conn
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from ..errors import StoreError
-from ._pgconn import connect
+from ._pgconn import connect, driver_text
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -328,7 +328,7 @@ class SyncWaitWatch:
                 conn = self._conn = connect(dsn, self._connect_timeout)
             row = conn.execute(_LOOK, (pid,)).fetchone()
         except psycopg.Error as exc:  # the next look reconnects
-            logger.debug("PostgreSQL watch of the store's session on %s failed: %s", self._where, exc)
+            logger.debug("PostgreSQL watch of the store's session on %s failed: %s", self._where, driver_text(exc))
             broken, self._conn = self._conn, None
             if broken is not None:
                 broken.close()
