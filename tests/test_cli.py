@@ -1121,8 +1121,11 @@ def _write_lock(db: Path) -> sqlite3.Connection:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
 @pytest.mark.parametrize("commit", [True, False], ids=["committed", "nothing imported"])
-def test_ctrl_c_during_import_says_what_was_imported(sample_db: Path, tmp_path: Path, commit: bool) -> None:
+def test_ctrl_c_during_import_says_what_was_imported(
+    sample_db: Path, tmp_path: Path, commit: bool, signum: int
+) -> None:
     fresh = [item.result for item in simulate(100, seed=42, start_ns=START_NS * 2) if not item.duplicate]
     dump = tmp_path / "new.jsonl"
     dump.write_text("".join(json.dumps(_good_record(r)) + "\n" for r in fresh))
@@ -1135,7 +1138,7 @@ def test_ctrl_c_during_import_says_what_was_imported(sample_db: Path, tmp_path: 
         lock = _write_lock(sample_db)
         _resume(proc)
         err.wait_for(f"Writing {len(fresh)} results")  # the write phase: its flush waits for the lock
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         err.wait_for("Stopping mission control store ticker")  # the close began
         if commit:
             lock.execute("ROLLBACK")  # the close's final flush can now commit
@@ -1145,16 +1148,17 @@ def test_ctrl_c_during_import_says_what_was_imported(sample_db: Path, tmp_path: 
         _stop(proc)
         if lock is not None:
             lock.close()
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 128 + signum, stderr
+    verb = "terminated" if signum == signal.SIGTERM else "interrupted"
     message = next(line for line in stderr.splitlines() if line.startswith("Error: "))
     if commit:
         assert message == (
-            f"Error: {sample_db}: interrupted after the import committed: {len(fresh)} added, 0 deduplicated, "
+            f"Error: {sample_db}: {verb} after the import committed: {len(fresh)} added, 0 deduplicated, "
             f"0 pruned; {len(before) - 3 + len(fresh)} now stored in namespace 'default'"
         )
         assert fetch_all(sample_db) == by_key(sample_results() + fresh)
     else:
-        assert message == f"Error: {sample_db}: interrupted: nothing was imported"
+        assert message == f"Error: {sample_db}: {verb}: nothing was imported"
         assert mc_rows(sample_db) == before
 
 
@@ -1176,22 +1180,24 @@ def test_ctrl_c_while_validating_an_import_imports_nothing(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
 @pytest.mark.parametrize("presses", [2, 3])
-def test_ctrl_c_again_while_the_demo_closes(tmp_path: Path, presses: int) -> None:
+def test_ctrl_c_again_while_the_demo_closes(tmp_path: Path, presses: int, signum: int) -> None:
     db = tmp_path / "demo.sqlite"
+    label = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
     proc = _start("demo", "--payments", str(10**7), "--db", str(db), "--seed", "4")
     lock: sqlite3.Connection | None = None
     try:
         out, err = _Lines(proc.stdout), _Lines(proc.stderr)
         out.wait_for("repeat this run")
         lock = _write_lock(db)  # from now on the store's flushes, the close's included, wait
-        proc.send_signal(signal.SIGINT)
-        err.wait_for("Ctrl-C: stopping the payments")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
+        err.wait_for(f"{label}: stopping the payments")
+        proc.send_signal(signum)  # during the close
         err.wait_for("closing, please wait")
         if presses == 3:
-            proc.send_signal(signal.SIGINT)
-            aborted = err.wait_for("aborted by Ctrl-C while the store was closing")
+            proc.send_signal(signum)
+            aborted = err.wait_for(f"aborted by {label} while the store was closing")
         lock.execute("ROLLBACK")
         proc.wait(timeout=60)
         stdout, stderr = out.rest(), err.rest()
@@ -1199,11 +1205,12 @@ def test_ctrl_c_again_while_the_demo_closes(tmp_path: Path, presses: int) -> Non
         _stop(proc)
         if lock is not None:
             lock.close()
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 128 + signum, stderr
     assert "Traceback" not in stderr
     if presses == 2:
         # The summary and the proof still follow.
-        assert "close time" in stdout and "Interrupted by Ctrl-C" in stdout
+        verb = "Terminated" if signum == signal.SIGTERM else "Interrupted"
+        assert "close time" in stdout and f"{verb} by {label}" in stdout
         proof = next(line for line in stdout.splitlines() if line.startswith("Proof:"))
         assert proof.endswith("nothing accepted was lost.")
         assert proof.startswith(f"Proof: {len(mc_rows(db))} records in the database, {len(mc_rows(db))} expected")

@@ -470,6 +470,15 @@ def test_demo_plot_without_matplotlib_is_a_clear_error(tmp_path: Path, monkeypat
     assert not db.exists()  # refused before anything was written
 
 
+def test_demo_plot_into_a_missing_directory_fails_before_anything_runs(tmp_path: Path) -> None:
+    # Issue 17 item 15: it failed only after the whole run. matplotlib does not matter here.
+    db = tmp_path / "mc.sqlite"
+    png = tmp_path / "no" / "such" / "rate.png"
+    result = run("demo", "--db", str(db), "--plot", str(png))
+    one_line_error(result, 1, str(png), f"directory {str(png.parent)!r} does not exist")
+    assert not db.exists()  # refused before anything was written
+
+
 def test_demo_rejects_an_unknown_estimator() -> None:
     one_line_error(run("demo", "--estimator", "magic"), 2, "--estimator", "magic")
 
@@ -586,6 +595,30 @@ def test_find_route_follows_the_probabilities() -> None:
 def _pairs(network: SyntheticNetwork, route: routing_module.FoundRoute) -> list[tuple[int, int]]:
     nodes = [network.source] + [node for _channel, node in route.path]
     return list(zip(nodes, nodes[1:], strict=False))
+
+
+def test_a_payment_is_listed_as_over_before_its_last_result_is_handed_out() -> None:
+    # Issue 17 item 15: stopped by Ctrl-C, the demo said "payments 3919" and "over 3918
+    # payments": the payment whose last result had been handed out was not listed yet. A
+    # caller that stops after any result sees exactly the payments that are over, and at most
+    # one more started.
+    network = demo_network()
+    full = RoutedPayments(network, seed=9, start_ns=T0)
+    results = list(full.run(60))
+    # After how many results each payment is over: its last attempt's, or for a payment that
+    # found no route, the first result after it (the generator reaches it when resumed).
+    over_at: list[int] = []
+    seen = 0
+    for outcome in full.outcomes:
+        seen += outcome.attempts
+        over_at.append(seen if outcome.attempts else seen + 1)
+    payer = RoutedPayments(network, seed=9, start_ns=T0)
+    for k, result in enumerate(payer.run(60), 1):
+        assert result == results[k - 1]
+        assert len(payer.outcomes) == sum(at <= k for at in over_at), k
+        assert payer.outcomes == full.outcomes[: len(payer.outcomes)]
+        assert payer.payments_started - len(payer.outcomes) in (0, 1)
+    assert payer.outcomes == full.outcomes and len(payer.outcomes) == 60
 
 
 def test_failures_follow_from_the_hidden_balances() -> None:

@@ -8,7 +8,10 @@ an underscore are private to the :mod:`mcstore.cli` package.
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import logging
+import os
 import sqlite3
 import sys
 import traceback
@@ -25,11 +28,13 @@ from ..errors import DecodeError, StoreError, StoreLocked
 from ..store import DEFAULT_MAX_RECORDS, MAX_RECORDS, check_namespace
 from .export import RecordError, format_time_ns
 from .readonly import DatabaseFileError
+from .stopping import STOPS
 
 __all__ = ["EXIT_INTERRUPTED", "OneLineUsageError", "cli"]
 
 EXIT_INTERRUPTED: Final = 130
-"""128 + SIGINT, as a shell reports a command stopped by Ctrl-C."""
+"""128 + SIGINT, as a shell reports a command stopped by Ctrl-C (143, 128 + SIGTERM, after
+SIGTERM: :meth:`~mcstore.cli.stopping.StopSignals.exit_code`)."""
 
 _CONTEXT: Final = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -115,26 +120,39 @@ class _Group(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except _NO_ARGS_IS_HELP:
-            raise
-        except click.UsageError as error:
-            raise _as_one_line(error) from error
-        except click.ClickException as error:
-            # The error printer's last line of defence. (ClickException.message is Final for
-            # type checkers only: replaced in place, the error keeps its class and exit code.)
-            vars(error)["message"] = scrub_secrets(error.message)
-            raise
-        except KeyboardInterrupt:
-            # Ctrl-C outside the demo's own handling (which prints a summary first).
-            click.echo("Error: interrupted", err=True)
-            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
-        except (click.exceptions.Exit, click.Abort):
-            raise
-        except Exception as exc:
-            _scrubbed_crash(exc)
-            raise
+        # Every command: Ctrl-C and SIGTERM take one path (mcstore.cli.stopping).
+        with STOPS.handling():
+            try:
+                return super().invoke(ctx)
+            except _NO_ARGS_IS_HELP:
+                raise
+            except click.UsageError as error:
+                raise _as_one_line(error) from error
+            except click.ClickException as error:
+                # The error printer's last line of defence. (ClickException.message is Final for
+                # type checkers only: replaced in place, the error keeps its class and exit code.)
+                vars(error)["message"] = scrub_secrets(error.message)
+                raise
+            except KeyboardInterrupt:
+                # A stop that no command turned into its own message (the demo and import do).
+                click.echo(f"Error: {STOPS.verb()}", err=True)
+                raise click.exceptions.Exit(STOPS.exit_code()) from None
+            except BrokenPipeError:
+                # The reader went away (`mcstore stats db | head`): stop quietly, as other tools do.
+                _silence_stdout()
+                raise click.exceptions.Exit(0) from None
+            except (click.exceptions.Exit, click.Abort):
+                raise
+            except Exception as exc:
+                _scrubbed_crash(exc)
+                raise
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's final flush of a closed pipe stays quiet."""
+    with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _scrubbed_crash(exc: BaseException) -> None:
@@ -211,12 +229,21 @@ _max_records_option = click.option(
 _db_argument = click.argument("db", metavar="DB", type=click.Path(dir_okay=False))
 
 
+class _Console(Console):
+    """rich's Console, but a closed pipe raises ``BrokenPipeError`` (rich exits with 1 itself),
+    so that every command stops on it in the one place that handles it (``_Group.invoke``)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "the reader of the output went away")
+
+
 def _stdout() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    return _Console(highlight=False, soft_wrap=True)
 
 
 def _stderr() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return _Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _warn(message: str) -> None:

@@ -5,11 +5,13 @@ exactly as to a program. Three jobs:
 
 * :func:`run_demo` routes a simulated node's payments with mission control
   (:mod:`mcstore.cli.routing`) and reports every attempt through
-  :meth:`~mcstore.mission.MissionControl.report_result`, and stops gracefully on Ctrl-C;
+  :meth:`~mcstore.mission.MissionControl.report_result`, and stops gracefully on Ctrl-C or
+  SIGTERM;
 * :func:`store_all` writes already-validated results in one transaction: all or nothing;
 * :func:`clear_namespace` deletes a namespace's results.
 
-Each is a Trio function; the command line runs it with ``trio.run``. Progress is reported
+Each is a Trio function; the command line runs it with
+:meth:`~mcstore.cli.stopping.StopSignals.run`, which hands it the stop signals. Progress is reported
 through a callback, so this module knows nothing of how it is shown.
 """
 
@@ -17,11 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractContextManager, closing, nullcontext
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Final
 
@@ -35,6 +35,7 @@ from ..store import MissionControlStore, StoreStats, open_store
 from .demo import SyntheticNetwork, demo_network
 from .readonly import connect_readonly, namespace_keys, quick_check
 from .routing import PaymentOutcome, ProbabilitySource, RoutedPayments
+from .stopping import STOPS
 
 __all__ = [
     "DEMO_EPOCH_NS",
@@ -91,7 +92,7 @@ class DemoOutcome:
     successes: int
     failures: int
     interrupted: bool
-    """Stopped early by Ctrl-C (SIGINT)."""
+    """The payments were stopped early by a stop signal (Ctrl-C or SIGTERM)."""
     stats: StoreStats
     """The store's counters after it closed."""
     close_seconds: float
@@ -110,11 +111,16 @@ class DemoOutcome:
     unpersisted_keys: frozenset[bytes] = frozenset()
     """The keys of the results in :attr:`unpersisted` (the store handed them back)."""
 
+    @property
+    def payments_made(self) -> int:
+        """Payments that ended (``payments_started`` less one cut short by a stop signal)."""
+        return len(self.payment_outcomes)
+
 
 OnOpen = Callable[[], None]
 """Called once the store is open and holds the namespace lock, before anything is written."""
 OnInterrupt = Callable[[int, StoreStats | None], None]
-"""Called on each Ctrl-C during :func:`run_demo` with how many there have been (1, 2, ...) and
+"""Called on each stop signal during :func:`run_demo` with its number (SIGINT, SIGTERM) and
 the store's counters at that moment (``None`` before the store is open). It should not raise;
 it may end the process (an abort), and otherwise the demo carries on closing."""
 
@@ -145,14 +151,6 @@ def _read_keys(path: str, namespace: str) -> set[bytes]:
         return namespace_keys(conn, namespace)
 
 
-def _sigint_receiver() -> AbstractContextManager[AsyncIterator[int] | None]:
-    # Signal handlers can only be installed from the main thread (an embedding program may
-    # run the command elsewhere; it then keeps its own Ctrl-C handling).
-    if threading.current_thread() is threading.main_thread():
-        return trio.open_signal_receiver(signal.SIGINT)
-    return nullcontext(None)
-
-
 @dataclass(slots=True)
 class _DemoTally:
     store: MissionControlStore | None = None
@@ -161,7 +159,6 @@ class _DemoTally:
     duplicates: int = 0
     successes: int = 0
     failures: int = 0
-    interrupted: bool = False
     close_seconds: float = 0.0
     replayed: int = 0
     outcomes: list[PaymentOutcome] | None = None
@@ -265,6 +262,7 @@ async def run_demo(
     on_open: OnOpen | None = None,
     on_interrupt: OnInterrupt | None = None,
     estimator: str = "apriori",
+    signals: AsyncIterator[int] | None = None,
 ) -> DemoOutcome:
     """Make ``payments`` simulated payments, recording every attempt into ``namespace`` of ``path``.
 
@@ -282,11 +280,13 @@ async def run_demo(
     result goes through ``store.put()``, so a full intake waits rather than fails.
     ``on_open`` is called once the store holds the namespace lock, before the first write.
 
-    Ctrl-C (SIGINT) stops the payments; the store then closes as usual, with its final flush,
-    and the outcome says ``interrupted``. Every Ctrl-C, the first included, is also passed to
-    ``on_interrupt``; the later ones do not stop the close. Raises what
-    :func:`~mcstore.open_store` raises (``StoreLocked``, ``StoreError``); a final flush that
-    fails is not raised but reported in :attr:`DemoOutcome.unpersisted`.
+    ``signals`` yields the stop signals (Ctrl-C, SIGTERM: see :mod:`mcstore.cli.stopping`,
+    whose :meth:`~mcstore.cli.stopping.StopSignals.run` hands them over): the first stops the
+    payments; the store then closes as usual, with its final flush, and the outcome says
+    ``interrupted``. Every signal, the first included, is also passed to ``on_interrupt``; the
+    later ones do not stop the close. Raises what :func:`~mcstore.open_store` raises
+    (``StoreLocked``, ``StoreError``); a final flush that fails is not raised but reported in
+    :attr:`DemoOutcome.unpersisted`.
     """
     if estimator not in DEMO_ESTIMATORS:
         raise ValueError(f"estimator must be one of {', '.join(DEMO_ESTIMATORS)}, got {estimator!r}")
@@ -294,41 +294,37 @@ async def run_demo(
     produce = trio.CancelScope()
     started_at = time.perf_counter()
 
-    async def watch_sigint(signals: AsyncIterator[int]) -> None:
-        presses = 0
-        async for _ in signals:
-            # The first Ctrl-C stops the payments; the close that follows is bounded by the
-            # store's shutdown_timeout, so later ones only go to on_interrupt.
-            presses += 1
-            tally.interrupted = True
+    async def watch(signals: AsyncIterator[int]) -> None:
+        async for signum in signals:
+            # The first signal stops the payments (if they still run); the close that follows
+            # is bounded by the store's shutdown_timeout, so later ones only go to on_interrupt.
             produce.cancel()
             if on_interrupt is not None:
-                on_interrupt(presses, None if tally.store is None else tally.store.stats())
+                on_interrupt(signum, None if tally.store is None else tally.store.stats())
 
     error: Exception | None = None
-    with _sigint_receiver() as signals:
-        async with trio.open_nursery() as guard:
-            if signals is not None:
-                guard.start_soon(watch_sigint, signals)
-            try:
-                store, model = await _record_demo(
-                    path,
-                    tally,
-                    produce,
-                    payments=payments,
-                    seed=seed,
-                    namespace=namespace,
-                    max_records=max_records,
-                    flush_interval=flush_interval,
-                    network=network if network is not None else demo_network(),
-                    on_progress=on_progress,
-                    on_open=on_open,
-                    estimator=estimator,
-                )
-            except Exception as exc:
-                # Raised below, outside the nursery, so that it is not wrapped in a group.
-                error = exc
-            guard.cancel_scope.cancel()
+    async with trio.open_nursery() as guard:
+        if signals is not None:
+            guard.start_soon(watch, signals)
+        try:
+            store, model = await _record_demo(
+                path,
+                tally,
+                produce,
+                payments=payments,
+                seed=seed,
+                namespace=namespace,
+                max_records=max_records,
+                flush_interval=flush_interval,
+                network=network if network is not None else demo_network(),
+                on_progress=on_progress,
+                on_open=on_open,
+                estimator=estimator,
+            )
+        except Exception as exc:
+            # Raised below, outside the nursery, so that it is not wrapped in a group.
+            error = exc
+        guard.cancel_scope.cancel()
     if error is not None:
         raise error
     return DemoOutcome(
@@ -339,7 +335,7 @@ async def run_demo(
         duplicates_sent=tally.duplicates,
         successes=tally.successes,
         failures=tally.failures,
-        interrupted=tally.interrupted,
+        interrupted=produce.cancelled_caught,  # the payments were stopped, not over
         stats=store.stats(),
         close_seconds=tally.close_seconds,
         elapsed_seconds=time.perf_counter() - started_at,
@@ -380,7 +376,7 @@ def verify_demo(
         expected = expected[-max_records:]
     damage: list[str] = []
     if classify_location(path) == "postgres":  # a server has no quick_check: compare the keys only
-        actual = trio.run(_snapshot_keys, path, namespace)
+        actual = STOPS.run(lambda: _snapshot_keys(path, namespace))
     else:
         with closing(connect_readonly(path)) as conn:
             damage = quick_check(conn)
@@ -449,7 +445,7 @@ class ImportOutcome:
     unpersisted: int
     """Accepted results that are not durable (all of them when the write failed)."""
     interrupted: bool
-    """Ctrl-C (SIGINT) came during the write."""
+    """A stop signal (Ctrl-C or SIGTERM) came during the write."""
 
 
 async def import_results(
@@ -459,23 +455,25 @@ async def import_results(
     namespace: str = "default",
     max_records: int = 1000,
     on_done: Callable[[ImportOutcome], None] | None = None,
+    signals: AsyncIterator[int] | None = None,
 ) -> ImportOutcome:
-    """:func:`store_all`, with Ctrl-C turned into a cancellation of the write.
+    """:func:`store_all`, with a stop signal turned into a cancellation of the write.
 
-    On Ctrl-C the caller's flush is cancelled, and the store's close runs its final flush as
-    always (shielded, bounded by its ``shutdown_timeout``): so the write still ends all or
-    nothing, and the outcome says which, from what the store reported durable. Without
-    Ctrl-C, a write that fails raises :class:`~mcstore.FlushError` as :func:`store_all`
-    does; with it, the failure is reported in :attr:`ImportOutcome.unpersisted` instead.
+    ``signals`` yields the stop signals (Ctrl-C, SIGTERM: see :mod:`mcstore.cli.stopping`).
+    On the first, the caller's flush is cancelled, and the store's close runs its final flush
+    as always (shielded, bounded by its ``shutdown_timeout``): so the write still ends all or
+    nothing, and the outcome says which, from what the store reported durable. Without a
+    signal, a write that fails raises :class:`~mcstore.FlushError` as :func:`store_all`
+    does; with one, the failure is reported in :attr:`ImportOutcome.unpersisted` instead.
     Raises what :func:`~mcstore.open_store` raises. ``on_done`` also gets the outcome, so
-    that a caller still has it if a late Ctrl-C ends ``trio.run`` with ``KeyboardInterrupt``.
+    that a caller still has it if a signal that comes as the run ends stops the command.
     """
     opened: list[MissionControlStore] = []
     interrupted = False
     work = trio.CancelScope()
     error: Exception | None = None
 
-    async def watch_sigint(signals: AsyncIterator[int]) -> None:
+    async def watch(signals: AsyncIterator[int]) -> None:
         nonlocal interrupted
         async for _ in signals:
             interrupted = True
@@ -488,22 +486,19 @@ async def import_results(
             redact_location(path),
         )
 
-    with _sigint_receiver() as signals:
-        async with trio.open_nursery() as guard:
-            if signals is not None:
-                guard.start_soon(watch_sigint, signals)
-            try:
-                with work:
-                    await store_all(
-                        path, results, namespace=namespace, max_records=max_records, on_open=writing
-                    )
-            except FlushError as exc:
-                if not interrupted:
-                    error = exc
-            except Exception as exc:
-                # Raised below, outside the nursery, so that it is not wrapped in a group.
+    async with trio.open_nursery() as guard:
+        if signals is not None:
+            guard.start_soon(watch, signals)
+        try:
+            with work:
+                await store_all(path, results, namespace=namespace, max_records=max_records, on_open=writing)
+        except FlushError as exc:
+            if not interrupted:
                 error = exc
-            guard.cancel_scope.cancel()
+        except Exception as exc:
+            # Raised below, outside the nursery, so that it is not wrapped in a group.
+            error = exc
+        guard.cancel_scope.cancel()
     if error is not None:
         raise error
     store = opened[0] if opened else None

@@ -13,8 +13,10 @@
 
 Every expected error is one line on stderr, ``Error: <file>: <what>`` (``<file>:<line>:
 <field>: <what>`` for a bad import line), with exit code 1, or 2 for a usage error. Ctrl-C
-exits with 130: the demo after its summary and proof, an import with one line saying whether
-it committed, as the store reported it.
+and SIGTERM stop every command gracefully (:mod:`mcstore.cli.stopping`), which then exits
+with 130 or 143: the demo after its summary and proof, an import with one line saying whether
+it committed, as the store reported it. Output to a pipe whose reader went away (``| head``)
+ends a command quietly, with 0.
 """
 
 from __future__ import annotations
@@ -22,19 +24,15 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import io
 import os
 import secrets
-import signal
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import IO, Any, Final
 
 import click
-import trio
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -55,7 +53,6 @@ from ..model import PaymentResult
 from ..store import StoreStats
 from .common import (
     _CONTEXT,
-    EXIT_INTERRUPTED,
     _bad_row_reporter,
     _db_argument,
     _fail,
@@ -99,6 +96,7 @@ from .readonly import (
     stream_results,
 )
 from .routing import PlotUnavailable, check_plotting, learning, plot_success
+from .stopping import STOPS
 
 __all__ = ["DEFAULT_DEMO_DB", "DEFAULT_DEMO_PAYMENTS", "cli", "main"]
 
@@ -139,30 +137,26 @@ class _DemoBar:
 
 
 class _Interrupted(click.ClickException):
-    """An error after Ctrl-C: one line saying what state things were left in; exit 130."""
+    """An error after a stop signal: one line saying what state things were left in.
 
-    exit_code = EXIT_INTERRUPTED
+    Exits with 128 + the first signal's number: 130 after Ctrl-C, 143 after SIGTERM.
+    """
 
-
-@contextlib.contextmanager
-def _interrupted_demo(db: str) -> Iterator[None]:
-    """A Ctrl-C that escapes the demo's own handling: before it began, or as ``trio.run`` ended."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        raise _Interrupted(
-            f"{db}: interrupted before the demo could report; 'mcstore stats {db}' shows what the file holds"
-        ) from None
+    @property  # click declares a class constant; this one depends on the signal
+    def exit_code(self) -> int:  # type: ignore[override]
+        return STOPS.exit_code()
 
 
 class _DemoInterrupts:
-    """What the demo does on each Ctrl-C, counted from the first.
+    """What the demo does on each stop signal (Ctrl-C or SIGTERM), counted from the first.
 
-    The first stops the payments (:func:`~mcstore.cli.ingest.run_demo` does that) and says so.
-    While the store closes, and then while the summary and the proof are printed, the second
-    says "closing, please wait" and changes nothing. The third aborts: during the close it
-    ends the process at once, after saying what the store reported durable so far; during
-    the proof it stops the proof, after the summary of the closed store.
+    The first stops the payments (:func:`~mcstore.cli.ingest.run_demo` does that) and says so;
+    once the payments are over it only says that the summary and the proof follow. While the
+    store closes, and then while the summary and the proof are printed, the second says
+    "closing, please wait" and changes nothing. The third aborts: during the close it ends
+    the process at once, after saying what the store reported durable so far; during the
+    proof it stops the proof, after the summary of the closed store. Whatever the signals,
+    the command then exits with 128 + the first one's number.
     """
 
     ABORT_AT: Final = 3
@@ -170,27 +164,24 @@ class _DemoInterrupts:
     def __init__(self, db: str, namespace: str, progress: Progress) -> None:
         self.db = redact_location(db)
         self.namespace = namespace
-        self.presses = 0
         self._progress = progress
 
     def _please_wait(self) -> None:
-        left = self.ABORT_AT - self.presses
-        click.echo(f"closing, please wait; Ctrl-C {left} more time{'s' if left > 1 else ''} aborts", err=True)
+        left = self.ABORT_AT - STOPS.count
+        label = STOPS.label()
+        click.echo(f"closing, please wait; {label} {left} more time{'s' if left > 1 else ''} aborts", err=True)
 
-    def _notice(self) -> None:
-        if self.presses == 1:
-            click.echo(
-                "Ctrl-C: stopping the payments; the store closes, then the summary and the proof follow.",
-                err=True,
-            )
-        else:
-            self._please_wait()
-
-    def while_closing(self, _presses: int, stats: StoreStats | None) -> None:
+    def while_closing(self, _signum: int, stats: StoreStats | None) -> None:
         """``run_demo``'s ``on_interrupt``: runs in the Trio loop, while the store is open or closing."""
-        self.presses += 1
-        if self.presses < self.ABORT_AT:
-            self._notice()
+        if STOPS.count < self.ABORT_AT:
+            if STOPS.count == 1:
+                click.echo(
+                    f"{STOPS.label()}: stopping the payments; the store closes, "
+                    "then the summary and the proof follow.",
+                    err=True,
+                )
+            else:
+                self._please_wait()
             return
         self._progress.stop()
         if stats is None:
@@ -201,37 +192,38 @@ class _DemoInterrupts:
                 f"{stats.pending} accepted results were not yet durable and may be missing; "
                 "SQLite keeps the file consistent"
             )
-        click.echo(f"Error: {self.db}: aborted by Ctrl-C while the store was closing: {known}.", err=True)
+        click.echo(f"Error: {self.db}: aborted by {STOPS.label()} while the store was closing: {known}.", err=True)
         sys.stdout.flush()
         sys.stderr.flush()
         # The close is shielded from cancellation (it is what keeps results safe); an abort
         # is the one way out, and SQLite's journal keeps a half-done transaction out.
-        os._exit(EXIT_INTERRUPTED)
+        os._exit(STOPS.exit_code())
 
-    @contextlib.contextmanager
-    def after_close(self, outcome: DemoOutcome | None) -> Iterator[DemoOutcome]:
-        """Count Ctrl-C while the summary and the proof run; the third stops the proof."""
-
-        def handler(_signum: int, _frame: object) -> None:
-            self.presses += 1
-            if self.presses >= self.ABORT_AT:
-                raise KeyboardInterrupt
+    def after_run(self, _signum: int) -> None:
+        """The policy once the payments are over (:meth:`StopSignals.run`'s ``then``): count,
+        and let the third stop the proof (by ``KeyboardInterrupt``, see :meth:`after_close`)."""
+        if STOPS.count >= self.ABORT_AT:
+            raise KeyboardInterrupt
+        if STOPS.count == 1:
+            click.echo(
+                f"{STOPS.label()}: the payments are over and the store closed; "
+                "the summary and the proof follow.",
+                err=True,
+            )
+        else:
             self._please_wait()
 
-        assert outcome is not None
-        main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, handler) if main_thread else None
+    @contextlib.contextmanager
+    def after_close(self, outcome: DemoOutcome) -> Iterator[None]:
+        """While the summary and the proof run: the third signal stops the proof."""
         try:
-            yield outcome
+            yield
         except KeyboardInterrupt:
             raise _Interrupted(
-                f"{self.db}: aborted by Ctrl-C before the proof finished; the store had closed with "
+                f"{self.db}: aborted by {STOPS.label()} before the proof finished; the store had closed with "
                 f"{outcome.stats.stored} records in namespace {self.namespace!r} and "
                 f"{outcome.unpersisted} accepted results not durable"
             ) from None
-        finally:
-            if main_thread:
-                signal.signal(signal.SIGINT, previous)
 
 
 def _print_demo_summary(
@@ -242,7 +234,12 @@ def _print_demo_summary(
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_column()
-    table.add_row("payments", str(outcome.payments_started), f"of {outcome.payments}")
+    cut = outcome.payments_started - outcome.payments_made
+    table.add_row(
+        "payments",
+        str(outcome.payments_made),
+        f"of {outcome.payments}" + (f"; {cut} more started, cut short" if cut else ""),
+    )
     table.add_row(
         "attempts sent",
         str(outcome.results_sent),
@@ -349,13 +346,15 @@ def demo(
     shows the success rate of the first and the last tenth of the payments and the attempts
     per payment: the learning. --estimator none routes without mission control, to compare.
 
-    Every attempt goes through the store, with a progress bar. At the end, or on Ctrl-C,
-    the store closes gracefully and a summary is printed, with proof that no accepted
-    result was lost: the database's records against the model's.
+    Every attempt goes through the store, with a progress bar. At the end, or on Ctrl-C or
+    SIGTERM, the store closes gracefully and a summary is printed, with proof that no
+    accepted result was lost: the database's records against the model's.
     """
     if seed is None:
         seed = secrets.randbelow(2**32)
     if plot is not None:
+        # Before anything runs, not after the whole run: where the file goes, and matplotlib.
+        _check_directory_of(plot, os.path.realpath(plot))
         try:
             check_plotting()
         except PlotUnavailable as exc:
@@ -388,13 +387,13 @@ def demo(
         out.print(f"Seed {seed}: repeat this run with --seed {seed}.")
         progress.start()
 
-    interrupts = _DemoInterrupts(db, namespace, progress)
+    interrupts = _DemoInterrupts(shown, namespace, progress)
     outcome: DemoOutcome | None = None
     bar = _DemoBar(progress, payments)
     try:
-        with _reported(db, namespace), _interrupted_demo(shown):
-            outcome = trio.run(
-                lambda: run_demo(
+        with _reported(db, namespace):
+            outcome = STOPS.run(
+                lambda signals: run_demo(
                     db,
                     payments=payments,
                     seed=seed,
@@ -405,12 +404,16 @@ def demo(
                     on_open=announce,
                     on_interrupt=interrupts.while_closing,
                     estimator=estimator,
+                    signals=signals,
                 ),
-                restrict_keyboard_interrupt_to_checkpoints=True,
+                listen=True,
+                # From the moment the run is over: a signal is counted, and never lost.
+                then=interrupts.after_run,
             )
     finally:
         bar.finish(outcome)
         progress.stop()
+    assert outcome is not None  # STOPS.run returned
     with interrupts.after_close(outcome):
         _print_demo_summary(out, shown, namespace, max_records, outcome)
         with _reported(db, namespace):
@@ -444,12 +447,13 @@ def demo(
             f"{shown}: {outcome.unpersisted} accepted results could not be made durable (the store's errors above "
             "say why); they were not written"
         )
-    if outcome.interrupted:
-        out.print(
-            f"Interrupted by Ctrl-C after {outcome.payments_started} of {payments} payments; "
-            "the store closed gracefully."
-        )
-        ctx.exit(EXIT_INTERRUPTED)
+    if STOPS.first is not None:
+        if outcome.interrupted:
+            made = f"after {outcome.payments_made} of {payments} payments"
+        else:
+            made = f"once the {payments} payments were over"
+        out.print(f"{STOPS.verb().capitalize()} by {STOPS.label()} {made}; the store closed gracefully.")
+        ctx.exit(STOPS.exit_code())
 
 
 # -- reading: progress over a namespace's rows ------------------------------------------------
@@ -595,9 +599,7 @@ def stats(db: str, namespace: str | None, top: int, progress: bool | None) -> No
     one consistent snapshot, streamed: memory stays flat whatever its size.
     """
     with _reported(db, namespace):
-        version, all_stats, replication = trio.run(
-            _gather_stats, db, namespace, progress, restrict_keyboard_interrupt_to_checkpoints=True
-        )
+        version, all_stats, replication = STOPS.run(lambda: _gather_stats(db, namespace, progress))
     out = _stdout()
     out.print(f"{redact_location(db)}: mcstore schema version {version} (this mcstore writes {SCHEMA_VERSION})")
     if replication is not None:
@@ -615,11 +617,15 @@ def stats(db: str, namespace: str | None, top: int, progress: bool | None) -> No
 # -- export ---------------------------------------------------------------------------------
 
 
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so that Python's final flush of a closed pipe stays quiet."""
-    with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+def _check_directory_of(path: str, target: str) -> None:
+    """Fail, naming it, unless the directory that the new file ``path`` (leading to ``target``,
+    its real path) goes into exists and may be written."""
+    directory = os.path.dirname(target)
+    shown = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        _fail(f"{path}: directory {shown!r} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        _fail(f"{path}: directory {shown!r} is not writable")
 
 
 def _check_output(path: str, db: str, force: bool) -> str:
@@ -634,9 +640,7 @@ def _check_output(path: str, db: str, force: bool) -> str:
     target = os.path.realpath(path)
     if os.path.isdir(target):
         _fail(f"{path}: is a directory; give a file name for the output")
-    directory = os.path.dirname(target)
-    if not os.path.isdir(directory):
-        _fail(f"{path}: directory {os.path.dirname(path) or '.'!r} does not exist")
+    _check_directory_of(path, target)
     for companion in ("", "-wal", "-shm", "-journal"):
         if _same_file(target, db + companion):
             what = (
@@ -756,13 +760,8 @@ def export(
                                 exported += 1
         return exported
 
-    try:
-        with _reported(db, namespace):
-            count = trio.run(run_export, restrict_keyboard_interrupt_to_checkpoints=True)
-    except BrokenPipeError:
-        # The reader went away (`mcstore export db | head`): stop quietly, as other tools do.
-        _silence_stdout()
-        return
+    with _reported(db, namespace):
+        count = STOPS.run(run_export)
     bad = f"; skipped {skipped} undecodable row{'s' if skipped != 1 else ''} (see the warnings)" if skipped else ""
     if output != "-":
         click.echo(
@@ -826,7 +825,7 @@ def _read_records(path: str, show_progress: bool | None) -> tuple[list[PaymentRe
             except OSError as exc:
                 _fail(f"{path}: {exc.strerror or exc}")
             except KeyboardInterrupt:
-                raise _Interrupted(f"{path}: interrupted while validating: nothing was imported") from None
+                raise _Interrupted(f"{path}: {STOPS.verb()} while validating: nothing was imported") from None
             progress.refresh()
     return results, show_progress
 
@@ -840,17 +839,18 @@ def _import_summary(stats: StoreStats, namespace: str) -> str:
 
 
 def _interrupted_import(outcome: ImportOutcome | None, total: int, namespace: str) -> str:
-    """What Ctrl-C during the write left in the database, as the store reported it."""
+    """What a stop signal during the write left in the database, as the store reported it."""
     stats = None if outcome is None else outcome.stats
+    verb = STOPS.verb()
     if stats is None or outcome is None:
-        return "interrupted: nothing was imported"
+        return f"{verb}: nothing was imported"
     if stats.accepted == 0 or outcome.unpersisted >= stats.accepted:
-        return "interrupted: nothing was imported"
+        return f"{verb}: nothing was imported"
     if outcome.unpersisted == 0 and stats.accepted == total:
-        return f"interrupted after the import committed: {_import_summary(stats, namespace)}"
+        return f"{verb} after the import committed: {_import_summary(stats, namespace)}"
     durable = stats.accepted - outcome.unpersisted
     return (
-        f"interrupted part-way: {durable} of {total} records were made durable and {total - durable} "
+        f"{verb} part-way: {durable} of {total} records were made durable and {total - durable} "
         f"were not; {stats.stored} stored in namespace {namespace!r}"
     )
 
@@ -860,7 +860,8 @@ def _write_results(
 ) -> str:
     """Write ``results`` through a store in one transaction; return the summary of what it did.
 
-    Ctrl-C is an error (exit 130) that says what the store reported durable.
+    A stop signal is an error (exit 130 after Ctrl-C, 143 after SIGTERM) that says what the
+    store reported durable.
     """
     progress = Progress(
         TextColumn(f"writing {len(results)} records in one transaction"),
@@ -876,15 +877,20 @@ def _write_results(
         check_write_target(db)
         try:
             with progress:
-                outcome = trio.run(
-                    lambda: import_results(
-                        db, results, namespace=namespace, max_records=max_records, on_done=done.append
+                outcome = STOPS.run(
+                    lambda signals: import_results(
+                        db,
+                        results,
+                        namespace=namespace,
+                        max_records=max_records,
+                        on_done=done.append,
+                        signals=signals,
                     ),
-                    restrict_keyboard_interrupt_to_checkpoints=True,
+                    listen=True,
                 )
                 progress.update(task, total=1, completed=1)
         except KeyboardInterrupt:
-            # Outside the write's own Ctrl-C handling: before the store opened, or after it closed.
+            # A signal that came as the run ended, after the write's own handling.
             known = dataclasses.replace(done[0], interrupted=True) if done else None
             raise _Interrupted(f"{shown}: {_interrupted_import(known, len(results), namespace)}") from None
     if outcome.interrupted or outcome.stats is None:
@@ -911,8 +917,8 @@ def import_(db: str, file: str, namespace: str, max_records: int, progress: bool
     Every line is validated before anything is written: a bad line is an error naming its
     line number and field, and then nothing is imported. Lines over 1 MiB, routes over 64
     hops and failure messages over 65535 bytes are refused. The records go through the store
-    in one transaction, so deduplication and --max-records apply. Ctrl-C says whether the
-    import had committed.
+    in one transaction, so deduplication and --max-records apply. Ctrl-C (or SIGTERM) says
+    whether the import had committed.
     """
     with _reported(db, namespace):
         check_write_target(db)
@@ -925,7 +931,7 @@ def import_(db: str, file: str, namespace: str, max_records: int, progress: bool
     try:
         _stdout().print(f"Imported {len(results)} records from {file} into {where}: {summary}.")
     except KeyboardInterrupt:
-        raise _Interrupted(f"{where}: interrupted after the import committed: {summary}") from None
+        raise _Interrupted(f"{where}: {STOPS.verb()} after the import committed: {summary}") from None
 
 
 # -- import-lnd -----------------------------------------------------------------------------
@@ -996,7 +1002,7 @@ def reset(db: str, namespace: str, yes: bool) -> None:
     if not yes:
         raise click.UsageError(f"refusing to clear namespace {namespace!r} of {shown} without --yes")
     with _reported(db, namespace):
-        counts = trio.run(_namespace_counts, db)
+        counts = STOPS.run(lambda: _namespace_counts(db))
     if namespace not in counts:
         _fail_unknown_namespace(db, namespace, list(counts))
     stored = counts[namespace]
@@ -1004,7 +1010,7 @@ def reset(db: str, namespace: str, yes: bool) -> None:
         _stdout().print(f"Namespace {namespace!r} of {shown} is already empty; nothing to clear.")
         return
     with _reported(db, namespace):
-        deleted = trio.run(clear_namespace, db, namespace, restrict_keyboard_interrupt_to_checkpoints=True)
+        deleted = STOPS.run(lambda: clear_namespace(db, namespace))
     _stdout().print(f"Cleared namespace {namespace!r} of {shown}: {deleted} records deleted.")
 
 

@@ -38,7 +38,6 @@ from functools import partial
 from typing import Final
 
 import click
-import trio
 from rich.table import Table
 
 from ..backends import open_reader, redact_location
@@ -56,6 +55,7 @@ from .common import (
     cli,
 )
 from .readonly import stream_results
+from .stopping import STOPS
 
 __all__ = ["Replayed", "pair_data", "querymc", "queryprob", "replay_history"]
 
@@ -108,9 +108,7 @@ async def replay_history(db: str, namespace: str, *, learners: Iterable[object] 
 
 def _replay(db: str, namespace: str, learners: Iterable[object] = ()) -> Replayed:
     with _reported(db, namespace):
-        return trio.run(
-            partial(replay_history, db, namespace, learners=learners), restrict_keyboard_interrupt_to_checkpoints=True
-        )
+        return STOPS.run(partial(replay_history, db, namespace, learners=learners))
 
 
 def _int64(value: int) -> str:

@@ -257,7 +257,8 @@ class RoutedPayments:
 
     ``probability`` is asked about each channel while a route is searched (None: every
     channel is certain, and only the current payment's failures are avoided).
-    :attr:`outcomes` lists the payments that have ended. Deterministic for
+    :attr:`outcomes` lists the payments that have ended, each one before its last result is
+    yielded. Deterministic for
     ``(network, seed, start_ns, first_id, probability)``.
     """
 
@@ -281,7 +282,8 @@ class RoutedPayments:
         self.max_attempts = max_attempts
         self.liquidity = HiddenLiquidity(network, seed if liquidity_seed is None else liquidity_seed)
         self.outcomes: list[PaymentOutcome] = []
-        """The payments that have ended, in order."""
+        """The payments that have ended, in order (one is listed before its last result is
+        yielded: a caller that stops there still counts it)."""
         self.payments_started = 0
         """Payments started so far (the current one included)."""
 
@@ -317,6 +319,7 @@ class RoutedPayments:
                 self.liquidity.reshuffle(rng.choice(network.channels), rng)
             attempts = 0
             succeeded = False
+            over = False
             excluded: set[tuple[int, int]] = set()
             while attempts < self.max_attempts:
                 found = find_route(network, target, amount, self.now_ns, self.probability, excluded=frozenset(excluded))
@@ -325,16 +328,20 @@ class RoutedPayments:
                 attempts += 1
                 result, failed_pair, final = self._send(rng, found, refused)
                 self.now_ns = result.time_reply_ns
+                succeeded = result.failure is None
+                over = succeeded or final or attempts == self.max_attempts
+                if over:
+                    # Recorded before its last result is handed out: a caller that stops there
+                    # (Ctrl-C) counts a payment that is over, and only those.
+                    self.outcomes.append(PaymentOutcome(index, amount, attempts, succeeded))
                 yield result
-                if result.failure is None:
-                    succeeded = True
-                    break
-                if final:
+                if succeeded or final:
                     break
                 if failed_pair is not None:
                     excluded.add(failed_pair)
                 self.now_ns += rng.randint(5, 40) * _MS
-            self.outcomes.append(PaymentOutcome(index, amount, attempts, succeeded))
+            if not over:  # no route (left)
+                self.outcomes.append(PaymentOutcome(index, amount, attempts, succeeded))
 
     def _send(
         self, rng: random.Random, found: FoundRoute, refused: bool

@@ -1,0 +1,83 @@
+"""Ctrl-C and SIGTERM sent to a real ``mcstore demo`` at many moments (issue 17 items 13 and 14).
+
+Each round starts ``python -m mcstore demo`` on a database of its own, waits for its
+"Simulating ..." line (the store is open and holds the namespace lock), then sends the signal
+a fixed offset later: the offsets are spread evenly over the first second of the payments, so
+every run covers the same moments. Each round must end with the signal's exit code (130 or
+143), the summary, and a proof that passed; and the file holds exactly what the proof counted.
+The exact moments around ``trio.run`` (as it starts and ends) and after the payments are in
+tests/test_cli_signals.py, where an instrument or a hook delivers the signal there.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from test_cli import _Lines, _start, _stop, mc_rows
+
+CTRL_C_MOMENTS = 16
+"""SIGINT rounds, at offsets k / 16 s after the ready line, k = 0 .. 15 (item 14)."""
+SIGTERM_MOMENTS = (0.0, 0.3, 0.8)
+"""SIGTERM rounds, seconds after the ready line (item 13)."""
+
+
+@dataclass(frozen=True)
+class Round:
+    signum: int
+    offset: float
+    returncode: int
+    stdout: str
+    stderr: str
+    rows: int
+
+
+def run_round(directory: Path, number: int, signum: int, offset: float) -> Round:
+    db = directory / f"round{number}.sqlite"
+    proc = _start("demo", "--db", str(db), "--payments", "200000", "--seed", str(number))
+    try:
+        out, err = _Lines(proc.stdout), _Lines(proc.stderr)
+        out.wait_for("Simulating ")  # the store is open: from here on the payments run
+        time.sleep(offset)  # the round's moment, a fixed offset after the ready line
+        proc.send_signal(signum)
+        proc.wait(timeout=60)
+        stdout, stderr = out.rest(), err.rest()
+    finally:
+        _stop(proc)
+    return Round(signum, offset, proc.returncode, stdout, stderr, len(mc_rows(db)))
+
+
+def problems_of(r: Round) -> list[str]:
+    label, verb = ("SIGTERM", "Terminated") if r.signum == signal.SIGTERM else ("Ctrl-C", "Interrupted")
+    where = f"{label} {r.offset:.3f} s after the ready line"
+    problems = []
+    if r.returncode != 128 + r.signum:
+        problems.append(f"{where}: exit {r.returncode}; stderr: {r.stderr[-500:]}")
+    if "close time" not in r.stdout:
+        problems.append(f"{where}: no summary")
+    proof = re.search(r"^Proof: (\d+) records in the database, (\d+) expected.*: OK, .*nothing accepted was lost\.$",
+                      r.stdout, flags=re.M)
+    if proof is None:
+        problems.append(f"{where}: no passing proof: {r.stdout[-400:]}")
+    elif not int(proof.group(1)) == int(proof.group(2)) == r.rows:
+        problems.append(f"{where}: proof {proof.group(0)!r}, but the file holds {r.rows} rows")
+    if f"{verb} by {label} after" not in r.stdout:
+        problems.append(f"{where}: the payments were not stopped: {r.stdout[-200:]}")
+    if "Traceback" in r.stderr:
+        problems.append(f"{where}: a traceback: {r.stderr}")
+    return problems
+
+
+@pytest.mark.slow
+def test_a_signal_at_any_moment_of_the_first_second_stops_the_demo_with_summary_and_proof(tmp_path: Path) -> None:
+    rounds = [(signal.SIGINT, k / CTRL_C_MOMENTS) for k in range(CTRL_C_MOMENTS)]
+    rounds += [(signal.SIGTERM, offset) for offset in SIGTERM_MOMENTS]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda item: run_round(tmp_path, item[0], *item[1]), enumerate(rounds)))
+    problems = [problem for r in results for problem in problems_of(r)]
+    assert not problems, f"{len(problems)} problems in {len(rounds)} rounds:\n" + "\n".join(problems)
