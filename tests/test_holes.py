@@ -22,7 +22,7 @@ from conftest import BackendFactory
 from factories import result
 from shutdown_checks import REPO_ROOT, child_env, sqlite_results
 
-from mcstore import FlushError, MissionControlStore, PaymentResult, SQLiteBackend, StoreState, open_store
+from mcstore import FlushError, MissionControlStore, PaymentResult, SQLiteBackend, StoreError, StoreState, open_store
 from mcstore.testing import FaultyBackend, MemoryBackend, MemoryDatabase, live_store_tasks
 
 BUDGET = 30.0  # real seconds
@@ -221,3 +221,73 @@ def test_ctrl_c_on_a_failing_database_leaves_the_rest_in_unpersisted() -> None:
     assert backend.faults_injected >= 2  # the ticker's flush and the final flush failed
     assert store.closed and [r.id for r in store.unpersisted] == list(range(50))
     assert database.rows() == {}
+
+
+# -- issue 17: a Ctrl-C during the close must come out, and the close's task is protected ------
+
+
+@pytest.mark.usefixtures("default_sigint")
+@pytest.mark.parametrize("close", ["normal exit", "aclose()"])
+def test_a_ctrl_c_during_the_close_comes_out_once_the_close_has_finished(close: str) -> None:
+    # The only Ctrl-C comes while the final flush runs, after a normal exit of the block or
+    # during an explicit aclose(): the close still persists everything, and the interrupt is
+    # raised when it has finished, not swallowed. (Mutant killed: _uninterrupted dropping the
+    # KeyboardInterrupt it kept; the test above has one from the block, which hides that.)
+    database = MemoryDatabase()
+    store_box: list[MissionControlStore] = []
+    fired: list[bool] = []
+    after: list[str] = []
+
+    async def ctrl_c_in_the_final_flush(results: Sequence[PaymentResult]) -> None:
+        if store_box[0].state is StoreState.CLOSING and not fired:
+            fired.append(True)
+            signal.raise_signal(signal.SIGINT)  # KI-protected here: Trio defers it to the main task
+            # Until Trio has delivered it to the main task, which waits for this close.
+            await trio.testing.wait_all_tasks_blocked()
+
+    backend = FaultyBackend(MemoryBackend(database), before_flush=ctrl_c_in_the_final_flush)
+
+    async def main() -> None:
+        async with open_store(backend, max_records=0, flush_interval=60.0) as store:
+            store_box.append(store)
+            for i in range(100):
+                store.add_result(result(i))
+            if close == "aclose()":
+                await store.aclose()
+                after.append("aclose returned")
+        after.append("block left")
+
+    with pytest.raises(KeyboardInterrupt):
+        trio.run(main)
+    assert fired == [True] and after == []
+    (store,) = store_box
+    assert store.closed and store.unpersisted == ()
+    assert [r.id for r in database.results()] == list(range(100))
+
+
+@pytest.mark.usefixtures("default_sigint")
+def test_the_task_that_closes_a_backend_is_ki_protected() -> None:
+    # The backend's own aclose (not a store method, so not protected itself) runs in the task
+    # that _uninterrupted starts for it: that task must be protected, or a Ctrl-C there is
+    # raised in the middle of the close. Here the open fails, and the close gets a Ctrl-C.
+    # (Mutant killed: _uninterrupted's task without enable_ki_protection.)
+    steps: list[object] = []
+
+    class FailsToOpen(MemoryBackend):
+        async def open(self, namespace: str, max_records: int) -> int:
+            raise StoreError("cannot open")
+
+        async def aclose(self) -> None:
+            steps.append(trio.lowlevel.currently_ki_protected())
+            signal.raise_signal(signal.SIGINT)
+            steps.append("closed")
+            await super().aclose()
+
+    async def main() -> None:
+        async with open_store(FailsToOpen()):
+            pass
+
+    with pytest.raises(KeyboardInterrupt) as raised:
+        trio.run(main)
+    assert steps == [True, "closed"]
+    assert isinstance(raised.value.__context__, StoreError)  # raised once the close was over

@@ -253,6 +253,21 @@ def test_bimodal_node_weighting_recent_target() -> None:
     assert est.calculate_probability(0.1, 0, results, N1) == 0.1
 
 
+def test_bimodal_node_weighting_ignores_amount_independent_failures() -> None:
+    # The quirk the README lists as tested (issue 17: it was not): lnd's calculateProbability
+    # weighs in a peer's failure only if its amount is > 0, so an amount-independent failure
+    # (amount 0) of another channel leaves the node's weighting as if it were not there.
+    est = BimodalEstimator(node_weight=0.2, decay_time=86400.0)
+    results = _others("SF", 0)
+    results[N1] = TimedPairResult(success_time_ns=-2 * TAU, success_amt_msat=1)  # old: node results count
+    weighted = est.calculate_probability(0.5, 0, results, N1)
+    assert close(weighted, 0.5)  # (0.5 + 0.2) / (1 + 0.2 + 0.2), the "SF" vector above
+    amount_zero = {**results, UNTRIED: TimedPairResult(0, 0)}  # a failure now, of every amount
+    assert est.calculate_probability(0.5, 0, amount_zero, N1) == weighted
+    with_amount = {**results, UNTRIED: TimedPairResult(0, 1)}  # the same failure with an amount counts
+    assert close(est.calculate_probability(0.5, 0, with_amount, N1), 0.7 / 1.6)
+
+
 @pytest.mark.parametrize(
     ("fail_ago", "exact"),
     [(None, 1.0), (0, 0.0), (HOUR, 0.6321205588285577), (10 * HOUR, 0.9999546000702375)],

@@ -172,6 +172,18 @@ def test_failure_relax_interval() -> None:
         MissionControlState("60")  # type: ignore[arg-type]
 
 
+def test_failure_relax_interval_ends_exactly_at_the_interval() -> None:
+    # lnd drops a higher failure while `timestamp.Sub(current.FailTime) < minFailureRelaxInterval`
+    # (missioncontrol_state.go): one nanosecond short of the interval it is dropped, at exactly
+    # the interval it applies. (Issue 17: `<=` instead of `<` passed the suite.)
+    state = MissionControlState(min_failure_relax_interval=60.0)
+    state.apply_result(two_hop(100, T, TEMPORARY_CHANNEL_FAILURE, 0))
+    state.apply_result(two_hop(200, T + MIN - 1, TEMPORARY_CHANNEL_FAILURE, 1))
+    assert state.results_from(N1)[N2] == TimedPairResult(T, 100, None, 0)
+    state.apply_result(two_hop(300, T + MIN, TEMPORARY_CHANNEL_FAILURE, 2))
+    assert state.results_from(N1)[N2] == TimedPairResult(T + MIN, 300, None, 0)
+
+
 def test_success_and_failure_move_each_other() -> None:
     state = MissionControlState()
     state._set(V1, V2, T, False, 1000, False, 0)
@@ -199,6 +211,11 @@ IMPORT_CASES = [
     (TimedPairResult(T, 300), TimedPairResult(T, 200), False, TimedPairResult(T, 200, None, 0)),
     # Older failure: skipped; newer higher failure within the relax interval: dropped.
     (TimedPairResult(T, 300), TimedPairResult(T - SEC, 200), False, TimedPairResult(T, 300, None, 0)),
+    # Forced, an older failure is applied all the same (lnd's importResult: `!force &&
+    # currentTs.After(importedTs)` skips); then the absent success part sets the amount to 0 + 1.
+    (TimedPairResult(T, 300), TimedPairResult(T - SEC, 200), True, TimedPairResult(T - SEC, 1, None, 0)),
+    (TimedPairResult(T, 300, T, 100), TimedPairResult(T - SEC, 200, T - SEC, 50), True,
+     TimedPairResult(T - SEC, 51, T - SEC, 50)),
     (TimedPairResult(T, 300), TimedPairResult(T + SEC, 400), False, TimedPairResult(T, 300, None, 0)),
     (TimedPairResult(T, 300), TimedPairResult(T + SEC, 400), True, TimedPairResult(T + SEC, 1, None, 0)),
 ]

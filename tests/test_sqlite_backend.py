@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +20,16 @@ from factories import failed, result
 from shutdown_checks import StorePlace
 
 import mcstore
-from mcstore import FlushError, FlushOutcome, PaymentResult, SQLiteBackend, StoreError, StoreLocked, open_store
+from mcstore import (
+    FlushError,
+    FlushOutcome,
+    PaymentResult,
+    SQLiteBackend,
+    StoreError,
+    StoreLocked,
+    encode_result,
+    open_store,
+)
 from mcstore.backends.sqlite import SCHEMA_VERSION
 
 BUDGET = 30.0  # real seconds; a hang fails the test instead of stalling CI
@@ -257,6 +268,51 @@ async def test_hanging_commit_is_interrupted_at_the_deadline(tmp_path: Path) -> 
     assert rows(path) == []  # the transaction rolled back
     async with open_store(path) as store:  # the lock was released; the file is healthy
         assert await store.fetch_all() == []
+
+
+async def test_a_flush_cancelled_between_two_statements_stops_at_the_next_one(tmp_path: Path) -> None:
+    """Cancelled after ``BEGIN IMMEDIATE``, before the slow INSERT starts: no statement runs,
+    so ``Connection.interrupt()`` does nothing, and only the progress handler, which reads the
+    call's sticky cancel flag, can stop the INSERT (over a second with the slow trigger).
+    (Issue 17, mutant killed: a progress handler that never interrupts.)"""
+    path = tmp_path / "mc.sqlite"
+    async with open_store(path):
+        pass
+    add_slow_trigger(path)
+    token = trio.lowlevel.current_trio_token()
+    flush_scope = trio.CancelScope()
+    cancelled = threading.Event()
+    armed = False
+
+    def cancel_the_flush() -> None:  # in the Trio thread
+        flush_scope.cancel()  # the flush's abort runs now: it sets the flag, interrupt() is a no-op
+        cancelled.set()
+
+    class CancelledAfterBegin(SQLiteBackend):
+        def _begin(self, conn: sqlite3.Connection) -> None:
+            super()._begin(conn)
+            if armed:  # in the worker thread, in the flush's transaction, between two statements
+                token.run_sync_soon(cancel_the_flush)
+                if not cancelled.wait(BUDGET):
+                    raise AssertionError("the flush was never cancelled")
+
+    backend = CancelledAfterBegin(path)
+    with trio.fail_after(BUDGET):
+        async with open_store(backend, max_records=0, flush_interval=3600.0) as store:
+            store.add_result(result(1))
+            armed = True
+            started = time.monotonic()
+            with flush_scope:
+                await store.flush()
+            elapsed = time.monotonic() - started
+            armed = False
+            assert flush_scope.cancelled_caught
+            assert elapsed < 0.5, f"the cancelled INSERT ran for {elapsed:.2f} s"
+            assert store.stats().pending == 1 and rows(path) == []  # rolled back, kept
+            with sqlite3.connect(path) as conn:
+                conn.execute("DROP TRIGGER slow")  # so that the final flush is quick
+    assert store.unpersisted == ()
+    assert [key for key, _ in rows(path)] == [encode_result(result(1))[0]]
 
 
 async def test_outer_cancel_during_a_long_flush_interrupts_it_and_hands_results_back(tmp_path: Path) -> None:

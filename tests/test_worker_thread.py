@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,7 +24,8 @@ from shutdown_checks import assert_nothing_running, store_threads
 from test_sqlite_backend import add_slow_trigger
 
 from mcstore import FlushError, FlushOutcome, PaymentResult, SQLiteBackend, StoreError, open_store
-from mcstore.backends._thread import THREAD_NAME_PREFIX, WorkerThread, acquire_promptly
+from mcstore.backends import _thread as thread_module
+from mcstore.backends._thread import GIL_LEND_SECONDS, THREAD_NAME_PREFIX, WorkerThread, _Job, acquire_promptly
 
 BUDGET = 30.0  # real seconds: a hang fails the test instead of stalling CI
 WAIT = 10.0  # real seconds a worker-side wait may take before the test gives up
@@ -318,6 +321,135 @@ async def test_a_busy_event_loop_lends_the_gil_so_the_thread_is_not_starved() ->
         await worker.aclose()
     assert turns <= budget, f"the thread needed {turns} turns of the busy loop for {hand_backs} hand-backs"
     assert lent <= turns
+
+
+async def test_a_busy_event_loop_lends_the_gil_while_a_call_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lending itself (issue 17: the starvation test above passes without any, where the
+    thread is not starved anyway). Once a call has been in flight for ``GIL_LEND_AFTER``, each
+    turn of a busy loop sleeps ``GIL_LEND_SECONDS`` in the Trio thread; once the call is over,
+    nothing is lent."""
+    worker = WorkerThread("lend")
+    sleeps: list[tuple[float, bool, bool]] = []
+
+    class SpyTime:
+        """The ``time`` module as ``_thread`` sees it, recording each sleep: how long, whether
+        a call was in flight, and whether the sleeping thread is the Trio thread."""
+
+        monotonic = staticmethod(time.monotonic)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            sleeps.append((seconds, worker.busy, threading.current_thread() is trio_thread))
+            time.sleep(seconds)
+
+    trio_thread = threading.current_thread()
+    monkeypatch.setattr(thread_module, "time", SpyTime)
+    lends_wanted = 5
+    release = threading.Event()
+    turns = 0
+
+    async def busy_loop() -> None:
+        # Ready to run at every turn, so the loop never blocks in epoll_wait: it is busy.
+        nonlocal turns
+        while not release.is_set() and turns < 200_000:
+            turns += 1
+            if worker.gil_lent >= lends_wanted:
+                release.set()  # ends the call, after the loop was seen lending
+            await trio.lowlevel.checkpoint()
+
+    with trio.fail_after(BUDGET):
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(busy_loop)
+                await worker.run(lambda: release.wait(WAIT))
+            assert release.is_set(), f"no lending in {turns} turns of a busy loop"
+            lent = worker.gil_lent
+            assert lent >= lends_wanted
+            assert sleeps == [(GIL_LEND_SECONDS, True, True)] * lent
+            for _ in range(100):  # busy, but no call in flight: nothing to lend
+                await trio.lowlevel.checkpoint()
+            assert worker.gil_lent == lent
+        finally:
+            await worker.aclose()
+
+
+async def test_a_call_cancelled_as_the_lock_is_handed_to_it_never_runs() -> None:
+    """A call waiting for the lock whose scope is cancelled after the lock was handed to it
+    (trio's Lock gives it to the first waiter on release) but before it resumed: ``run`` must
+    stop there, and ``fn`` never runs. (Issue 17: without the check, it ran.)"""
+    worker = WorkerThread("handed")
+    release = threading.Event()
+    started = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+    ran: list[str] = []
+    second = trio.CancelScope()
+
+    def first_call() -> str:
+        token.run_sync_soon(started.set)
+        if not release.wait(WAIT):
+            raise AssertionError("never released")
+        return "first"
+
+    async def first_then_cancel_the_second() -> None:
+        assert await worker.run(first_call) == "first"
+        # run() released the lock, handing it to the waiting call; no checkpoint since.
+        second.cancel()
+
+    async def second_waits_for_the_lock() -> None:
+        with second:
+            await worker.run(lambda: ran.append("second"))
+
+    with trio.fail_after(BUDGET):
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(first_then_cancel_the_second)
+                await started.wait()
+                nursery.start_soon(second_waits_for_the_lock)
+                await trio.testing.wait_all_tasks_blocked()  # the second call waits for the lock
+                release.set()
+            assert second.cancelled_caught
+            assert ran == [] and worker.calls == 1 and not worker._serial.locked()
+        finally:
+            await worker.aclose()
+
+
+@pytest.mark.usefixtures("default_sigint")
+def test_run_is_ki_protected_between_the_hand_off_and_the_wait() -> None:
+    """A Ctrl-C right after the job is handed to the thread, before ``run`` waits for it:
+    KI protection defers it (here, under plain ``trio.run``), so ``run`` still waits for the
+    call and returns its value, and KeyboardInterrupt comes at the next checkpoint. Without
+    protection it is raised there, and the task leaves a call running behind it. (Issue 17.)"""
+    worker = WorkerThread("ki-hand-off")
+    protected: list[bool] = []
+    finished: list[str] = []
+    got: list[str] = []
+
+    class Jobs(queue.SimpleQueue):  # type: ignore[type-arg]
+        def put(self, item: object, block: bool = True, timeout: float | None = None) -> None:
+            super().put(item)
+            if isinstance(item, _Job) and not protected:  # run()'s hand-off, in the Trio thread
+                protected.append(trio.lowlevel.currently_ki_protected())
+                signal.raise_signal(signal.SIGINT)  # the handler runs before this returns
+
+    worker._jobs = Jobs()
+
+    def call() -> str:
+        finished.append("call")
+        return "committed"
+
+    async def main() -> None:
+        try:
+            got.append(await worker.run(call))
+            await trio.lowlevel.checkpoint()
+            got.append("not reached")
+        finally:
+            await worker.aclose()
+
+    with pytest.raises(KeyboardInterrupt):
+        trio.run(main)
+    assert protected == [True]
+    assert got == ["committed"] and finished == ["call"]
+    assert worker.calls_in_flight == 0 and not worker.alive
 
 
 async def test_a_thread_that_cannot_start_leaves_nothing_half_set_up(monkeypatch: pytest.MonkeyPatch) -> None:
