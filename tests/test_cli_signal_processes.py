@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import re
 import signal
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_cli import _Lines, _start, _stop, mc_rows
+from test_cli import _Lines, _start, _stop, _write_lock, mc_rows
 
-CTRL_C_MOMENTS = 16
-"""SIGINT rounds, at offsets k / 16 s after the ready line, k = 0 .. 15 (item 14)."""
+CTRL_C_MOMENTS = 20
+"""SIGINT rounds, at offsets k / 20 s after the ready line, k = 0 .. 19 (item 14)."""
 SIGTERM_MOMENTS = (0.0, 0.3, 0.8)
 """SIGTERM rounds, seconds after the ready line (item 13)."""
 
@@ -81,3 +82,35 @@ def test_a_signal_at_any_moment_of_the_first_second_stops_the_demo_with_summary_
         results = list(pool.map(lambda item: run_round(tmp_path, item[0], *item[1]), enumerate(rounds)))
     problems = [problem for r in results for problem in problems_of(r)]
     assert not problems, f"{len(problems)} problems in {len(rounds)} rounds:\n" + "\n".join(problems)
+
+
+@pytest.mark.slow
+def test_sigterm_during_the_close_after_the_payments_ends_with_143_summary_and_proof(tmp_path: Path) -> None:
+    # The first signal comes while the store closes after all the payments: the close goes on
+    # (its final flush waits for a write lock that another connection holds until then), the
+    # summary and the proof follow, and the file holds every accepted result.
+    db = tmp_path / "demo.sqlite"
+    proc = _start("demo", "--payments", "60", "--db", str(db), "--seed", "6", "--max-records", "0", "-vv")
+    lock: sqlite3.Connection | None = None
+    try:
+        out, err = _Lines(proc.stdout), _Lines(proc.stderr)
+        out.wait_for("repeat this run")
+        lock = _write_lock(db)  # from now on the store's flushes, the close's included, wait
+        err.wait_for("Stopping mission control store ticker")  # the payments are over: the close
+        proc.send_signal(signal.SIGTERM)
+        err.wait_for("SIGTERM: the payments are over and the store is closing")
+        lock.execute("ROLLBACK")
+        proc.wait(timeout=60)
+        stdout, stderr = out.rest(), err.rest()
+    finally:
+        _stop(proc)
+        if lock is not None:
+            lock.close()
+    r = Round(signal.SIGTERM, 0.0, proc.returncode, stdout, stderr, len(mc_rows(db)))
+    problems = [p for p in problems_of(r) if "the payments were not stopped" not in p]
+    assert not problems, problems
+    last = "Terminated by SIGTERM once the 60 payments were over; the store closed gracefully."
+    assert stdout.strip().splitlines()[-1] == last
+    accepted = int(re.search(r"^accepted +(\d+)", stdout, flags=re.M).group(1))  # type: ignore[union-attr]
+    deduplicated = int(re.search(r"^deduplicated +(\d+)", stdout, flags=re.M).group(1))  # type: ignore[union-attr]
+    assert r.rows == accepted - deduplicated  # no cap: every distinct accepted result is in the file

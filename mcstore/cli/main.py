@@ -50,7 +50,7 @@ from ..backends._lock import is_lock_path
 from ..backends.sqlite import SCHEMA_VERSION
 from ..errors import DecodeError
 from ..model import PaymentResult
-from ..store import StoreStats
+from ..store import StoreState, StoreStats
 from .common import (
     _CONTEXT,
     _bad_row_reporter,
@@ -174,14 +174,20 @@ class _DemoInterrupts:
     def while_closing(self, _signum: int, stats: StoreStats | None) -> None:
         """``run_demo``'s ``on_interrupt``: runs in the Trio loop, while the store is open or closing."""
         if STOPS.count < self.ABORT_AT:
-            if STOPS.count == 1:
+            if STOPS.count > 1:
+                self._please_wait()
+            elif stats is None or stats.state is StoreState.OPEN:
                 click.echo(
                     f"{STOPS.label()}: stopping the payments; the store closes, "
                     "then the summary and the proof follow.",
                     err=True,
                 )
             else:
-                self._please_wait()
+                click.echo(
+                    f"{STOPS.label()}: the payments are over and the store is closing; "
+                    "the summary and the proof follow.",
+                    err=True,
+                )
             return
         self._progress.stop()
         if stats is None:
