@@ -11,9 +11,9 @@ tests/test_cli_signals.py, where an instrument or a hook delivers the signal the
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
-import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -91,21 +91,18 @@ def test_sigterm_during_the_close_after_the_payments_ends_with_143_summary_and_p
     # summary and the proof follow, and the file holds every accepted result.
     db = tmp_path / "demo.sqlite"
     proc = _start("demo", "--payments", "60", "--db", str(db), "--seed", "6", "--max-records", "0", "-vv")
-    lock: sqlite3.Connection | None = None
-    try:
+    with contextlib.ExitStack() as cleanup:  # closes the lock, then stops the child
+        cleanup.callback(_stop, proc)
         out, err = _Lines(proc.stdout), _Lines(proc.stderr)
         out.wait_for("repeat this run")
-        lock = _write_lock(db)  # from now on the store's flushes, the close's included, wait
+        # From now on the store's flushes, the close's included, wait for this lock.
+        lock = cleanup.enter_context(contextlib.closing(_write_lock(db)))
         err.wait_for("Stopping mission control store ticker")  # the payments are over: the close
         proc.send_signal(signal.SIGTERM)
         err.wait_for("SIGTERM: the payments are over and the store is closing")
         lock.execute("ROLLBACK")
         proc.wait(timeout=60)
         stdout, stderr = out.rest(), err.rest()
-    finally:
-        _stop(proc)
-        if lock is not None:
-            lock.close()
     r = Round(signal.SIGTERM, 0.0, proc.returncode, stdout, stderr, len(mc_rows(db)))
     problems = [p for p in problems_of(r) if "the payments were not stopped" not in p]
     assert not problems, problems
