@@ -229,6 +229,12 @@ _max_records_option = click.option(
 _db_argument = click.argument("db", metavar="DB", type=click.Path(dir_okay=False))
 
 
+def _plot_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--plot", metavar="FILE.png", type=click.Path(dir_okay=False), default=None, help=help_text
+    )
+
+
 class _Console(Console):
     """rich's Console, but a closed pipe raises ``BrokenPipeError`` (rich exits with 1 itself),
     so that every command stops on it in the one place that handles it (``_Group.invoke``)."""

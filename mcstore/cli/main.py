@@ -9,6 +9,8 @@
 ``reset``      clear a namespace
 ``querymc``    the pair history rebuilt from a namespace, read-only (:mod:`mcstore.cli.mission_cmds`)
 ``queryprob``  a success probability and the pair's history, read-only
+``eval``       score the estimators on a namespace's history, read-only (:mod:`mcstore.cli.calibrate`)
+``fit``        fit an estimator's parameters to a namespace's history, read-only
 =============  ===================================================================
 
 Every expected error is one line on stderr, ``Error: <file>: <what>`` (``<file>:<line>:
@@ -60,6 +62,7 @@ from .common import (
     _max_records_option,
     _namespace_option,
     _percent,
+    _plot_option,
     _reported,
     _seconds,
     _short_time,
@@ -322,13 +325,7 @@ def _percent_of(rate: float) -> str:
     help="Route with mission control and this estimator (apriori and bimodal are lnd's, historical "
     "LDK-style), or without mission control (none).",
 )
-@click.option(
-    "--plot",
-    metavar="FILE.png",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Draw the success rate over the run into FILE.png (needs matplotlib).",
-)
+@_plot_option("Draw the success rate over the run into FILE.png (needs matplotlib).")
 @click.pass_context
 def demo(
     ctx: click.Context,
@@ -1020,6 +1017,6 @@ def reset(db: str, namespace: str, yes: bool) -> None:
     _stdout().print(f"Cleared namespace {namespace!r} of {shown}: {deleted} records deleted.")
 
 
-# -- querymc, queryprob ---------------------------------------------------------------------
-# Their module registers them on `cli`; imported last, as it uses the helpers above.
-from . import mission_cmds  # noqa: E402, F401
+# -- querymc, queryprob, eval, fit ----------------------------------------------------------
+# Their modules register them on `cli`; imported last, as they use the helpers above.
+from . import calibrate, mission_cmds  # noqa: E402, F401

@@ -31,7 +31,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -42,7 +42,7 @@ from rich.table import Table
 
 from ..backends import open_reader, redact_location
 from ..mission import ESTIMATORS, MissionControlState, TimedPairResult, make_estimator
-from ..model import PUBKEY_LEN, U64_MAX
+from ..model import PUBKEY_LEN, U64_MAX, PaymentResult
 from .common import (
     _CONTEXT,
     _bad_row_reporter,
@@ -80,16 +80,27 @@ class Replayed:
     """The source pubkeys of those results: the node (normally one) whose history this is."""
 
 
-async def replay_history(db: str, namespace: str, *, learners: Iterable[object] = ()) -> Replayed:
-    """Replay every result of ``namespace`` of ``db``, in key order, into a new state; read-only.
+async def replay_history(
+    db: str,
+    namespace: str,
+    *,
+    learners: Iterable[object] = (),
+    state: MissionControlState | None = None,
+    apply: Callable[[PaymentResult], object] | None = None,
+) -> Replayed:
+    """Replay every result of ``namespace`` of ``db``, in key order, into ``state``; read-only.
 
-    ``learners`` are attached to the state (``MissionControlState(learners=...)``): a learning
-    estimator among them learns the history. Reads one consistent snapshot through
-    :func:`~mcstore.backends.open_reader` (no lock, nothing written), streamed in batches.
-    Rows that fail to decode are reported as warnings on stderr and skipped. Raises
-    :class:`~mcstore.LocationError` for a location that is not a readable mcstore database.
+    ``state`` defaults to a new one with ``learners`` attached
+    (``MissionControlState(learners=...)``: a learning estimator among them learns the history).
+    Each result goes to ``apply``, by default ``state.apply_result`` (``mcstore eval`` passes
+    its evaluator's ``add``, which scores the result and then applies it to ``state``). Reads
+    one consistent snapshot through :func:`~mcstore.backends.open_reader` (no lock, nothing
+    written), streamed in batches. Rows that fail to decode are reported as warnings on stderr
+    and skipped. Raises :class:`~mcstore.LocationError` for a location that is not a readable
+    mcstore database.
     """
-    state = MissionControlState(learners=learners)
+    state = MissionControlState(learners=learners) if state is None else state
+    consume = state.apply_result if apply is None else apply
     count = 0
     sources: set[bytes] = set()
     async with contextlib.aclosing(await open_reader(db)) as reader:
@@ -100,15 +111,22 @@ async def replay_history(db: str, namespace: str, *, learners: Iterable[object] 
             rows = stream_results(snapshot, _bad_row_reporter(db, namespace))
             async with contextlib.aclosing(rows):
                 async for _key, _value, result in rows:
-                    state.apply_result(result)
+                    consume(result)
                     count += 1
                     sources.add(result.route.source_pubkey)
     return Replayed(state, count, frozenset(sources))
 
 
-def _replay(db: str, namespace: str, learners: Iterable[object] = ()) -> Replayed:
+def _replay(
+    db: str,
+    namespace: str,
+    learners: Iterable[object] = (),
+    *,
+    state: MissionControlState | None = None,
+    apply: Callable[[PaymentResult], object] | None = None,
+) -> Replayed:
     with _reported(db, namespace):
-        return STOPS.run(partial(replay_history, db, namespace, learners=learners))
+        return STOPS.run(partial(replay_history, db, namespace, learners=learners, state=state, apply=apply))
 
 
 def _int64(value: int) -> str:

@@ -8,7 +8,10 @@
   the state applies (:mod:`.historical`, whose docstring gives the model and the differences
   from LDK);
 * :data:`ESTIMATORS` and :func:`make_estimator` name them (:mod:`.registry`);
-* :func:`open_mission_control` ties them to a store and replays its history (:mod:`.control`).
+* :func:`open_mission_control` ties them to a store and replays its history (:mod:`.control`);
+* :class:`ChannelGraph` and :func:`load_graph` give channels' capacities (:mod:`.graph`);
+* :func:`evaluate` scores estimators on a history (:mod:`.evaluation`), and :func:`fit` fits an
+  estimator's parameters to one (:mod:`.fitting`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,17 @@ from .estimators import (
     Parameter,
     TunableEstimator,
 )
+from .evaluation import (
+    Calibration,
+    EstimatorScores,
+    Evaluation,
+    Evaluator,
+    ReliabilityBin,
+    Scores,
+    evaluate,
+)
+from .fitting import LND_SETTINGS, FitResult, FitScores, RecordedHistory, fit, lnd_settings
+from .graph import ChannelGraph, GraphError, load_graph
 from .historical import HistoricalEstimator
 from .interpretation import FinalFailureReason, Interpretation, PairOutcome, interpret_result
 from .registry import ESTIMATORS, make_estimator
@@ -32,12 +46,21 @@ from .state import MIN_SECOND_CHANCE_INTERVAL_NS, MissionControlState, NodeResul
 __all__ = [
     "BIMODAL_SCALE_MSAT_MAX",
     "ESTIMATORS",
+    "LND_SETTINGS",
     "MIN_SECOND_CHANCE_INTERVAL_NS",
     "PREV_SUCCESS_PROBABILITY",
     "AprioriEstimator",
     "BimodalEstimator",
+    "Calibration",
+    "ChannelGraph",
     "Estimator",
+    "EstimatorScores",
+    "Evaluation",
+    "Evaluator",
     "FinalFailureReason",
+    "FitResult",
+    "FitScores",
+    "GraphError",
     "HistoricalEstimator",
     "Interpretation",
     "LearningEstimator",
@@ -47,9 +70,16 @@ __all__ = [
     "PairLearner",
     "PairOutcome",
     "Parameter",
+    "RecordedHistory",
+    "ReliabilityBin",
+    "Scores",
     "TimedPairResult",
     "TunableEstimator",
+    "evaluate",
+    "fit",
     "interpret_result",
+    "lnd_settings",
+    "load_graph",
     "make_estimator",
     "open_mission_control",
 ]

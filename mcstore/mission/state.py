@@ -45,7 +45,7 @@ from typing import Final, NamedTuple, Protocol, runtime_checkable
 
 from ..model import PUBKEY_LEN, U64_MAX, PaymentResult
 from ._gotime import MAX_DURATION, MIN_DURATION, ZERO_TIME_NS, after
-from .interpretation import FinalFailureReason, _interpret
+from .interpretation import FinalFailureReason, _interpret, _Raw
 
 __all__ = ["MIN_SECOND_CHANCE_INTERVAL_NS", "MissionControlState", "NodeResults", "PairLearner", "TimedPairResult"]
 
@@ -234,7 +234,11 @@ class MissionControlState:
         """
         if not isinstance(result, PaymentResult):
             raise TypeError(f"apply_result() expects a PaymentResult, got {type(result).__name__}: {result!r}")
-        pairs, node_failure, final, policy = _interpret(result)
+        return self._apply(result, _interpret(result))
+
+    def _apply(self, result: PaymentResult, interpreted: _Raw) -> FinalFailureReason | None:
+        """:meth:`apply_result` of a result already interpreted (evaluation interprets each once)."""
+        pairs, node_failure, final, policy = interpreted
         ts = result.time_reply_ns
         if policy is not None and self._request_second_chance(ts, policy):
             return None
