@@ -30,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import (
     cases_add,
+    cases_calibrate,
     cases_close,
     cases_codec,
     cases_flush,
@@ -51,6 +52,7 @@ CASE_NAMES = {
     "mission": 7,
     "postgres": 8,
     "lnd": 9,
+    "calibrate": 10,
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
@@ -125,6 +127,7 @@ def _plan(cfg: Config, cases: set[int]) -> list[tuple[str, int, Callable[[], Any
         (7, cases_mission),
         (8, cases_postgres),
         (9, cases_lnd),
+        (10, cases_calibrate),
     ):
         if number in cases:
             plan.append((str(number), module.steps(cfg), functools.partial(module.run, cfg)))

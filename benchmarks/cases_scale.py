@@ -25,10 +25,8 @@ import gc
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any, Final
 
 import trio
@@ -46,6 +44,7 @@ from .common import (
     make_results,
     now_ns,
     rss_bytes,
+    spawn_probe,
 )
 
 SIZES_FULL: Final = (1_000, 100_000, 1_000_000)
@@ -217,21 +216,7 @@ def _probe_raw_iter(path: str) -> dict[str, Any]:
 
 
 def _spawn(kind: str, path: str, fetch: bool, what: str | None = None) -> dict[str, Any]:
-    root = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.cases_scale", kind, path, what or ("fetch" if fetch else "open")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=root,
-        timeout=600,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"scale probe {kind} {path} failed ({proc.returncode}):\n{proc.stderr}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return spawn_probe("cases_scale", kind, path, what or ("fetch" if fetch else "open"))
 
 
 # -- the case ---------------------------------------------------------------------------------

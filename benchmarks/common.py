@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import math
 import os
 import platform
 import random
 import resource
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -53,6 +55,7 @@ __all__ = [
     "make_results",
     "now_ns",
     "rss_bytes",
+    "spawn_probe",
 ]
 
 now_ns: Final = time.perf_counter_ns
@@ -232,6 +235,26 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "loadavg_at_start": [round(x, 2) for x in load],
     }
+
+
+def spawn_probe(module: str, *args: str, timeout: float = 600) -> dict[str, Any]:
+    """Run ``python -m benchmarks.<module> ARGS...`` in a fresh process (so that its RSS is its
+    own) and return the JSON object its last line of stdout holds; ``RuntimeError`` if it fails."""
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"probe {module} {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
 
 
 def rss_bytes() -> int:
