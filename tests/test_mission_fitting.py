@@ -111,6 +111,26 @@ def test_a_fit_on_a_demo_history(name: str) -> None:
     assert list(document["default"])[:3] == ["params", "log_loss", "brier"]  # type: ignore[call-overload]
 
 
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_dropping_worse_sets_early_changes_nothing_but_the_time(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    results = simulated(120, seed=3)
+    history = RecordedHistory(demo_graph())
+    for r in results:
+        history.add(r)
+    pruned = fit(history, name)
+    stopped: list[int] = []
+    score = RecordedHistory.score
+
+    def without_limit(self: RecordedHistory, *args: object, train_limit: float = math.inf, **kwargs: object) -> object:
+        train, test = score(self, *args, **kwargs)  # type: ignore[arg-type]
+        stopped.append(int(train.log_loss_total > train_limit))
+        return train, test
+
+    monkeypatch.setattr(RecordedHistory, "score", without_limit)
+    assert fit(history, name) == pruned
+    assert sum(stopped) > 0  # some sets were worse, and the pruned search dropped them
+
+
 def test_a_search_that_does_worse_on_the_test_results_falls_back_to_the_defaults(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -133,17 +153,17 @@ def test_the_search_finds_a_minimum_in_log_and_linear_space() -> None:
         Parameter("share", 0.5, 0.0, 1.0),
     )
 
-    def objective(p: dict[str, float | int]) -> float:
+    def objective(p: dict[str, float | int], bound: float) -> float:
         return (math.log10(p["scale"]) - 6.3) ** 2 + (p["share"] - 0.137) ** 2
 
     best, value, tried = search(parameters, objective, {"scale": 1000, "share": 0.5})
     assert isinstance(best["scale"], int)
     assert abs(math.log10(best["scale"]) - 6.3) < 0.15 and abs(best["share"] - 0.137) < 0.02
-    assert value == objective(best) and value < objective({"scale": 1000, "share": 0.5})
+    assert value == objective(best, 0) and value < objective({"scale": 1000, "share": 0.5}, 0)
     assert tried < 60
     assert search(parameters, objective, {"scale": 1000, "share": 0.5}) == (best, value, tried)
     # A start that is already the best is kept: ties never replace it.
-    flat_best, flat_value, _ = search(parameters, lambda p: 1.0, {"scale": 1000, "share": 0.5})
+    flat_best, flat_value, _ = search(parameters, lambda p, bound: 1.0, {"scale": 1000, "share": 0.5})
     assert flat_best == {"scale": 1000, "share": 0.5} and flat_value == 1.0
 
 

@@ -182,6 +182,11 @@ class Calibration:
         self._brier += d * d
 
     @property
+    def log_loss_total(self) -> float:
+        """The summed log loss so far (0 before the first prediction); it never decreases."""
+        return self._log_loss
+
+    @property
     def log_loss(self) -> float | None:
         """The log loss so far (None before the first prediction)."""
         return self._log_loss / self.count if self.count else None

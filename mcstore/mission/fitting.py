@@ -12,7 +12,9 @@ The search is coordinate descent over the estimator's :class:`~mcstore.mission.P
 ranges, in log space for the ``log_scale`` ones: a grid of nine values per parameter in turn,
 then three rounds refined around the best (steps of 1/16, 1/32 and 1/64 of the range); a
 value is rounded to three significant digits (log scale) or four decimals. Deterministic:
-the same history gives the same parameters. About 80 parameter sets for four parameters.
+the same history gives the same parameters. About 80 parameter sets for four parameters; a
+set is dropped as soon as its summed training log loss exceeds the best set's (the terms are
+never negative), which changes nothing but the time.
 
 Speed and memory: the history is replayed and interpreted once, into a
 :class:`RecordedHistory`: per result, its scored pair observations and the pair-state
@@ -134,12 +136,20 @@ class RecordedHistory(Replay):
         self.record(result)
         self.apply(result)
 
-    def score(self, estimator: Estimator, split: int, *, train: bool = True, test: bool = True) -> tuple[
-        Calibration, Calibration
-    ]:
+    def score(
+        self,
+        estimator: Estimator,
+        split: int,
+        *,
+        train: bool = True,
+        test: bool = True,
+        train_limit: float = math.inf,
+    ) -> tuple[Calibration, Calibration]:
         """Score ``estimator`` on the recorded pair observations: those of results before index
         ``split`` (the training set) and from it on (the test set). With ``test=False`` the
-        replay stops at the first test result."""
+        replay stops at the first test result; it also stops as soon as the training log loss
+        summed so far exceeds ``train_limit`` (the terms are never negative, so the total can
+        only be larger: a search uses this to drop a worse candidate early)."""
         train_scores = Calibration(f"{getattr(estimator, 'name', 'estimator')} (training)")
         test_scores = Calibration(f"{getattr(estimator, 'name', 'estimator')} (test)")
         pairs: dict[bytes, dict[bytes, TimedPairResult]] = {}
@@ -165,6 +175,8 @@ class RecordedHistory(Replay):
             if index < split:
                 if not train:
                     continue
+                if train_scores.log_loss_total > train_limit:
+                    break
                 target = train_scores
             else:
                 if not test:
@@ -277,21 +289,25 @@ def _value(p: Parameter, u: float) -> float | int:
 
 def search(
     parameters: tuple[Parameter, ...],
-    objective: Callable[[dict[str, float | int]], float],
+    objective: Callable[[dict[str, float | int], float], float],
     start: Mapping[str, float | int],
 ) -> tuple[dict[str, float | int], float, int]:
     """Minimise ``objective`` over ``parameters`` from ``start`` (see the module's docstring).
 
-    Returns the best parameters, their objective, and how many distinct sets were tried. A
-    set must beat the best so far strictly to replace it, so ties keep the earlier one.
+    ``objective(params, bound)`` returns the value of ``params``, or any value above ``bound``
+    (say ``inf``) once it knows the value is above ``bound``, the best value so far: such a
+    set can never become the best, since the best only improves. Returns the best parameters,
+    their objective, and how many distinct sets were tried. A set must beat the best so far
+    strictly to replace it, so ties keep the earlier one.
     """
     tried: dict[tuple[float | int, ...], float] = {}
+    best_value = math.inf
 
     def value(params: dict[str, float | int]) -> float:
         key = tuple(params[p.name] for p in parameters)
         found = tried.get(key)
         if found is None:
-            found = tried[key] = objective(params)
+            found = tried[key] = objective(params, best_value)
             logger.debug("Fit candidate %d: %s objective=%r", len(tried), params, found)
         return found
 
@@ -437,8 +453,13 @@ def fit(
             "both need at least one"
         )
 
-    def train_log_loss(params: dict[str, float | int]) -> float:
-        scores, _ = recorded.score(make_estimator(estimator, params), split, test=False)
+    def train_log_loss(params: dict[str, float | int], bound: float) -> float:
+        # Stop once the summed log loss shows the mean will exceed the best's (exact pruning;
+        # the margin keeps float rounding from dropping a set that would have been the best).
+        limit = bound * train.count * (1 + 1e-9)
+        scores, _ = recorded.score(make_estimator(estimator, params), split, test=False, train_limit=limit)
+        if scores.count < train.count:
+            return math.inf
         return scores.log_loss if scores.log_loss is not None else math.inf
 
     def scored(params: Mapping[str, float | int], train_loss: float) -> FitScores:
