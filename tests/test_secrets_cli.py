@@ -73,6 +73,8 @@ RECIPES: dict[str, Callable[[Places], list[list[str]]]] = {
     "reset": lambda p: [["import", p.scratch, p.jsonl], ["reset", p.scratch, "--yes"]],
     "querymc": lambda p: [["querymc", p.store], ["querymc", p.store, "--json"]],
     "queryprob": lambda p: [["queryprob", p.store, A, B, "1000", "--capacity-sat", "100000"]],
+    "eval": lambda p: [["eval", p.store, "--graph", "demo"], ["eval", p.store, "--graph", "demo", "--json"]],
+    "fit": lambda p: [["fit", p.store, "--graph", "demo", "--estimator", "apriori", "--test-fraction", "0.5"]],
 }
 """How to run each command successfully: every command of ``mcstore`` must have one."""
 

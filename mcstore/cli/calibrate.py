@@ -19,6 +19,7 @@ from typing import Any, Final
 import click
 from rich.table import Table
 
+from ..backends import redact_location
 from ..mission import (
     ESTIMATORS,
     ChannelGraph,
@@ -40,7 +41,6 @@ from .common import (
     _db_argument,
     _fail,
     _namespace_option,
-    _one_line,
     _plot_option,
     _reported,
     _stderr,
@@ -334,7 +334,8 @@ def eval_(
         return
     out = _stdout()
     me = "-" if evaluation.self_pubkey is None else evaluation.self_pubkey.hex()
-    out.print(f"Scored {evaluation.results} results of namespace {namespace!r} in {_one_line(db)}, our node {me}.")
+    where = f"namespace {namespace!r} in {redact_location(db)}"
+    out.print(f"Scored {evaluation.results} results of {where}, our node {me}.")
     out.print(
         f"Pair observations: {evaluation.pairs} scored; not scored: {evaluation.amount_independent} "
         f"amount-independent failures, {evaluation.no_capacity} channels of unknown capacity "
@@ -425,7 +426,7 @@ def fit_(
         return
     out = _stdout()
     out.print(
-        f"Fitted {estimator} to {outcome.train_results} results of namespace {namespace!r} in {_one_line(db)} "
+        f"Fitted {estimator} to {outcome.train_results} results of namespace {namespace!r} in {redact_location(db)} "
         f"({outcome.train_pairs} pair observations; {outcome.evaluations} parameter sets tried), "
         f"tested on the next {outcome.test_results} ({outcome.test_pairs} pair observations)."
     )
