@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Final
+from typing import Any, Final
 
 import click
 from rich.table import Table
@@ -117,16 +117,10 @@ async def replay_history(
     return Replayed(state, count, frozenset(sources))
 
 
-def _replay(
-    db: str,
-    namespace: str,
-    learners: Iterable[object] = (),
-    *,
-    state: MissionControlState | None = None,
-    apply: Callable[[PaymentResult], object] | None = None,
-) -> Replayed:
+def _replay(db: str, namespace: str, **options: Any) -> Replayed:
+    """:func:`replay_history` (``options`` are its keywords), run for a command."""
     with _reported(db, namespace):
-        return STOPS.run(partial(replay_history, db, namespace, learners=learners, state=state, apply=apply))
+        return STOPS.run(partial(replay_history, db, namespace, **options))
 
 
 def _int64(value: int) -> str:
