@@ -11,9 +11,8 @@ parameters (:func:`~mcstore.mission.fit`), then prints the ``lncli setmccfg`` co
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import click
@@ -22,15 +21,12 @@ from rich.table import Table
 from ..backends import redact_location
 from ..mission import (
     ESTIMATORS,
-    ChannelGraph,
     Evaluation,
     Evaluator,
     FitResult,
-    GraphError,
     RecordedHistory,
     Scores,
     fit,
-    load_graph,
     make_estimator,
 )
 from ..mission.estimators import Estimator
@@ -40,46 +36,21 @@ from .common import (
     _CONTEXT,
     _db_argument,
     _fail,
+    _graph,
     _namespace_option,
     _plot_option,
-    _reported,
-    _stderr,
     _stdout,
+    _working,
     cli,
 )
-from .demo import demo_network
+from .demo import BUILTIN_GRAPHS, demo_graph
 from .mission_cmds import _json, _pubkey, _replay
 from .routing import PlotUnavailable, check_plotting
+from .routing import score_text as _number
 
 __all__ = ["BUILTIN_GRAPHS", "demo_graph", "eval_", "fit_", "parse_settings", "plot_reliability"]
 
 _ESTIMATORS: Final = tuple(ESTIMATORS)
-
-
-def demo_graph() -> ChannelGraph:
-    """The synthetic network of ``mcstore demo``, as a channel graph (capacities by channel id and pair)."""
-    network = demo_network()
-    keys = network.pubkeys
-    return ChannelGraph.from_channels(
-        ((keys[c.node_a], keys[c.node_b], c.capacity_sat, c.scid) for c in network.channels), source="demo"
-    )
-
-
-BUILTIN_GRAPHS: Final[Mapping[str, Callable[[], ChannelGraph]]] = {"demo": demo_graph}
-"""Graphs that ``--graph`` takes by name instead of a file (a file of that name: ``./NAME``)."""
-
-
-def _graph(spec: str) -> ChannelGraph:
-    builtin = BUILTIN_GRAPHS.get(spec)
-    if builtin is not None:
-        return builtin()
-    with _reported(spec):
-        try:
-            return load_graph(spec)
-        except IsADirectoryError:
-            _fail(f"{spec}: is a directory, not a graph file")
-        except GraphError as exc:
-            _fail(str(exc))
 
 
 _graph_option = click.option(
@@ -88,7 +59,8 @@ _graph_option = click.option(
     required=True,
     metavar="FILE",
     help="The channel graph, for capacities: a CSV (node1_pubkey,node2_pubkey,capacity_sat) or the JSON of "
-    f"`lncli describegraph`; or a built-in graph: {', '.join(BUILTIN_GRAPHS)} (the network of `mcstore demo`).",
+    f"`lncli describegraph`; or a built-in graph: {', '.join(BUILTIN_GRAPHS)} (the networks of `mcstore demo`: "
+    "its synthetic one, and the real network's channels of 5M sat and more on 2025-04-30).",
 )
 def _estimator_option(
     help_text: str, name: str, *, multiple: bool = False, required: bool = False
@@ -187,9 +159,6 @@ def _estimators(chosen: tuple[str, ...], settings: tuple[str, ...]) -> dict[str,
 # -- eval ----------------------------------------------------------------------------------------
 
 
-def _number(value: float | None) -> str:
-    """A score, to four significant digits (a fitted log loss can be 0.0001)."""
-    return "-" if value is None else f"{value:.4g}"
 
 
 def _share(value: float | None) -> str:
@@ -353,16 +322,6 @@ def eval_(
 
 
 # -- fit -----------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _working(message: str) -> Iterator[None]:
-    console = _stderr()
-    if console.is_terminal:
-        with console.status(message):
-            yield
-    else:
-        yield
 
 
 def _fit_table(outcome: FitResult) -> Table:

@@ -25,7 +25,9 @@ from .. import COMPILED, __version__
 from ..backends import InvalidLocation, redact_location, scrub_secrets
 from ..backends.location import SCRUB_FILTER, remember_secrets
 from ..errors import DecodeError, StoreError, StoreLocked
+from ..mission.graph import ChannelGraph, GraphError, load_graph
 from ..store import DEFAULT_MAX_RECORDS, MAX_RECORDS, check_namespace
+from .demo import BUILTIN_GRAPHS
 from .export import RecordError, format_time_ns
 from .readonly import DatabaseFileError
 from .stopping import STOPS
@@ -188,6 +190,32 @@ def _reported(path: str, namespace: str | None = None) -> Iterator[None]:
         _fail(f"{shown}: SQLite error: {exc}")
     except OSError as exc:
         _fail(f"{redact_location(exc.filename or path)}: {exc.strerror or exc}")
+
+
+def _graph(spec: str) -> ChannelGraph:
+    """The channel graph ``--graph SPEC`` names: a built-in one (:data:`~mcstore.cli.demo.BUILTIN_GRAPHS`)
+    or a graph file (:func:`~mcstore.mission.load_graph`); a file that cannot be read is a one-line error."""
+    builtin = BUILTIN_GRAPHS.get(spec)
+    if builtin is not None:
+        return builtin()
+    with _reported(spec):
+        try:
+            return load_graph(spec)
+        except IsADirectoryError:
+            _fail(f"{spec}: is a directory, not a graph file")
+        except GraphError as exc:
+            _fail(str(exc))
+
+
+@contextlib.contextmanager
+def _working(message: str) -> Iterator[None]:
+    """A spinner with ``message`` on stderr while the block runs, if stderr is a terminal."""
+    console = _stderr()
+    if console.is_terminal:
+        with console.status(message):
+            yield
+    else:
+        yield
 
 
 # -- shared options and output ----------------------------------------------------------------

@@ -24,11 +24,13 @@ from __future__ import annotations
 import heapq
 import random
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, cached_property, lru_cache
+from types import MappingProxyType
 from typing import Final
 
+from ..mission.graph import PACKAGED_GRAPHS, ChannelGraph, packaged_graph
 from ..model import (
     AMOUNT_BELOW_MINIMUM,
     CHANNEL_DISABLED,
@@ -48,13 +50,21 @@ from ..model import (
 )
 
 __all__ = [
+    "BUILTIN_GRAPHS",
     "DEFAULT_NODES",
+    "GRAPH_FEES",
     "MAX_HOPS",
     "NETWORK_SEED",
+    "OUR_CHANNELS",
+    "OUR_CHANNEL_SAT",
     "Channel",
+    "GraphNetwork",
+    "Network",
     "Policy",
     "SimulatedResult",
     "SyntheticNetwork",
+    "builtin_network",
+    "demo_graph",
     "demo_network",
     "simulate",
 ]
@@ -159,54 +169,64 @@ def _random_policy(rng: random.Random) -> Policy:
     )
 
 
-class SyntheticNetwork:
-    """A random Lightning network: ``nodes`` nodes, the last one is ours (:attr:`source`).
+class Network:
+    """A Lightning network the demo pays over: nodes, channels with a policy per direction, our node.
 
-    Deterministic for ``seed``. Each new node opens 1 to 5 channels to existing nodes,
-    preferring well-connected ones; our node opens 6.
+    Node ``i`` has the key ``pubkeys[i]`` and the channels ``peers[i]``; :attr:`source` is our
+    node, the one that pays. Built by :class:`SyntheticNetwork` (random) or
+    :class:`GraphNetwork` (a real topology); immutable once built.
     """
 
-    def __init__(self, seed: int = NETWORK_SEED, nodes: int = DEFAULT_NODES) -> None:
-        if nodes < 3:
-            raise ValueError(f"a network needs at least 3 nodes, got {nodes}")
-        rng = random.Random(seed)
-        self.pubkeys: list[bytes] = [bytes((rng.choice((2, 3)),)) + rng.randbytes(32) for _ in range(nodes)]
-        self.channels: list[Channel] = []
-        self.peers: list[list[Channel]] = [[] for _ in range(nodes)]
-        self._scids: set[int] = set()
-        # Three founders, connected to each other.
-        for a, b in ((0, 1), (1, 2), (0, 2)):
-            self._open(rng, a, b)
-        for node in range(3, nodes):
-            wanted = 6 if node == nodes - 1 else rng.choice((1, 2, 2, 3, 3, 4, 5))
-            candidates = list(range(node))
-            weights = [len(self.peers[c]) + 1 for c in candidates]
-            chosen: set[int] = set()
-            while len(chosen) < min(wanted, node):
-                chosen.add(rng.choices(candidates, weights)[0])
-            for peer in sorted(chosen):
-                self._open(rng, peer, node)
-        self.source: Final = nodes - 1
-        """Our node: the one that pays."""
+    pubkeys: list[bytes]
+    channels: list[Channel]
+    peers: list[list[Channel]]
+    source: int
+    """Our node: the one that pays."""
+    description: str
+    """What the network is, for messages ("a synthetic network of 200 nodes and 412 channels")."""
+    amount_exponents: tuple[float, float] = (5.0, 9.0)
+    """Payments are log-uniform between ``10**lo`` and ``10**hi`` msat (100 sat to 1M sat here)."""
 
-    def _open(self, rng: random.Random, a: int, b: int) -> None:
-        while True:
-            block = rng.randrange(505_000, _BLOCK_HEIGHT_AT_START)
-            scid = (block << 40) | (rng.randrange(1, 3000) << 16) | rng.randrange(0, 4)
-            if scid not in self._scids:
-                break
-        self._scids.add(scid)
-        channel = Channel(
-            scid, a, b, int(10 ** rng.uniform(5, 7.3)), _random_policy(rng), _random_policy(rng)
-        )
+    def _add(self, channel: Channel) -> None:
         self.channels.append(channel)
-        self.peers[a].append(channel)
-        self.peers[b].append(channel)
+        self.peers[channel.node_a].append(channel)
+        self.peers[channel.node_b].append(channel)
 
     @property
     def source_pubkey(self) -> bytes:
         """The public key of our node."""
         return self.pubkeys[self.source]
+
+    @cached_property
+    def payees(self) -> list[int]:
+        """The nodes our node can reach (over channels of any capacity), but itself, in index order."""
+        seen = {self.source}
+        frontier = [self.source]
+        while frontier:
+            node = frontier.pop()
+            for channel in self.peers[node]:
+                other = channel.node_b if channel.node_a == node else channel.node_a
+                if other not in seen:
+                    seen.add(other)
+                    frontier.append(other)
+        return [node for node in range(len(self.pubkeys)) if node in seen and node != self.source]
+
+    _graph: ChannelGraph | None = None
+
+    @property
+    def graph(self) -> ChannelGraph:
+        """The capacities of the network's channels, as ``mcstore eval --graph`` reads them for it.
+
+        By short channel id and by node pair; a :class:`GraphNetwork` gives back the graph it was
+        built from, which knows the same capacities by node pair (and not our node's channels,
+        which an evaluation never looks up: they are local).
+        """
+        if self._graph is None:
+            keys = self.pubkeys
+            self._graph = ChannelGraph.from_channels(
+                ((keys[c.node_a], keys[c.node_b], c.capacity_sat, c.scid) for c in self.channels), source="demo"
+            )
+        return self._graph
 
     def random_path(self, rng: random.Random, length: int) -> list[tuple[Channel, int]]:
         """A loop-free walk of up to ``length`` hops from our node: ``(channel, node reached)``.
@@ -230,10 +250,150 @@ class SyntheticNetwork:
         return path
 
 
+def _new_scid(rng: random.Random, taken: set[int]) -> int:
+    """A short channel id (block, transaction index, output) not in ``taken``, which it joins."""
+    while True:
+        block = rng.randrange(505_000, _BLOCK_HEIGHT_AT_START)
+        scid = (block << 40) | (rng.randrange(1, 3000) << 16) | rng.randrange(0, 4)
+        if scid not in taken:
+            taken.add(scid)
+            return scid
+
+
+class SyntheticNetwork(Network):
+    """A random Lightning network: ``nodes`` nodes, the last one is ours (:attr:`source`).
+
+    Deterministic for ``seed``. Each new node opens 1 to 5 channels to existing nodes,
+    preferring well-connected ones; our node opens 6.
+    """
+
+    def __init__(self, seed: int = NETWORK_SEED, nodes: int = DEFAULT_NODES) -> None:
+        if nodes < 3:
+            raise ValueError(f"a network needs at least 3 nodes, got {nodes}")
+        rng = random.Random(seed)
+        self.pubkeys = [bytes((rng.choice((2, 3)),)) + rng.randbytes(32) for _ in range(nodes)]
+        self.channels = []
+        self.peers = [[] for _ in range(nodes)]
+        self._scids: set[int] = set()
+        # Three founders, connected to each other.
+        for a, b in ((0, 1), (1, 2), (0, 2)):
+            self._open(rng, a, b)
+        for node in range(3, nodes):
+            wanted = 6 if node == nodes - 1 else rng.choice((1, 2, 2, 3, 3, 4, 5))
+            candidates = list(range(node))
+            weights = [len(self.peers[c]) + 1 for c in candidates]
+            chosen: set[int] = set()
+            while len(chosen) < min(wanted, node):
+                chosen.add(rng.choices(candidates, weights)[0])
+            for peer in sorted(chosen):
+                self._open(rng, peer, node)
+        self.source = nodes - 1
+        self.description = f"a synthetic network of {nodes} nodes and {len(self.channels)} channels"
+
+    def _open(self, rng: random.Random, a: int, b: int) -> None:
+        scid = _new_scid(rng, self._scids)
+        self._add(Channel(scid, a, b, int(10 ** rng.uniform(5, 7.3)), _random_policy(rng), _random_policy(rng)))
+
+
+OUR_CHANNELS: Final = 6
+"""Channels of our own node in a :class:`GraphNetwork`: to the best-connected nodes."""
+OUR_CHANNEL_SAT: Final = 20_000_000
+"""The capacity of each of our node's channels in a :class:`GraphNetwork`, in sat."""
+GRAPH_FEES: Final = "base fee uniform in 0-1000 msat, fee rate log-uniform in 1-2000 ppm, CLTV delta 40, 80 or 144"
+"""The forwarding policies a :class:`GraphNetwork` draws for each direction of each channel."""
+_GRAPH_PPM_MAX: Final = 2000
+
+
+def _graph_policy(rng: random.Random) -> Policy:
+    return Policy(
+        base_fee_msat=rng.randint(0, 1000),
+        fee_ppm=int(_GRAPH_PPM_MAX ** rng.random()),  # log-uniform in [1, 2000)
+        cltv_delta=rng.choice((40, 80, 144)),
+        htlc_minimum_msat=1000,
+    )
+
+
+class GraphNetwork(Network):
+    """The demo's network over a real topology: the node pairs of ``graph``, and a node of ours.
+
+    Each node pair of the graph is one channel of the pair's capacity (a pair's several
+    channels merged, as the graph gives them and as lnd's pathfinding sees their liquidity),
+    with a synthetic short channel id that the graph does not know (so that ``mcstore eval``
+    over the same graph finds the channel by its node pair) and a policy per direction drawn
+    as :data:`GRAPH_FEES` says. Our node is not one of the graph's: it has
+    :data:`OUR_CHANNELS` channels of :data:`OUR_CHANNEL_SAT` sat to the best-connected nodes
+    (most pairs; ties by pubkey), as a paying node opens channels to hubs. Payments are
+    log-uniform from 1,000 to 3,000,000 sat (the graph's channels have 5M sat and more).
+
+    Deterministic for ``(graph, name)``: nodes and pairs are taken in pubkey order, drawn from a
+    fixed seed. Raises ``ValueError`` for a graph without channels.
+    """
+
+    amount_exponents = (6.0, 9.477)
+
+    def __init__(self, graph: ChannelGraph, name: str) -> None:
+        pairs = sorted(graph.pairs.items())
+        if not pairs:
+            raise ValueError(f"{name}: the graph has no channels")
+        rng = random.Random(f"mcstore-graph-network-{NETWORK_SEED}")
+        keys = sorted({key for pair, _capacity in pairs for key in pair})
+        index = {key: i for i, key in enumerate(keys)}
+        me = keys[0]
+        while me in index:
+            me = bytes((rng.choice((2, 3)),)) + rng.randbytes(32)
+        self.pubkeys = [*keys, me]
+        self.source = len(keys)
+        self.channels = []
+        self.peers = [[] for _ in self.pubkeys]
+        self._graph = graph
+        taken = set(graph.channels)
+        degree = [0] * len(keys)
+        for a, b in graph.pairs:
+            degree[index[a]] += 1
+            degree[index[b]] += 1
+        hubs = sorted(range(len(keys)), key=lambda node: (-degree[node], keys[node]))[:OUR_CHANNELS]
+        # Our channels first, so that a route search meets them first at a hub (see find_route).
+        for hub in hubs:
+            scid = _new_scid(rng, taken)
+            self._add(Channel(scid, hub, self.source, OUR_CHANNEL_SAT, _graph_policy(rng), _graph_policy(rng)))
+        for (a, b), capacity in pairs:
+            scid = _new_scid(rng, taken)
+            self._add(Channel(scid, index[a], index[b], capacity, _graph_policy(rng), _graph_policy(rng)))
+        self.description = (
+            f"the graph {name} ({len(keys)} nodes, {len(pairs)} channels) and our node, with {len(hubs)} "
+            "channels to its best-connected nodes"
+        )
+
 @lru_cache(maxsize=1)
 def demo_network() -> SyntheticNetwork:
     """The network every demo run pays over (built once per process)."""
     return SyntheticNetwork(NETWORK_SEED, DEFAULT_NODES)
+
+
+def demo_graph() -> ChannelGraph:
+    """The synthetic network of ``mcstore demo``, as a channel graph (capacities by channel id and pair)."""
+    return demo_network().graph
+
+
+def _packaged(name: str) -> Callable[[], ChannelGraph]:
+    return lambda: packaged_graph(name)
+
+
+BUILTIN_GRAPHS: Final[Mapping[str, Callable[[], ChannelGraph]]] = MappingProxyType(
+    {"demo": demo_graph, **{name: _packaged(name) for name in PACKAGED_GRAPHS}}
+)
+"""The graphs that ``--graph`` (of ``demo``, ``eval`` and ``fit``) takes by name instead of a file
+(a file of that name: ``./NAME``): ``demo``, the demo's synthetic network, and the graphs that
+ship with mcstore (:data:`~mcstore.mission.graph.PACKAGED_GRAPHS`: ``mainnet-2025``)."""
+
+
+@cache
+def builtin_network(name: str) -> Network:
+    """The demo's network over the built-in graph ``name`` (built once per process): for ``demo``,
+    :func:`demo_network`; for a packaged graph, its :class:`GraphNetwork`. ``KeyError`` for another name."""
+    if name == "demo":
+        return demo_network()
+    return GraphNetwork(BUILTIN_GRAPHS[name](), name)
 
 
 @dataclass(frozen=True, slots=True)

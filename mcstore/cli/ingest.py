@@ -29,12 +29,12 @@ import trio
 
 from ..backends import Backend, classify_location, open_reader, redact_location
 from ..errors import FlushError, StoreBusy
-from ..mission import ESTIMATORS, make_estimator, open_mission_control
+from ..mission import ESTIMATORS, Evaluation, Evaluator, make_estimator, open_mission_control
 from ..model import PaymentResult
 from ..store import MissionControlStore, StoreStats, open_store
-from .demo import SyntheticNetwork, demo_network
+from .demo import Network, demo_network
 from .readonly import connect_readonly, namespace_keys, quick_check
-from .routing import PaymentOutcome, ProbabilitySource, RoutedPayments
+from .routing import BALANCES, PaymentOutcome, ProbabilitySource, RoutedPayments
 from .stopping import STOPS
 
 __all__ = [
@@ -58,6 +58,8 @@ logger = logging.getLogger(__name__)
 
 DEMO_FLUSH_INTERVAL: Final = 0.05
 """The demo flushes often, so that progress is visible in the database as it runs."""
+_EVALUATOR_REPLAY_BATCH: Final = 1000
+"""Stored results read at a time when the demo's evaluation learns the history."""
 _BULK_FLUSH_INTERVAL: Final = 24 * 3600.0
 """For bulk writes the ticker must never fire: one explicit flush writes everything at once."""
 _NS: Final = 1_000_000_000
@@ -110,6 +112,9 @@ class DemoOutcome:
     """Stored results replayed into mission control at open (a continued history)."""
     unpersisted_keys: frozenset[bytes] = frozenset()
     """The keys of the results in :attr:`unpersisted` (the store handed them back)."""
+    calibration: Evaluation | None = None
+    """Every estimator (lnd's defaults) scored on the results of this run, as ``mcstore eval``
+    scores a history, with the capacities of the network's graph: see :func:`run_demo`."""
 
     @property
     def payments_made(self) -> int:
@@ -162,6 +167,7 @@ class _DemoTally:
     close_seconds: float = 0.0
     replayed: int = 0
     outcomes: list[PaymentOutcome] | None = None
+    evaluator: Evaluator | None = None
 
 
 async def _record_demo(
@@ -174,10 +180,11 @@ async def _record_demo(
     namespace: str,
     max_records: int,
     flush_interval: float,
-    network: SyntheticNetwork,
+    network: Network,
     on_progress: Callable[[DemoProgress], None] | None,
     on_open: OnOpen | None,
     estimator: str,
+    balances: str,
 ) -> tuple[MissionControlStore, set[bytes]]:
     model: set[bytes] = set()
     close_started: float | None = None
@@ -208,14 +215,26 @@ async def _record_demo(
                     largest_id = max(int.from_bytes(k[8:16], "big") for k in model)
                 probability: ProbabilitySource | None = None
                 if estimator != "none":
-
-                    def probability(source: bytes, target: bytes, amount: int, capacity: int, now: int) -> float:
-                        return mc.probability(source, target, amount, capacity, now_ns=now)
+                    # The network's pubkeys, amounts and capacities are valid: no need to check them
+                    # for each of the channels a route search weighs.
+                    probability = mc._probability
 
                 payer = RoutedPayments(
-                    network, seed=seed, start_ns=start_ns, first_id=largest_id + 1, probability=probability
+                    network,
+                    seed=seed,
+                    start_ns=start_ns,
+                    first_id=largest_id + 1,
+                    probability=probability,
+                    balances=balances,
                 )
                 tally.outcomes = payer.outcomes
+                evaluator = tally.evaluator = Evaluator(network.graph, self_pubkey=network.source_pubkey)
+                if mc.replayed:
+                    # Learns the stored history, as mission control did at open, without scoring it:
+                    # this run's results are then predicted from the state mission control had.
+                    async with contextlib.aclosing(store.iter_results(_EVALUATOR_REPLAY_BATCH)) as stored:
+                        async for result in stored:
+                            evaluator.apply(result)
                 with produce:
                     for result in payer.run(payments):
                         # Reported before the next route is searched: the retry learns from it.
@@ -225,6 +244,7 @@ async def _record_demo(
                                 break
                             except StoreBusy:
                                 await store.flush()  # a full intake waits for the store to catch up
+                        evaluator.add(result)  # scores what each estimator predicted, then learns
                         model.add(result.key)
                         tally.sent += 1
                         tally.payments_started = payer.payments_started
@@ -257,11 +277,12 @@ async def run_demo(
     namespace: str = "default",
     max_records: int = 1000,
     flush_interval: float = DEMO_FLUSH_INTERVAL,
-    network: SyntheticNetwork | None = None,
+    network: Network | None = None,
     on_progress: Callable[[DemoProgress], None] | None = None,
     on_open: OnOpen | None = None,
     on_interrupt: OnInterrupt | None = None,
     estimator: str = "apriori",
+    balances: str = "beta",
     signals: AsyncIterator[int] | None = None,
 ) -> DemoOutcome:
     """Make ``payments`` simulated payments, recording every attempt into ``namespace`` of ``path``.
@@ -271,7 +292,18 @@ async def run_demo(
     stored history is replayed at open, every attempt is reported through
     :meth:`~mcstore.mission.MissionControl.report_result`, and each route is searched with
     the probabilities of that moment (:class:`~mcstore.cli.routing.RoutedPayments`). With
-    ``"none"`` the attempts are still recorded, but routed without mission control.
+    ``"none"`` the attempts are still recorded, but routed without mission control. The
+    payments go over ``network`` (default: :func:`~mcstore.cli.demo.demo_network`), whose
+    hidden balances are drawn as ``balances`` says (one of
+    :data:`~mcstore.cli.routing.BALANCES`).
+
+    The outcome's :attr:`~DemoOutcome.calibration` scores every estimator (lnd's defaults) on
+    this run's results with an :class:`~mcstore.mission.Evaluator` over ``network.graph``: each
+    result as it is reported, predicted from the state of that moment, which starts from the
+    stored history (learnt, not scored). So the routing estimator is scored on the very
+    probabilities it routed with, and the others on the same attempts; on a namespace that
+    was empty and kept every result, the scores are those of ``mcstore eval`` with the same
+    graph.
 
     The history continues what is stored: attempt ids follow the largest stored id, and the
     simulated clock starts one second after the newest stored reply, or at
@@ -290,6 +322,8 @@ async def run_demo(
     """
     if estimator not in DEMO_ESTIMATORS:
         raise ValueError(f"estimator must be one of {', '.join(DEMO_ESTIMATORS)}, got {estimator!r}")
+    if balances not in BALANCES:
+        raise ValueError(f"balances must be one of {', '.join(BALANCES)}, got {balances!r}")
     tally = _DemoTally()
     produce = trio.CancelScope()
     started_at = time.perf_counter()
@@ -320,6 +354,7 @@ async def run_demo(
                 on_progress=on_progress,
                 on_open=on_open,
                 estimator=estimator,
+                balances=balances,
             )
         except Exception as exc:
             # Raised below, outside the nursery, so that it is not wrapped in a group.
@@ -345,6 +380,7 @@ async def run_demo(
         estimator=estimator,
         payment_outcomes=tuple(tally.outcomes or ()),
         replayed=tally.replayed,
+        calibration=None if tally.evaluator is None else tally.evaluator.evaluation(),
     )
 
 

@@ -59,6 +59,7 @@ from .common import (
     _db_argument,
     _fail,
     _fail_unknown_namespace,
+    _graph,
     _max_records_option,
     _namespace_option,
     _percent,
@@ -70,9 +71,10 @@ from .common import (
     _stdout,
     _warn,
     _warn_unknown_namespace,
+    _working,
     cli,
 )
-from .demo import DEFAULT_NODES, demo_network
+from .demo import BUILTIN_GRAPHS, GRAPH_FEES, GraphNetwork, Network, builtin_network
 from .export import (
     CSV_COLUMNS,
     RecordError,
@@ -98,7 +100,7 @@ from .readonly import (
     namespace_stats,
     stream_results,
 )
-from .routing import PlotUnavailable, check_plotting, learning, plot_success
+from .routing import BALANCES, PlotUnavailable, calibration_rows, check_plotting, learning, plot_success
 from .stopping import STOPS
 
 __all__ = ["DEFAULT_DEMO_DB", "DEFAULT_DEMO_PAYMENTS", "cli", "main"]
@@ -286,10 +288,26 @@ def _add_learning_rows(table: Table, outcome: DemoOutcome) -> None:
     table.add_row("last tenth", _percent_of(summary.last_success_rate), f"succeeded {tenth}, "
                   f"{summary.last_attempts:.2f} attempts each")
     table.add_row("attempts", f"{summary.mean_attempts:.2f}", f"per payment, over {summary.payments} payments")
+    if outcome.calibration is not None:
+        for row in calibration_rows(outcome.calibration, outcome.estimator):
+            table.add_row(*row)
 
 
 def _percent_of(rate: float) -> str:
     return f"{100 * rate:.1f}%"
+
+
+def _demo_network(spec: str) -> Network:
+    """The network ``--graph SPEC`` names, built with a spinner (a real graph takes a second)."""
+    if spec in BUILTIN_GRAPHS:
+        with _working(f"loading the graph {spec}"):
+            return builtin_network(spec)
+    graph = _graph(spec)
+    try:
+        with _working(f"building the network of {spec}"):
+            return GraphNetwork(graph, spec)
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 @cli.command(context_settings=_CONTEXT)
@@ -325,6 +343,27 @@ def _percent_of(rate: float) -> str:
     help="Route with mission control and this estimator (apriori and bimodal are lnd's, historical "
     "LDK-style), or without mission control (none).",
 )
+@click.option(
+    "--graph",
+    "graph_spec",
+    metavar="NAME|FILE",
+    default="demo",
+    show_default=True,
+    help="The network to pay over: demo (synthetic, 200 nodes), mainnet-2025 (the real network's 10,275 "
+    "channel pairs of 5M sat and more between 1,924 nodes, 2025-04-30), or a graph FILE as `mcstore eval` reads "
+    "it (CSV node1_pubkey,node2_pubkey,capacity_sat, or lncli describegraph JSON). Over a graph, each pair is a "
+    f"channel, each direction's policy is drawn ({GRAPH_FEES}), our node is added with channels of 20M sat to the "
+    "6 best-connected nodes, and payments are 1,000 to 3,000,000 sat, log-uniform.",
+)
+@click.option(
+    "--balances",
+    type=click.Choice(tuple(BALANCES)),
+    default="beta",
+    show_default=True,
+    help="How the hidden balances are drawn: "
+    + "; ".join(f"{name}: {what}" for name, what in BALANCES.items())
+    + ". Drawn again for one channel before one payment in ten.",
+)
 @_plot_option("Draw the success rate over the run into FILE.png (needs matplotlib).")
 @click.pass_context
 def demo(
@@ -335,11 +374,14 @@ def demo(
     namespace: str,
     max_records: int,
     estimator: str,
+    graph_spec: str,
+    balances: str,
     plot: str | None,
 ) -> None:
-    """Simulate a node paying over a synthetic network with mission control, recording every attempt.
+    """Simulate a node paying over a network with mission control, recording every attempt.
 
-    The network has 200 nodes, and channels whose balances are hidden: an attempt fails
+    The network (--graph: synthetic, 200 nodes, or the real one) has channels whose
+    balances are hidden (--balances says how they are drawn): an attempt fails
     (temporary_channel_failure) where a node lacks the balance to forward, or where the next
     peer is offline (unknown_next_peer); a few recipients refuse the payment
     (incorrect_or_unknown_payment_details). Each payment takes the route with the best
@@ -347,7 +389,9 @@ def demo(
     that mission control estimates, as lnd's pathfinding does), reports every attempt to
     mission control, and retries along the next best route, up to 3 attempts. The summary
     shows the success rate of the first and the last tenth of the payments and the attempts
-    per payment: the learning. --estimator none routes without mission control, to compare.
+    per payment: the learning, and how well calibrated each estimator's probabilities were on
+    the pairs tried (Brier and log loss, as `mcstore eval` scores them). --estimator none
+    routes without mission control, to compare.
 
     Every attempt goes through the store, with a progress bar. At the end, or on Ctrl-C or
     SIGTERM, the store closes gracefully and a summary is printed, with proof that no
@@ -364,7 +408,7 @@ def demo(
             _fail(str(exc))
     out = _stdout()
     shown = redact_location(db)
-    network = demo_network()
+    network = _demo_network(graph_spec)
     with _reported(db, namespace):
         check_write_target(db)
     console = _stderr()
@@ -383,10 +427,11 @@ def demo(
     def announce() -> None:
         # Only once the store holds the namespace lock: a lock error comes before any of this.
         out.print(
-            f"Simulating {payments} payments from node {network.source_pubkey.hex()[:16]}... over a "
-            f"synthetic network of {DEFAULT_NODES} nodes and {len(network.channels)} channels, "
-            f"into {shown} (namespace {namespace!r})."
+            f"Simulating {payments} payments from node {network.source_pubkey.hex()[:16]}... over "
+            f"{network.description}, into {shown} (namespace {namespace!r})."
         )
+        if balances != "beta" or isinstance(network, GraphNetwork):
+            out.print(f"Hidden balances: {BALANCES[balances]}.")
         out.print(f"Seed {seed}: repeat this run with --seed {seed}.")
         progress.start()
 
@@ -407,6 +452,7 @@ def demo(
                     on_open=announce,
                     on_interrupt=interrupts.while_closing,
                     estimator=estimator,
+                    balances=balances,
                     signals=signals,
                 ),
                 listen=True,
@@ -441,7 +487,8 @@ def demo(
     if plot is not None and outcome.payment_outcomes:
         routing = "without mission control" if estimator == "none" else f"mission control, {estimator} estimator"
         try:
-            plot_success(outcome.payment_outcomes, plot, title=f"mcstore demo, seed {seed}: {routing}")
+            over = "" if graph_spec == "demo" else f" over {graph_spec}"
+            plot_success(outcome.payment_outcomes, plot, title=f"mcstore demo{over}, seed {seed}: {routing}")
         except OSError as exc:
             _fail(f"{plot}: cannot write the plot: {exc.strerror or exc}")
         out.print(f"Plot of the success rate over the run: {plot}")

@@ -32,11 +32,13 @@ from __future__ import annotations
 
 import heapq
 import importlib.util
+import math
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from ..mission import Evaluation
 from ..model import (
     INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS,
     TEMPORARY_CHANNEL_FAILURE,
@@ -46,12 +48,14 @@ from ..model import (
     PaymentResult,
     Route,
 )
-from .demo import Channel, SyntheticNetwork
+from .demo import Channel, Network
 from .demo import _failure_payload as failure_payload
 
 __all__ = [
     "ATTEMPT_COST_MSAT",
     "ATTEMPT_COST_PPM",
+    "BALANCES",
+    "BIMODAL_BALANCE_SCALE_MSAT",
     "MAX_ATTEMPTS",
     "MIN_ROUTE_PROBABILITY",
     "RISK_FACTOR_BILLIONTHS",
@@ -62,10 +66,12 @@ __all__ = [
     "PlotUnavailable",
     "ProbabilitySource",
     "RoutedPayments",
+    "calibration_rows",
     "check_plotting",
     "find_route",
     "learning",
     "plot_success",
+    "score_text",
     "success_curve",
 ]
 
@@ -101,31 +107,54 @@ the real network (the premise of lnd's bimodal estimator)."""
 _BLOCK_HEIGHT: Final = 870_000
 
 
-def _amount_msat(rng: random.Random) -> int:
-    # Log-uniform from 100 sat to 1_000_000 sat: most payments are small, a few are large.
-    return int(10 ** rng.uniform(5, 9)) // 1000 * 1000
+def _amount_msat(rng: random.Random, exponents: tuple[float, float]) -> int:
+    # Log-uniform (the network's range: from 100 sat to 1_000_000 sat for the synthetic one):
+    # most payments are small, a few are large.
+    return int(10 ** rng.uniform(*exponents)) // 1000 * 1000
 
 
-def _draw_balance(rng: random.Random, channel: Channel) -> int:
-    return int(rng.betavariate(_BALANCE_SHAPE, _BALANCE_SHAPE) * channel.capacity_sat * 1000)
+BALANCES: Final = {
+    "beta": "Beta(0.3, 0.3) of the capacity on either side",
+    "uniform": "uniform in [0, capacity]",
+    "bimodal": "within an exponential distance (mean 300,000 sat, lnd's bimodal scale) of one end, "
+    "either end with even odds",
+}
+"""How :class:`HiddenLiquidity` may draw a channel's balance: name -> what it is."""
+BIMODAL_BALANCE_SCALE_MSAT: Final = 300_000_000
+"""The mean distance from the channel's end of a "bimodal" balance: lnd's default bimodal scale."""
+
+
+def _draw_balance(rng: random.Random, channel: Channel, balances: str = "beta") -> int:
+    """What ``channel.node_a`` can send over ``channel``, in msat, drawn as :data:`BALANCES` says."""
+    capacity_msat = channel.capacity_sat * 1000
+    if balances == "beta":
+        return int(rng.betavariate(_BALANCE_SHAPE, _BALANCE_SHAPE) * capacity_msat)
+    if balances == "uniform":
+        return rng.randint(0, capacity_msat)
+    # bimodal: the assumption behind lnd's bimodal estimator, liquidity ~ exp(-x/s) + exp(-(c-x)/s).
+    distance = min(capacity_msat, int(rng.expovariate(1 / BIMODAL_BALANCE_SCALE_MSAT)))
+    return distance if rng.random() < 0.5 else capacity_msat - distance
 
 
 class HiddenLiquidity:
     """Where each channel's capacity sits, in msat: known to the simulation only.
 
-    Balances start uniformly at random in ``[0, capacity]`` (deterministic for ``seed``).
-    Channels of ``network.source`` are the payer's own: it knows their balances, so they are
-    never the bottleneck of a route, and they are left out.
+    Balances are drawn as ``balances`` (one of :data:`BALANCES`) says, deterministic for
+    ``seed``. Channels of ``network.source`` are the payer's own: it knows their balances, so
+    they are never the bottleneck of a route, and they are left out.
     """
 
-    def __init__(self, network: SyntheticNetwork, seed: int) -> None:
+    def __init__(self, network: Network, seed: int, balances: str = "beta") -> None:
+        if balances not in BALANCES:
+            raise ValueError(f"balances must be one of {', '.join(BALANCES)}, got {balances!r}")
         rng = random.Random(f"mcstore-liquidity-{seed}")
         self._network = network
+        self._balances = balances
         self._side_a: dict[int, int] = {}
         self.offline: frozenset[int] = frozenset()
         offline: set[int] = set()
         for channel in network.channels:
-            self._side_a[channel.scid] = _draw_balance(rng, channel)
+            self._side_a[channel.scid] = _draw_balance(rng, channel, balances)
             if network.source not in (channel.node_a, channel.node_b) and rng.random() < _OFFLINE_SHARE:
                 offline.add(channel.scid)
         self.offline = frozenset(offline)
@@ -137,7 +166,7 @@ class HiddenLiquidity:
 
     def reshuffle(self, channel: Channel, rng: random.Random) -> None:
         """Give ``channel`` a new random balance (other payments went through it)."""
-        self._side_a[channel.scid] = _draw_balance(rng, channel)
+        self._side_a[channel.scid] = _draw_balance(rng, channel, self._balances)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +188,7 @@ def _attempt_cost(amount_msat: int) -> float:
 
 
 def find_route(
-    network: SyntheticNetwork,
+    network: Network,
     target: int,
     amount_msat: int,
     now_ns: int,
@@ -178,12 +207,17 @@ def find_route(
     """
     source = network.source
     pubkeys = network.pubkeys
+    peers = network.peers
+    push = heapq.heappush
     attempt_cost = _attempt_cost(amount_msat)
     # Per node: (distance, weight, probability, amount it must receive, next channel, next node).
     best: dict[int, tuple[int, int, float, int, Channel | None, int]] = {target: (0, 0, 1.0, amount_msat, None, -1)}
     settled: set[int] = set()
     hops: dict[int, int] = {target: 0}
     queue: list[tuple[int, int]] = [(0, target)]
+    # The distance of the best route found so far: distances only grow towards the source, so a
+    # node farther than that cannot be on the route (it would be settled after the source).
+    found = math.inf
     while queue:
         _, node = heapq.heappop(queue)
         if node in settled:
@@ -194,13 +228,29 @@ def find_route(
         _dist, weight, route_probability, receives, _channel, _next = best[node]
         if hops[node] >= MAX_ROUTE_HOPS:
             continue
-        for channel in network.peers[node]:
+        # The attempt cost of a route through here is at least this (a channel's probability is
+        # at most 1): a sender already reached more cheaply than that need not be weighed.
+        least_cost = attempt_cost / route_probability
+        for channel in peers[node]:
             sender = channel.node_b if channel.node_a == node else channel.node_a
             if sender in settled or (sender, node) in excluded:
                 continue
             capacity_sat = channel.capacity_sat
             if receives > capacity_sat * 1000:
                 continue
+            if sender == source:
+                # We pay no fee to ourselves, and our own CLTV delta adds no risk.
+                fee, delta = 0, 0
+            else:
+                policy = channel.policy_of(sender)
+                fee, delta = policy.fee(receives), policy.cltv_delta
+            new_weight = weight + fee + receives * delta * RISK_FACTOR_BILLIONTHS // 1_000_000_000
+            least = int(new_weight + least_cost)
+            if least > found:
+                continue
+            current = best.get(sender)
+            if current is not None and least > current[0]:
+                continue  # its distance would be larger still: the probability cannot change that
             if probability is None:
                 edge_probability = 1.0
             else:
@@ -210,20 +260,14 @@ def find_route(
             joint = route_probability * edge_probability
             if joint < MIN_ROUTE_PROBABILITY:
                 continue
-            if sender == source:
-                # We pay no fee to ourselves, and our own CLTV delta adds no risk.
-                fee, delta = 0, 0
-            else:
-                policy = channel.policy_of(sender)
-                fee, delta = policy.fee(receives), policy.cltv_delta
-            new_weight = weight + fee + receives * delta * RISK_FACTOR_BILLIONTHS // 1_000_000_000
             distance = int(new_weight + attempt_cost / joint)
-            current = best.get(sender)
             if current is not None and (distance, -joint) >= (current[0], -current[2]):
                 continue
             best[sender] = (distance, new_weight, joint, receives + fee, channel, node)
             hops[sender] = hops[node] + 1
-            heapq.heappush(queue, (distance, sender))
+            push(queue, (distance, sender))
+            if sender == source:
+                found = distance
     if source not in settled:
         return None
     path: list[tuple[Channel, int]] = []
@@ -264,7 +308,7 @@ class RoutedPayments:
 
     def __init__(
         self,
-        network: SyntheticNetwork,
+        network: Network,
         *,
         seed: int,
         start_ns: int,
@@ -272,6 +316,7 @@ class RoutedPayments:
         probability: ProbabilitySource | None = None,
         max_attempts: int = MAX_ATTEMPTS,
         liquidity_seed: int | None = None,
+        balances: str = "beta",
     ) -> None:
         self.network = network
         self.seed = seed
@@ -280,7 +325,7 @@ class RoutedPayments:
         self.next_id = first_id
         self.probability = probability
         self.max_attempts = max_attempts
-        self.liquidity = HiddenLiquidity(network, seed if liquidity_seed is None else liquidity_seed)
+        self.liquidity = HiddenLiquidity(network, seed if liquidity_seed is None else liquidity_seed, balances)
         self.outcomes: list[PaymentOutcome] = []
         """The payments that have ended, in order (one is listed before its last result is
         yielded: a caller that stops there still counts it)."""
@@ -300,7 +345,7 @@ class RoutedPayments:
         if payments < 0:
             raise ValueError(f"payments must be >= 0, got {payments}")
         network = self.network
-        others = [node for node in range(len(network.pubkeys)) if node != network.source]
+        others = network.payees
         # The node's payments come in rounds, each a tenth of the run: the same payees and
         # amounts every round (its regular bills), so that the first and the last tenth differ
         # only in what mission control has learnt meanwhile.
@@ -310,7 +355,7 @@ class RoutedPayments:
             # whichever way they are routed: runs with and without mission control compare.
             payee = random.Random(f"mcstore-payee-{self.seed}-{index % round_length}")
             target = payee.choice(others)
-            amount = _amount_msat(payee)
+            amount = _amount_msat(payee, network.amount_exponents)
             rng = random.Random(f"mcstore-payment-{self.seed}-{index}")
             self.payments_started = index + 1
             self.now_ns += int(rng.expovariate(1 / _MEAN_PAYMENT_GAP_S) * _S)
@@ -448,6 +493,23 @@ def success_curve(outcomes: Sequence[PaymentOutcome], window: int) -> list[float
             succeeded -= outcomes[i - window].succeeded
         curve.append(succeeded / min(i + 1, window))
     return curve
+
+
+def score_text(value: float | None) -> str:
+    """A score to four significant digits (a fitted log loss can be 0.0001); "-" for none."""
+    return "-" if value is None else f"{value:.4g}"
+
+
+def calibration_rows(evaluation: Evaluation, routed: str) -> list[tuple[str, str, str]]:
+    """The demo summary's rows for ``evaluation``, the calibration of a run: a heading with the
+    pair observations scored, then each estimator's pair Brier score and log loss, the one
+    that routed (``routed``; "none" for none) marked so."""
+    rows = [("calibration", str(evaluation.pairs), "pairs tried (scored as `mcstore eval` does)")]
+    for name, scores in evaluation.estimators.items():
+        pairs = scores.pairs
+        mark = "; routed this run" if name == routed else ""
+        rows.append((f"  {name}", score_text(pairs.brier), f"Brier; log loss {score_text(pairs.log_loss)}{mark}"))
+    return rows
 
 
 class PlotUnavailable(Exception):

@@ -9,7 +9,8 @@
   from LDK);
 * :data:`ESTIMATORS` and :func:`make_estimator` name them (:mod:`.registry`);
 * :func:`open_mission_control` ties them to a store and replays its history (:mod:`.control`);
-* :class:`ChannelGraph` and :func:`load_graph` give channels' capacities (:mod:`.graph`);
+* :class:`ChannelGraph` and :func:`load_graph` give channels' capacities (:mod:`.graph`), and
+  :func:`packaged_graph` the real network's graph that ships with mcstore (``mainnet-2025``);
 * :func:`evaluate` scores estimators on a history (:mod:`.evaluation`), and :func:`fit` fits an
   estimator's parameters to one (:mod:`.fitting`).
 """
@@ -37,7 +38,7 @@ from .evaluation import (
     evaluate,
 )
 from .fitting import LND_SETTINGS, FitResult, FitScores, RecordedHistory, fit, lnd_settings
-from .graph import ChannelGraph, GraphError, load_graph
+from .graph import PACKAGED_GRAPHS, ChannelGraph, GraphError, load_graph, packaged_graph
 from .historical import HistoricalEstimator
 from .interpretation import FinalFailureReason, Interpretation, PairOutcome, interpret_result
 from .registry import ESTIMATORS, make_estimator
@@ -48,6 +49,7 @@ __all__ = [
     "ESTIMATORS",
     "LND_SETTINGS",
     "MIN_SECOND_CHANCE_INTERVAL_NS",
+    "PACKAGED_GRAPHS",
     "PREV_SUCCESS_PROBABILITY",
     "AprioriEstimator",
     "BimodalEstimator",
@@ -82,4 +84,5 @@ __all__ = [
     "load_graph",
     "make_estimator",
     "open_mission_control",
+    "packaged_graph",
 ]

@@ -115,6 +115,13 @@ class MissionControl:
         capacity_sat = _check_amount(where, "capacity_sat", capacity_sat)
         checked_now = _check_time(where, "now_ns", now_ns)
         now = time.time_ns() if checked_now is None else checked_now
+        return self._probability(from_pubkey, to_pubkey, amount_msat, capacity_sat, now)
+
+    def _probability(
+        self, from_pubkey: bytes, to_pubkey: bytes, amount_msat: int, capacity_sat: int, now: int
+    ) -> float:
+        """:meth:`probability` of arguments known to be valid (a pathfinding loop asks it thousands
+        of times a route: the demo's, whose arguments come from its own network)."""
         results = self._state.results_from(from_pubkey)
         if from_pubkey == self._self:
             return self._estimator.local_pair_probability(now, results, to_pubkey)

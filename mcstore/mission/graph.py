@@ -22,11 +22,19 @@ CSV is read a line at a time (a line longer than :data:`MAX_LINE` characters is 
 a describegraph file is parsed whole, and each edge object is cut down to the four fields
 used as soon as it is parsed (node announcements are dropped), so the parse tree does not
 hold the policies and addresses of the whole network at once.
+
+:func:`packaged_graph` loads a graph that ships with mcstore, by name (:data:`PACKAGED_GRAPHS`):
+``mainnet-2025``, the Lightning Network's public channels of 5M sat and more on 2025-04-30
+(1,924 nodes, 10,275 node pairs; ``mcstore/mission/data/ln-graph-2025-04-30/``, whose README
+gives its source and whose LICENSE its terms: MIT, copyright 2025 Saurabh Kumar).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
+import importlib.resources
+import io
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -35,7 +43,7 @@ from typing import IO, Final
 
 from ..model import PUBKEY_LEN
 
-__all__ = ["CSV_COLUMNS", "MAX_LINE", "ChannelGraph", "GraphError", "load_graph"]
+__all__ = ["CSV_COLUMNS", "MAX_LINE", "PACKAGED_GRAPHS", "ChannelGraph", "GraphError", "load_graph", "packaged_graph"]
 
 CSV_COLUMNS: Final = ("node1_pubkey", "node2_pubkey", "capacity_sat")
 """The columns a CSV graph must have (in any order; others are ignored)."""
@@ -43,6 +51,9 @@ MAX_LINE: Final = 4096
 """The longest CSV line accepted, in characters: two pubkeys and a capacity need under 160."""
 _U64: Final = (1 << 64) - 1
 _EDGE_FIELDS: Final = ("channel_id", "node1_pub", "node2_pub", "capacity")
+PACKAGED_GRAPHS: Final[Mapping[str, str]] = MappingProxyType({"mainnet-2025": "ln-graph-2025-04-30"})
+"""The graphs that ship with mcstore: name -> directory under ``mcstore/mission/data/`` (its
+``channels.csv`` is the graph, its ``README.md`` the source, its ``LICENSE`` the terms)."""
 
 
 class GraphError(ValueError):
@@ -255,3 +266,19 @@ def load_graph(path: str | os.PathLike[str]) -> ChannelGraph:
             return _read_csv(file, name)
         except UnicodeDecodeError as exc:
             raise GraphError(name, f"not UTF-8 text: {exc.reason}") from None
+
+
+@functools.cache
+def packaged_graph(name: str) -> ChannelGraph:
+    """The graph called ``name`` that ships with mcstore (:data:`PACKAGED_GRAPHS`), read once per process.
+
+    Read through :mod:`importlib.resources`, so it is found in an installed package as in a
+    source tree. Its :attr:`~ChannelGraph.source` is ``name``. A CSV has no channel ids: hops
+    are looked up by node pair. Raises ``KeyError`` for an unknown name, listing the known ones.
+    """
+    directory = PACKAGED_GRAPHS.get(name)
+    if directory is None:
+        raise KeyError(f"no packaged graph {name!r}; known: {', '.join(PACKAGED_GRAPHS)}")
+    resource = importlib.resources.files("mcstore.mission").joinpath("data", directory, "channels.csv")
+    with resource.open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as file:
+        return _read_csv(file, name)
