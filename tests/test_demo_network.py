@@ -27,14 +27,15 @@ from mcstore.cli import calibrate
 from mcstore.cli import routing as routing_module
 from mcstore.cli.demo import (
     BUILTIN_GRAPHS,
+    GRAPH_AMOUNTS_SAT,
     OUR_CHANNEL_SAT,
     OUR_CHANNELS,
     GraphNetwork,
     builtin_network,
     demo_network,
 )
-from mcstore.cli.ingest import DemoOutcome, run_demo
-from mcstore.cli.routing import BALANCES, BIMODAL_BALANCE_SCALE_MSAT, HiddenLiquidity, score_text
+from mcstore.cli.ingest import DEMO_EPOCH_NS, DemoOutcome, run_demo
+from mcstore.cli.routing import BALANCES, BIMODAL_BALANCE_SCALE_MSAT, HiddenLiquidity, RoutedPayments, score_text
 from mcstore.mission import ChannelGraph, Evaluator, load_graph
 from mcstore.mission.graph import PACKAGED_GRAPHS, packaged_graph
 
@@ -143,6 +144,16 @@ def test_a_graph_network_has_a_channel_per_pair_and_a_node_of_ours(small_network
     assert network.payees == list(range(me))  # all reachable
     again = GraphNetwork(load_graph(graph.source), graph.source)
     assert again.pubkeys == keys and again.channels == network.channels  # deterministic
+
+
+def test_payments_over_a_graph_are_between_the_stated_amounts(small_network: GraphNetwork) -> None:
+    payer = RoutedPayments(small_network, seed=2, start_ns=DEMO_EPOCH_NS)
+    for _ in payer.run(300):
+        pass
+    amounts = [o.amount_msat for o in payer.outcomes]
+    low, high = (1000 * sat for sat in GRAPH_AMOUNTS_SAT)
+    assert len(amounts) == 300 and all(low <= a <= high for a in amounts)
+    assert min(amounts) < 10 * low and max(amounts) > high // 10  # spread over the range, log-uniform
 
 
 def test_synthesized_channel_ids_avoid_the_graphs_own(small_network: GraphNetwork, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""A synthetic Lightning node paying over a synthetic network: the network of ``mcstore demo``.
+"""A Lightning node paying over a synthetic or a real network: the networks of ``mcstore demo``.
 
 :class:`SyntheticNetwork` is a graph of nodes (random 33-byte keys starting with 0x02/0x03)
 and channels (short channel ids built from block, transaction index and output), grown by
@@ -14,6 +14,11 @@ without mission control: it makes varied, realistic test data (the tests use it)
 demo`` itself routes its payments with mission control over this network
 (:mod:`mcstore.cli.routing`).
 
+:class:`GraphNetwork` is the same kind of network over a real topology (a
+:class:`~mcstore.mission.ChannelGraph`: ``mcstore demo --graph mainnet-2025`` or a graph
+file), with synthetic channel ids and policies and a node of ours. :data:`BUILTIN_GRAPHS` is
+the one registry of the graphs that ``demo``, ``eval`` and ``fit`` take by name.
+
 Everything is deterministic for a seed: the network is always the same (so a node's history
 continues across runs), and ``simulate(seed=s, start_ns=t, first_id=i)`` always yields the
 same results.
@@ -22,6 +27,7 @@ same results.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import struct
 from collections.abc import Callable, Iterator, Mapping
@@ -52,7 +58,9 @@ from ..model import (
 __all__ = [
     "BUILTIN_GRAPHS",
     "DEFAULT_NODES",
+    "GRAPH_AMOUNTS_SAT",
     "GRAPH_FEES",
+    "GRAPH_NETWORK",
     "MAX_HOPS",
     "NETWORK_SEED",
     "OUR_CHANNELS",
@@ -302,6 +310,14 @@ OUR_CHANNEL_SAT: Final = 20_000_000
 GRAPH_FEES: Final = "base fee uniform in 0-1000 msat, fee rate log-uniform in 1-2000 ppm, CLTV delta 40, 80 or 144"
 """The forwarding policies a :class:`GraphNetwork` draws for each direction of each channel."""
 _GRAPH_PPM_MAX: Final = 2000
+GRAPH_AMOUNTS_SAT: Final = (1_000, 3_000_000)
+"""Payments over a :class:`GraphNetwork` are log-uniform between these amounts (its channels have 5M sat and more)."""
+GRAPH_NETWORK: Final = (
+    f"each node pair is a channel, each direction's policy drawn ({GRAPH_FEES}); our node is added, with "
+    f"channels of {OUR_CHANNEL_SAT:,} sat to the {OUR_CHANNELS} best-connected nodes; payments are log-uniform "
+    f"from {GRAPH_AMOUNTS_SAT[0]:,} to {GRAPH_AMOUNTS_SAT[1]:,} sat"
+)
+"""What :class:`GraphNetwork` adds to a graph, for the command's help."""
 
 
 def _graph_policy(rng: random.Random) -> Policy:
@@ -323,13 +339,13 @@ class GraphNetwork(Network):
     as :data:`GRAPH_FEES` says. Our node is not one of the graph's: it has
     :data:`OUR_CHANNELS` channels of :data:`OUR_CHANNEL_SAT` sat to the best-connected nodes
     (most pairs; ties by pubkey), as a paying node opens channels to hubs. Payments are
-    log-uniform from 1,000 to 3,000,000 sat (the graph's channels have 5M sat and more).
+    log-uniform between :data:`GRAPH_AMOUNTS_SAT`.
 
     Deterministic for ``(graph, name)``: nodes and pairs are taken in pubkey order, drawn from a
     fixed seed. Raises ``ValueError`` for a graph without channels.
     """
 
-    amount_exponents = (6.0, 9.477)
+    amount_exponents = (math.log10(GRAPH_AMOUNTS_SAT[0] * 1000), math.log10(GRAPH_AMOUNTS_SAT[1] * 1000))
 
     def __init__(self, graph: ChannelGraph, name: str) -> None:
         pairs = sorted(graph.pairs.items())

@@ -74,7 +74,7 @@ from .common import (
     _working,
     cli,
 )
-from .demo import BUILTIN_GRAPHS, GRAPH_FEES, GraphNetwork, Network, builtin_network
+from .demo import BUILTIN_GRAPHS, GRAPH_NETWORK, GraphNetwork, Network, builtin_network
 from .export import (
     CSV_COLUMNS,
     RecordError,
@@ -351,9 +351,7 @@ def _demo_network(spec: str) -> Network:
     show_default=True,
     help="The network to pay over: demo (synthetic, 200 nodes), mainnet-2025 (the real network's 10,275 "
     "channel pairs of 5M sat and more between 1,924 nodes, 2025-04-30), or a graph FILE as `mcstore eval` reads "
-    "it (CSV node1_pubkey,node2_pubkey,capacity_sat, or lncli describegraph JSON). Over a graph, each pair is a "
-    f"channel, each direction's policy is drawn ({GRAPH_FEES}), our node is added with channels of 20M sat to the "
-    "6 best-connected nodes, and payments are 1,000 to 3,000,000 sat, log-uniform.",
+    f"it (CSV node1_pubkey,node2_pubkey,capacity_sat, or lncli describegraph JSON). Over a graph, {GRAPH_NETWORK}.",
 )
 @click.option(
     "--balances",
