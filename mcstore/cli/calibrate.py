@@ -159,8 +159,6 @@ def _estimators(chosen: tuple[str, ...], settings: tuple[str, ...]) -> dict[str,
 # -- eval ----------------------------------------------------------------------------------------
 
 
-
-
 def _share(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 

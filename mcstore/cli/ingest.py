@@ -229,13 +229,13 @@ async def _record_demo(
                 )
                 tally.outcomes = payer.outcomes
                 evaluator = tally.evaluator = Evaluator(network.graph, self_pubkey=network.source_pubkey)
-                if mc.replayed:
-                    # Learns the stored history, as mission control did at open, without scoring it:
-                    # this run's results are then predicted from the state mission control had.
-                    async with contextlib.aclosing(store.iter_results(_EVALUATOR_REPLAY_BATCH)) as stored:
-                        async for result in stored:
-                            evaluator.apply(result)
                 with produce:
+                    if mc.replayed:
+                        # Learns the stored history, as mission control did at open, without scoring
+                        # it: this run's results are then predicted from the state mission control had.
+                        async with contextlib.aclosing(store.iter_results(_EVALUATOR_REPLAY_BATCH)) as stored:
+                            async for result in stored:
+                                evaluator.apply(result)
                     for result in payer.run(payments):
                         # Reported before the next route is searched: the retry learns from it.
                         while True:
