@@ -249,7 +249,9 @@ class Evaluation:
     """The scores by estimator name, in the order the estimators were given."""
 
     def to_json(self) -> dict[str, object]:
-        """The shape of ``mcstore eval --json``::
+        """The document that ``mcstore eval --json`` prints.
+
+        Its shape::
 
             {"self_pubkey": hex, "results": n,
              "observations": {"pairs": n, "amount_independent": n, "no_capacity": n, "routes": n,
