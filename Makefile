@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench bench-quick lint clean
+.PHONY: demo test bench bench-quick lint docs clean
 
 # The install compiles the core (mcstore/model.py, mcstore/codec.py) with mypyc, falling back to
 # pure Python with a warning (see setup.py). The stamp depends on the core's sources, so that
@@ -15,7 +15,7 @@ CORE_SOURCES := mcstore/model.py mcstore/codec.py setup.py
 $(STAMP): pyproject.toml $(CORE_SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench,dev,docs]'
 	$(BIN)/mcstore --version
 	touch $(STAMP)
 
@@ -38,9 +38,15 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks --quick
 
+## The documentation site, from docs/ into docs/_build/html (offline, < 30 s). Strict: any
+## warning, such as a reference that resolves to nothing, fails it (-W), as in CI.
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -b html -E -W --keep-going -q docs docs/_build/html
+	@echo "docs/_build/html/index.html"
+
 lint: $(STAMP)
 	$(BIN)/ruff check mcstore tests benchmarks
 	$(BIN)/mypy mcstore
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis mcstore/_native__mypyc.*.so mcstore/_native/*.so
+	rm -rf $(VENV) build docs/_build *.egg-info .pytest_cache .hypothesis mcstore/_native__mypyc.*.so mcstore/_native/*.so
