@@ -45,7 +45,7 @@ docs: $(STAMP)
 	@echo "docs/_build/html/index.html"
 
 lint: $(STAMP)
-	$(BIN)/ruff check mcstore tests benchmarks
+	$(BIN)/ruff check mcstore tests benchmarks docs
 	$(BIN)/mypy mcstore
 
 clean:
