@@ -202,9 +202,17 @@ def encode_result(result: object) -> tuple[bytes, bytes]:
     """Encode ``result`` as lnd's ``(key, value)`` pair.
 
     Never raises for a valid :class:`~mcstore.model.PaymentResult` (the model has already
-    checked every limit the format imposes); raises TypeError for anything else. The value
-    is computed once per result and cached on it (results are immutable, so the cache cannot
-    go stale).
+    checked every limit the format imposes). The value is computed once per result and cached
+    on it (results are immutable, so the cache cannot go stale).
+
+    Args:
+        result: The :class:`~mcstore.model.PaymentResult` to encode.
+
+    Returns:
+        lnd's 49-byte key and its TLV value.
+
+    Raises:
+        TypeError: ``result`` is not a :class:`~mcstore.model.PaymentResult`.
     """
     if not isinstance(result, PaymentResult):
         raise TypeError(f"encode_result() expects a PaymentResult, got {type(result).__name__}")
@@ -657,10 +665,18 @@ def decode_result(key: object, value: object) -> PaymentResult:
     """Decode lnd's ``(key, value)`` pair into a :class:`~mcstore.model.PaymentResult`.
 
     The id comes from the key; the key's time_reply_ns and source pubkey must match the
-    value's. Raises DecodeError, and only DecodeError, for any malformed bytes (bad length,
-    truncation, trailing bytes, non-canonical BigSize, types out of order, unknown even
-    type, missing record, or a value the model rejects). Raises TypeError if ``key`` or
-    ``value`` is not bytes, bytearray or memoryview (a programming error, not bad bytes).
+    value's.
+
+    Args:
+        key: lnd's 49-byte key (bytes, bytearray or memoryview).
+        value: lnd's TLV value (bytes, bytearray or memoryview).
+
+    Raises:
+        DecodeError: Malformed bytes, and only that, whatever is wrong with them (bad length,
+            truncation, trailing bytes, non-canonical BigSize, types out of order, unknown even
+            type, missing record, or a value the model rejects).
+        TypeError: ``key`` or ``value`` is not bytes, bytearray or memoryview (a programming
+            error, not bad bytes).
     """
     if type(key) is not bytes:
         if not isinstance(key, (bytes, bytearray, memoryview)):

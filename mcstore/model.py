@@ -241,9 +241,19 @@ class Hop:
     """One hop of a route, reduced to what mission control keeps.
 
     ``Hop(channel_id, pubkey, amount_to_forward_msat, has_blinding_point=False,
-    has_custom_records=False)``. Raises TypeError for a field of the wrong type and ValueError
-    for a value out of range: ``channel_id`` and ``amount_to_forward_msat`` are u64, ``pubkey``
-    is exactly 33 bytes (bytearray/memoryview are converted to bytes), the two flags are bools.
+    has_custom_records=False)``.
+
+    Args:
+        channel_id: The short channel id of the channel to this hop's node (a u64).
+        pubkey: The hop's node: exactly 33 bytes (bytearray/memoryview are converted to bytes).
+        amount_to_forward_msat: What this hop forwards, in msat (a u64).
+        has_blinding_point: Whether the hop carried a blinding point (a bool).
+        has_custom_records: Whether the hop carried custom records (a bool).
+
+    Raises:
+        TypeError: A field of the wrong type, naming it and the value.
+        ValueError: A value out of range (an integer that is not a u64, a pubkey that is not
+            33 bytes), naming it and the value.
     """
 
     channel_id: int
@@ -292,9 +302,17 @@ class Route:
 
     ``Route(source_pubkey, total_amount_msat, hops)``. ``hops`` may be any sequence of
     :class:`Hop` (not str/bytes) and is stored as a tuple, so two routes compare equal
-    whatever sequence type built them. Empty hops are allowed. Raises TypeError for a wrong
-    type (including a non-Hop element) and ValueError for a ``source_pubkey`` that is not
-    33 bytes or a ``total_amount_msat`` that is not a u64.
+    whatever sequence type built them. Empty hops are allowed.
+
+    Args:
+        source_pubkey: The sending node: exactly 33 bytes.
+        total_amount_msat: The amount sent, fees included, in msat (a u64).
+        hops: The hops, in order, as any sequence of :class:`Hop`.
+
+    Raises:
+        TypeError: A wrong type (including a non-Hop element of ``hops``).
+        ValueError: A ``source_pubkey`` that is not 33 bytes, or a ``total_amount_msat`` that
+            is not a u64.
     """
 
     source_pubkey: bytes
@@ -333,9 +351,17 @@ class PaymentFailure:
     because lnd can only decrypt a message whose source it knows. ``code=`` (a u16) instead of
     ``message=`` gives the message of that code with no payload:
     ``PaymentFailure(source_index=1, code=TEMPORARY_CHANNEL_FAILURE)``; :meth:`from_code` also
-    takes a payload. Give ``message`` or ``code``, not both. Raises TypeError for a wrong type
-    (or both given) and ValueError for an index out of range, a code that is not a u16, a
-    message shorter than 2 bytes, or a message without a source index.
+    takes a payload. Give ``message`` or ``code``, not both.
+
+    Args:
+        source_index: The index of the hop that reported the failure (0..255), or None.
+        message: The raw BOLT 4 failure message (at least 2 bytes), or None.
+        code: A BOLT 4 failure code (a u16), instead of ``message``.
+
+    Raises:
+        TypeError: A wrong type, or both ``message`` and ``code`` given.
+        ValueError: An index out of range, a code that is not a u16, a message shorter than
+            2 bytes, or a message without a source index.
     """
 
     source_index: int | None = None
@@ -373,9 +399,16 @@ class PaymentFailure:
     def from_code(cls, source_index: object, code: object, payload: object = b"") -> PaymentFailure:
         """Build a failure reported by hop ``source_index`` with BOLT 4 ``code`` and ``payload``.
 
-        ``PaymentFailure.from_code(i, code)`` equals ``PaymentFailure(i, code=code)``. Raises
-        TypeError/ValueError like the constructor, and for a ``code`` that is not an int in
-        0..65535.
+        ``PaymentFailure.from_code(i, code)`` equals ``PaymentFailure(i, code=code)``.
+
+        Args:
+            source_index: The index of the hop that reported the failure (0..255).
+            code: The BOLT 4 failure code, an int in 0..65535.
+            payload: The bytes that follow the code in the message.
+
+        Raises:
+            TypeError: As the constructor, or a ``code`` that is not an int.
+            ValueError: As the constructor, or a ``code`` outside 0..65535.
         """
         head = _code_bytes("PaymentFailure.from_code", code)
         payload = _check_bytes("PaymentFailure", "payload", payload)
@@ -416,10 +449,20 @@ def _ns_from_datetime(name: str, value: object) -> int:
 class PaymentResult:
     """The outcome of one payment attempt, as lnd's mission control stores it.
 
-    ``PaymentResult(id, time_fwd_ns, time_reply_ns, route, failure=None)``. ``id`` is the
-    attempt id; ``time_fwd_ns``/``time_reply_ns`` are nanoseconds since the Unix epoch (u64,
-    no ordering between them is enforced, as in lnd). ``failure`` is None for a success.
-    Raises TypeError for a wrong type and ValueError for an integer that is not a u64.
+    ``PaymentResult(id, time_fwd_ns, time_reply_ns, route, failure=None)``. No ordering
+    between the two times is enforced, as in lnd. Its key (:attr:`key`) is lnd's: the reply
+    time, the id and the source, so results sort by reply time.
+
+    Args:
+        id: The attempt id (a u64).
+        time_fwd_ns: When the attempt was sent, in nanoseconds since the Unix epoch (a u64).
+        time_reply_ns: When its outcome came back, in nanoseconds since the Unix epoch (a u64).
+        route: The :class:`Route` it took.
+        failure: The :class:`PaymentFailure`, or None for a success.
+
+    Raises:
+        TypeError: A wrong type.
+        ValueError: An integer that is not a u64.
     """
 
     id: int
@@ -485,8 +528,17 @@ class PaymentResult:
     ) -> PaymentResult:
         """Build a result from timezone-aware datetimes, converted exactly to epoch nanoseconds.
 
-        Raises TypeError for a non-datetime, ValueError for a naive datetime or one before
-        the epoch (or past the u64 nanosecond range, year 2554), and as the constructor.
+        Args:
+            id: The attempt id (a u64).
+            time_fwd: When the attempt was sent, a timezone-aware datetime.
+            time_reply: When its outcome came back, a timezone-aware datetime.
+            route: The :class:`Route` it took.
+            failure: The :class:`PaymentFailure`, or None for a success.
+
+        Raises:
+            TypeError: A time that is not a datetime, or as the constructor.
+            ValueError: A naive datetime, one before the epoch or past the u64 nanosecond range
+                (year 2554), or as the constructor.
         """
         return cls(
             id,
