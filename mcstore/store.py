@@ -215,9 +215,15 @@ class MissionControlStore:
     def add_result(self, result: PaymentResult) -> None:
         """Accept ``result`` for the next flush. O(1); never blocks, never does I/O.
 
-        Raises :class:`TypeError` if ``result`` is not a :class:`~mcstore.PaymentResult`,
-        :class:`~mcstore.StoreClosed` once closing has begun, and :class:`~mcstore.StoreBusy`
-        when ``max_pending`` results are waiting. When it raises, the result was not accepted.
+        When it raises, the result was not accepted.
+
+        Args:
+            result: The :class:`~mcstore.PaymentResult` to keep.
+
+        Raises:
+            TypeError: ``result`` is not a :class:`~mcstore.PaymentResult`.
+            StoreClosed: Closing has begun.
+            StoreBusy: ``max_pending`` results are waiting; :meth:`put` waits instead.
         """
         if not isinstance(result, PaymentResult):
             raise TypeError(f"add_result() expects a PaymentResult, got {type(result).__name__}: {result!r}")
@@ -236,8 +242,14 @@ class MissionControlStore:
     async def put(self, result: PaymentResult) -> None:
         """Like :meth:`add_result`, but wait for room instead of raising :class:`~mcstore.StoreBusy`.
 
-        If cancelled, the result was not accepted. Raises :class:`~mcstore.StoreClosed` if the
-        store is closing or closes while waiting.
+        If cancelled, the result was not accepted.
+
+        Args:
+            result: The :class:`~mcstore.PaymentResult` to keep.
+
+        Raises:
+            TypeError: ``result`` is not a :class:`~mcstore.PaymentResult`.
+            StoreClosed: The store is closing, or closes while this call waits.
         """
         if not isinstance(result, PaymentResult):
             raise TypeError(f"put() expects a PaymentResult, got {type(result).__name__}: {result!r}")
@@ -258,12 +270,15 @@ class MissionControlStore:
         """Return once every result accepted before this call is durable (or settled).
 
         Flushes at once, without waiting for the ticker; returns at once if there is nothing
-        to flush. Raises :class:`~mcstore.FlushError` if the flush fails (the results stay
-        pending and are retried), and :class:`~mcstore.StoreClosed` if the store is already
-        closing. If the store starts closing while this call waits or flushes, it waits for
-        the close: it returns if the final flush made the results durable, and raises
-        :class:`~mcstore.FlushError` if they ended in :attr:`unpersisted`. If cancelled, the
+        to flush. If the store starts closing while this call waits or flushes, it waits for
+        the close: it returns if the final flush made the results durable. If cancelled, the
         results stay pending, or were flushed; none is lost.
+
+        Raises:
+            FlushError: The flush failed (the results stay pending and are retried; its
+                ``__cause__`` says why, :class:`~mcstore.StoreFenced` for a store fenced off),
+                or the store closed and the results ended in :attr:`unpersisted`.
+            StoreClosed: The store was already closing.
         """
         self._check_open("flush")
         target = self._accepted
@@ -291,8 +306,11 @@ class MissionControlStore:
 
         These are what a restart would see: pending results are not included. Rows that fail
         to decode are logged at WARNING, deleted, counted in ``corrupted_removed``, and skipped.
-        Raises :class:`~mcstore.StoreClosed` if the store is closing or closed, or starts
-        closing during the call (which then stops at once).
+
+        Raises:
+            StoreClosed: The store is closing or closed, or starts closing during the call
+                (which then stops at once).
+            StoreError: The backend failed to read.
         """
         self._check_open("fetch_all")
         with self._operation(cancel_when_closing=True) as scope:
@@ -311,9 +329,14 @@ class MissionControlStore:
 
         Atomic with respect to flushes: results accepted before the call are gone, results
         accepted after it are kept. If it fails or is cancelled, nothing is deleted and the
-        pending results stay pending. Raises :class:`~mcstore.StoreClosed` once closing has
-        begun (a clear in progress is then stopped, and deletes nothing). (lnd's ``clear()``
-        left its in-memory key index stale; there is none here.)
+        pending results stay pending. (lnd's ``clear()`` left its in-memory key index stale;
+        there is none here.)
+
+        Raises:
+            StoreClosed: Closing has begun (a clear in progress is then stopped, and deletes
+                nothing).
+            StoreError: The backend failed (for example :class:`~mcstore.StoreFenced`); nothing
+                was deleted.
         """
         self._check_open("clear")
         target = self._accepted
@@ -363,8 +386,15 @@ class MissionControlStore:
         iterator is closed, which ``contextlib.aclosing`` does; otherwise it is released when
         the store closes. Closing the store ends an iteration in progress: its next step (or
         a batch read in progress) raises :class:`~mcstore.StoreClosed`; the close never waits
-        for the caller. Raises ``ValueError``/``TypeError`` for a ``batch_size`` that is not
-        an int >= 1, and :class:`~mcstore.StoreClosed` if the store is closing or closed.
+        for the caller.
+
+        Args:
+            batch_size: Rows read at a time, an int >= 1.
+
+        Raises:
+            TypeError: ``batch_size`` is not an int.
+            ValueError: ``batch_size`` is less than 1.
+            StoreClosed: The store is closing or closed (also from a step of the iteration).
         """
         check_batch_size(batch_size, "batch_size")
         self._check_open("iter_results")
@@ -599,10 +629,13 @@ class MissionControlStore:
         """Close the store now, as leaving the ``async with`` block does.
 
         Refuses new results, drains the intake, runs the final flush (shielded, bounded by
-        ``shutdown_timeout``), stops the background tasks and closes the backend. Raises
-        :class:`~mcstore.FlushError` if some accepted results could not be persisted; they are
-        in :attr:`unpersisted`. Harmless if the store is already closing or closed: it then
-        waits for that close to finish, and returns.
+        ``shutdown_timeout``), stops the background tasks and closes the backend. Harmless if
+        the store is already closing or closed: it then waits for that close to finish, and
+        returns.
+
+        Raises:
+            FlushError: Some accepted results could not be persisted; they are in
+                :attr:`unpersisted`.
         """
         if not await self._close():
             await self._closed_event.wait()
@@ -919,15 +952,6 @@ async def open_store(
     :class:`~mcstore.backends.Backend` (for example :class:`~mcstore.testing.MemoryBackend`); then
     ``synchronous`` is ignored.
 
-    Opening raises :class:`~mcstore.StoreLocked` at once if the namespace is open in another
-    store (in any process), and :class:`~mcstore.StoreError` for a file that is not SQLite
-    (left untouched) or has a newer schema. Bad arguments raise ``ValueError``/``TypeError``
-    naming the value, before anything is opened: a location that is not durable storage
-    (``''``, ``':memory:'``, a ``file:`` URI; see :func:`~mcstore.backends.classify_location`),
-    a ``namespace`` that is empty, not UTF-8 or holds a NUL (:func:`check_namespace`), a
-    ``max_records`` outside ``0 ..`` :data:`MAX_RECORDS` (``2**63 - 1``, on every backend).
-    No error or log line shows a password of ``path``.
-
     Leaving the block, in any way, closes the store: it refuses new results, drains the
     intake, and runs a final flush of everything accepted, shielded from cancellation and
     bounded by ``shutdown_timeout``. Then every task and SQLite call of the store has ended,
@@ -942,6 +966,31 @@ async def open_store(
     close: on a healthy database every accepted result is durable, otherwise the rest is in
     :attr:`~MissionControlStore.unpersisted`. A further Ctrl-C while the close runs does not
     cut it short (it is bounded by ``shutdown_timeout``); it is raised when the close ends.
+
+    Args:
+        path: An SQLite file, a ``postgresql://`` URL, or a :class:`~mcstore.backends.Backend`.
+        namespace: Whose results: a non-empty str that encodes as UTF-8 and holds no NUL
+            (:func:`check_namespace`). One store at a time per namespace.
+        max_records: Keep at most this many results, the newest (lnd's ``MaxMcHistory``);
+            0 keeps all. At most :data:`MAX_RECORDS` (``2**63 - 1``), on every backend.
+        flush_interval: Seconds from the first pending result to its flush.
+        shutdown_timeout: Seconds the close may spend on its final flush.
+        max_pending: Results that may wait for a flush before :meth:`~MissionControlStore.add_result`
+            raises :class:`~mcstore.StoreBusy`.
+        synchronous: SQLite's ``PRAGMA synchronous``, one of ``OFF``, ``NORMAL``, ``FULL``
+            (every flush durable on power loss) or ``EXTRA``; ignored for other backends.
+
+    Raises:
+        StoreLocked: At once, if the namespace is open in another store (in any process).
+        StoreError: A file that is not SQLite (left untouched), or of a newer schema; a file or
+            directory the process may not write; a server that refuses the connection or the
+            privileges the store needs. No error or log line shows a password of ``path``.
+        ValueError: A bad argument, before anything is opened, naming the value: a location
+            that is not durable storage (``''``, ``':memory:'``, a ``file:`` URI; see
+            :func:`~mcstore.backends.classify_location`), a bad ``namespace``, a ``max_records``
+            outside ``0 ..`` :data:`MAX_RECORDS`, a negative or non-finite time.
+        TypeError: An argument of the wrong type, naming the value.
+        FlushError: Leaving the block normally while results could not be persisted.
     """
     _check_arguments(namespace, max_records, flush_interval, shutdown_timeout, max_pending)
     backend = backend_for_path(path, synchronous=synchronous)
