@@ -243,9 +243,18 @@ class Backend(Protocol):
     async def open(self, namespace: str, max_records: int) -> int:
         """Lock ``namespace`` and make it ready; prune it to ``max_records`` (0: no cap).
 
-        Returns the number of results stored. Raises :class:`~mcstore.StoreLocked` if the
-        namespace is open elsewhere, and :class:`~mcstore.StoreError` if the storage is unusable.
         On failure nothing stays open or locked.
+
+        Args:
+            namespace: The namespace to open (checked by the store before).
+            max_records: Keep at most this many results, the greatest keys; 0: no cap.
+
+        Returns:
+            The number of results stored.
+
+        Raises:
+            StoreLocked: The namespace is open elsewhere.
+            StoreError: The storage is unusable.
         """
         ...
 
@@ -255,8 +264,15 @@ class Backend(Protocol):
         """Insert ``results`` and prune to ``max_records``, in one atomic transaction.
 
         Results whose key is already stored, or repeated earlier in ``results``, are skipped.
-        Pruning deletes the results with the smallest keys until at most ``max_records`` remain
-        (0: no cap). Raises on failure, having applied nothing.
+        Pruning deletes the results with the smallest keys until at most ``max_records`` remain.
+
+        Args:
+            results: The batch, in the order it was accepted.
+            max_records: The cap (0: no cap).
+
+        Raises:
+            StoreError: The transaction failed, having applied nothing
+                (:class:`~mcstore.StoreFenced` when another store took the namespace over).
         """
         ...
 

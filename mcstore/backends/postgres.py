@@ -176,23 +176,27 @@ def _schema_lock_key(schema: str) -> int:
 class PostgresBackend:
     """A :class:`~mcstore.backends.Backend` on a PostgreSQL server, through psycopg 3.
 
-    ``dsn`` is a libpq connection string or ``postgresql://`` URL. Connection parameters given
-    in it win over mcstore's defaults (``connect_timeout``, TCP keepalives,
-    ``application_name``). Needs the ``postgres`` extra; without it, construction raises
-    :class:`~mcstore.StoreError` naming the extra. One backend opens one namespace once.
-
-    ``connect_timeout`` (int seconds, at least 2; default 5) bounds each connect.
-    ``lock_timeout`` (seconds, default 5, as SQLite's wait for its write lock) bounds how long
-    any statement waits for a lock that another session holds (PostgreSQL's ``lock_timeout``,
-    set on every connection of the backend): an open that waits longer (say, behind
-    ``LOCK TABLE mc_namespaces``) fails with :class:`~mcstore.StoreError` naming
-    ``lock_timeout``; a flush that does fails and is retried as any failed flush.
-
-    A ``dsn`` that does not parse raises :class:`~mcstore.backends.InvalidLocation` (a
-    ``ValueError``) at once. No message, log line or ``repr`` of the backend shows a password
+    Connection parameters given in ``dsn`` win over mcstore's defaults (``connect_timeout``,
+    TCP keepalives, ``application_name``). One backend opens one namespace once. No message,
+    log line or ``repr`` of the backend shows a password
     (:func:`~mcstore.backends.redact_location`); errors of the driver are scrubbed of it.
-    ``sync_wait_alarm``: seconds a commit may wait for synchronous replication before an ERROR
-    is logged (see the module docstring).
+
+    Args:
+        dsn: A libpq connection string or ``postgresql://`` URL.
+        connect_timeout: Seconds that bound each connect (an int, at least 2).
+        lock_timeout: Seconds any statement may wait for a lock that another session holds
+            (PostgreSQL's ``lock_timeout``, set on every connection of the backend; as SQLite
+            waits for its write lock). An open that waits longer (say, behind ``LOCK TABLE
+            mc_namespaces``) fails with :class:`~mcstore.StoreError` naming ``lock_timeout``;
+            a flush that does fails and is retried as any failed flush.
+        sync_wait_alarm: Seconds a commit may wait for synchronous replication before an ERROR
+            is logged (see the module docstring).
+
+    Raises:
+        InvalidLocation: A ``dsn`` that does not parse (a ``ValueError``), at once.
+        StoreError: The ``postgres`` extra (psycopg) is not installed; the error names it.
+        TypeError: A ``dsn`` that is not a non-empty str.
+        ValueError: A ``connect_timeout``, ``lock_timeout`` or ``sync_wait_alarm`` out of range.
     """
 
     def __init__(

@@ -228,12 +228,19 @@ class _CancelFlag:
 class SQLiteBackend:
     """A :class:`~mcstore.backends.Backend` on one SQLite file.
 
-    ``path`` is the database file (created if missing). A location that is not a durable file
-    (``''``, ``':memory:'``, a ``file:`` URI, a URL) raises
-    :class:`~mcstore.backends.InvalidLocation`, a ``ValueError`` (see
-    :func:`~mcstore.backends.classify_location`). ``synchronous`` is SQLite's
-    ``PRAGMA synchronous``: ``FULL`` (the default) makes every flush durable on power loss, as
-    lnd's bbolt commits are. The file is in WAL mode.
+    The file is in WAL mode. Nothing is opened until the store opens the backend.
+
+    Args:
+        path: The database file (created if missing, mode 0600).
+        synchronous: SQLite's ``PRAGMA synchronous``, one of :data:`SYNCHRONOUS_MODES` (any
+            case): ``FULL`` (the default) makes every flush durable on power loss, as lnd's
+            bbolt commits are.
+
+    Raises:
+        InvalidLocation: A location that is not a durable file (``''``, ``':memory:'``, a
+            ``file:`` URI, a URL): a ``ValueError`` (see
+            :func:`~mcstore.backends.classify_location`).
+        ValueError: An unknown ``synchronous`` mode.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
