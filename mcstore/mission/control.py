@@ -81,9 +81,18 @@ class MissionControl:
     def report_result(self, result: PaymentResult) -> FinalFailureReason | None:
         """Accept ``result`` into the store and apply it to the state (lnd's ``ReportPayment*``).
 
-        Returns the final failure reason (None: retrying may help, or a success). Never blocks.
-        Raises :class:`TypeError` for a non-result, and the store's :class:`~mcstore.StoreClosed`
-        or :class:`~mcstore.StoreBusy` if it cannot accept the result; then the state is unchanged.
+        Never blocks. When it raises, the state is unchanged.
+
+        Args:
+            result: The attempt's :class:`~mcstore.PaymentResult`.
+
+        Returns:
+            The final failure reason (None: retrying may help, or a success).
+
+        Raises:
+            TypeError: ``result`` is not a :class:`~mcstore.PaymentResult`.
+            StoreClosed: The store is closing (from :meth:`~mcstore.MissionControlStore.add_result`).
+            StoreBusy: The store cannot take more results now.
         """
         self._store.add_result(result)
         if self._reported_during_reset is not None:
@@ -101,12 +110,19 @@ class MissionControl:
     ) -> float:
         """The probability that the channel ``from -> to`` forwards ``amount_msat`` (lnd's ``GetProbability``).
 
-        Uses the estimator's local variant when ``from_pubkey`` is this node. ``now_ns``
-        defaults to the wall clock (``time.time_ns()``). In [0, 1].
+        Uses the estimator's local variant when ``from_pubkey`` is this node. In [0, 1].
 
-        Checks its arguments as the rest of the API does: the pubkeys are 33 bytes (bytes,
-        bytearray or memoryview), ``amount_msat`` and ``capacity_sat`` are ints in the u64 range,
-        ``now_ns`` an int64 of ns or None; else ``TypeError``/``ValueError`` naming the value.
+        Args:
+            from_pubkey: The channel's source node, 33 bytes (bytes, bytearray or memoryview).
+            to_pubkey: Its other node, 33 bytes.
+            amount_msat: The amount to forward, an int in the u64 range.
+            capacity_sat: The channel's capacity, an int in the u64 range (0: unknown).
+            now_ns: The time of the question, an int64 of ns since the Unix epoch; None: the
+                wall clock (``time.time_ns()``).
+
+        Raises:
+            TypeError: An argument of the wrong type, naming the value.
+            ValueError: An argument out of range, naming the value.
         """
         where = "probability()"
         from_pubkey = _check_pubkey(where, "from_pubkey", from_pubkey)
@@ -142,6 +158,17 @@ class MissionControl:
         See :meth:`MissionControlState.import_pairs`; lost at the next open, as in lnd. A
         learning estimator learns nothing from an import (imports are summaries, not outcomes);
         the apriori and bimodal estimators see it, as they read the state.
+
+        Args:
+            pairs: As for :meth:`MissionControlState.import_pairs`.
+            force: As for :meth:`MissionControlState.import_pairs`.
+
+        Returns:
+            The number of parts applied.
+
+        Raises:
+            TypeError: An invalid entry, naming it; nothing is imported.
+            ValueError: An invalid entry, naming it; nothing is imported.
         """
         return self._state.import_pairs(pairs, force=force)
 
@@ -197,19 +224,31 @@ async def open_mission_control(
     """Open the store at ``path`` and rebuild mission control from its history.
 
     ``async with open_mission_control("mc.sqlite", self_pubkey=me) as mc:`` yields a
-    :class:`MissionControl`. ``self_pubkey`` (33 bytes) is this node; ``estimator`` defaults
-    to ``AprioriEstimator()`` (one that learns is attached to the state and made to forget
-    what it knew first: it then holds exactly what this history teaches, and should not be
-    shared with another mission control); ``min_failure_relax_interval`` is in seconds; every other
-    keyword (``namespace``, ``max_records``, ``flush_interval``, ...) goes to
-    :func:`mcstore.open_store`, whose errors and shutdown guarantees apply unchanged: leaving
-    the block, in any way, closes the store with a final flush of every reported result.
+    :class:`MissionControl`. The errors and shutdown guarantees of :func:`mcstore.open_store`
+    apply unchanged: leaving the block, in any way, closes the store with a final flush of
+    every reported result.
 
     The stored results are replayed in key order before the block starts, streamed from one
     consistent snapshot a thousand at a time, so memory stays bounded whatever the history's
     size; undecodable rows are logged and skipped; each batch read is a checkpoint, where the
-    replay can be cancelled. Bad arguments raise ``TypeError``/``ValueError``
-    before anything is opened.
+    replay can be cancelled.
+
+    Args:
+        path: As for :func:`mcstore.open_store`: an SQLite file, a ``postgresql://`` URL or a
+            :class:`~mcstore.backends.Backend`.
+        self_pubkey: This node, 33 bytes.
+        estimator: The estimator of :meth:`MissionControl.probability` (default:
+            :class:`AprioriEstimator`, lnd's default). One that learns is attached to the
+            state and made to forget what it knew first: it then holds exactly what this
+            history teaches, and should not be shared with another mission control.
+        min_failure_relax_interval: lnd's ``MinimumFailureRelaxInterval``, in seconds.
+        **store_options: Every other keyword (``namespace``, ``max_records``,
+            ``flush_interval``, ...) goes to :func:`mcstore.open_store`.
+
+    Raises:
+        TypeError: A bad argument, before anything is opened.
+        ValueError: A bad argument, before anything is opened.
+        StoreError: As :func:`mcstore.open_store` (:class:`~mcstore.StoreLocked`, ...).
     """
     if not isinstance(self_pubkey, (bytes, bytearray, memoryview)):
         raise TypeError(f"self_pubkey must be bytes, got {type(self_pubkey).__name__} {self_pubkey!r}")

@@ -84,11 +84,30 @@ class Estimator(Protocol):
         amount_msat: int,
         capacity_sat: int,
     ) -> float:
-        """The probability that ``from -> to_pubkey`` forwards ``amount_msat``, in [0, 1]."""
+        """The probability that ``from -> to_pubkey`` forwards ``amount_msat``, in [0, 1].
+
+        Pure: it reads its arguments (and, for a learning estimator, what it learnt), and
+        never raises for arguments in range.
+
+        Args:
+            now_ns: The time of the question, in ns since the Unix epoch.
+            results: The pair history of the channel's source node ``from``: the
+                :class:`~mcstore.mission.NodeResults` of
+                :meth:`~mcstore.mission.MissionControlState.results_from`.
+            to_pubkey: The channel's other node.
+            amount_msat: The amount to forward.
+            capacity_sat: The channel's capacity (0: unknown).
+        """
         ...
 
     def local_pair_probability(self, now_ns: int, results: Mapping[bytes, TimedPairResult], to_pubkey: bytes) -> float:
-        """The same for one of this node's own channels (amount and capacity ignored)."""
+        """The same for one of this node's own channels (amount and capacity ignored).
+
+        Args:
+            now_ns: The time of the question, in ns since the Unix epoch.
+            results: This node's pair history (:meth:`~mcstore.mission.MissionControlState.results_from`).
+            to_pubkey: The channel's other node.
+        """
         ...
 
 
@@ -111,7 +130,11 @@ class Parameter:
     integer: bool = False
 
     def coerce(self, value: float) -> float | int:
-        """``value`` clipped to [``low``, ``high``], rounded for an integer parameter."""
+        """``value`` clipped to [``low``, ``high``], rounded for an integer parameter.
+
+        Args:
+            value: A candidate value of the parameter.
+        """
         v = min(max(float(value), self.low), self.high)
         return round(v) if self.integer else v
 
@@ -164,12 +187,19 @@ def _primitive(s: float, c: float, cs: float, norm: float, x: float) -> float:
 class AprioriEstimator:
     """lnd's apriori estimator (the default).
 
-    Parameters, validated as lnd does (a ``ValueError`` names the field; non-finite values are
-    refused too): ``hop_probability`` in [0, 1], the probability of an untried channel;
-    ``weight`` in [0, 1], how much that a-priori value counts against the node's history
-    (1: history ignored); ``penalty_half_life`` >= 0 seconds, how fast a failure is forgiven;
-    ``capacity_fraction`` in [0.75, 1], the fraction of the capacity above which the a-priori
-    probability falls off (1: no fall-off).
+    Its parameters are validated as lnd does, and non-finite values are refused too.
+
+    Args:
+        hop_probability: The probability of an untried channel, in [0, 1].
+        weight: How much that a-priori value counts against the node's history, in [0, 1]
+            (1: history ignored).
+        penalty_half_life: How fast a failure is forgiven, in seconds, >= 0.
+        capacity_fraction: The fraction of the capacity above which the a-priori probability
+            falls off, in [0.75, 1] (1: no fall-off).
+
+    Raises:
+        TypeError: A parameter that is not a number, naming it.
+        ValueError: A parameter out of its range, naming it.
     """
 
     name: ClassVar[str] = "apriori"
@@ -303,10 +333,18 @@ class AprioriEstimator:
 class BimodalEstimator:
     """lnd's bimodal estimator.
 
-    Parameters, validated as lnd does (a ``ValueError`` names the field): ``scale_msat``, an
-    int in (0, 250_000_000_000], the width of the liquidity's concentration at the channel's
-    ends; ``node_weight`` in [0, 1], how much the node's other results count when the pair has
-    no fresh information; ``decay_time`` > 0 seconds, how fast learnt liquidity is forgotten.
+    Its parameters are validated as lnd does.
+
+    Args:
+        scale_msat: The width of the liquidity's concentration at the channel's ends, an int in
+            (0, 250_000_000_000].
+        node_weight: How much the node's other results count when the pair has no fresh
+            information, in [0, 1].
+        decay_time: How fast learnt liquidity is forgotten, in seconds, > 0.
+
+    Raises:
+        TypeError: A parameter of the wrong type, naming it.
+        ValueError: A parameter out of its range, naming it.
     """
 
     name: ClassVar[str] = "bimodal"

@@ -131,7 +131,11 @@ class Scores:
     """The ten reliability bins, from [0, 0.1) to [0.9, 1]."""
 
     def to_json(self, *, bins: bool = True) -> dict[str, object]:
-        """``{"count", "brier", "log_loss", "bins": [...]}`` (without ``bins`` if ``bins`` is False)."""
+        """``{"count", "brier", "log_loss", "bins": [...]}`` (without ``bins`` if ``bins`` is False).
+
+        Args:
+            bins: Whether to include the reliability bins.
+        """
         document: dict[str, object] = {"count": self.count, "brier": self.brier, "log_loss": self.log_loss}
         if bins:
             document["bins"] = [b.to_json() for b in self.bins]
@@ -141,7 +145,10 @@ class Scores:
 class Calibration:
     """Running scores of predictions against outcomes: :meth:`add` each, read :meth:`scores`.
 
-    O(1) memory and time per prediction. ``name`` (an estimator's, say) is used in errors.
+    O(1) memory and time per prediction.
+
+    Args:
+        name: What is scored (an estimator's name, say), used in errors.
     """
 
     __slots__ = ("_bin_count", "_bin_outcomes", "_bin_predicted", "_brier", "_log_loss", "count", "name")
@@ -159,7 +166,12 @@ class Calibration:
     def add(self, probability: float, outcome: bool) -> None:
         """Score one prediction ``probability`` of an event whose ``outcome`` is True (1) or False (0).
 
-        Raises ``ValueError`` (naming :attr:`name`) if ``probability`` is not in [0, 1].
+        Args:
+            probability: The predicted probability of the event, in [0, 1].
+            outcome: Whether the event happened.
+
+        Raises:
+            ValueError: ``probability`` is not in [0, 1] (the message names :attr:`name`).
         """
         p = probability
         if not 0.0 <= p <= 1.0:
@@ -383,6 +395,17 @@ class Evaluator(Replay):
     new one with the estimators attached as learners (a learning estimator, such as the
     historical one, learns from what the state applies); a ``state`` passed in must have them
     attached already.
+
+    Args:
+        graph: The channels' capacities.
+        estimators: The estimators to score, by name (default: :func:`default_estimators`).
+        self_pubkey: Our node (default: the source of the first result).
+        state: The pair history to replay into (default: a new one, with the estimators
+            attached).
+
+    Raises:
+        ValueError: No estimator to evaluate.
+        TypeError: An estimator that is not an :class:`~mcstore.mission.Estimator`, naming it.
     """
 
     def __init__(
@@ -417,7 +440,11 @@ class Evaluator(Replay):
         return [e.pair_probability(now, results, to, amount, capacity) for e in self._estimators]
 
     def score(self, result: PaymentResult) -> None:
-        """Score every estimator's predictions for ``result`` from the current state; does not apply it."""
+        """Score every estimator's predictions for ``result`` from the current state; does not apply it.
+
+        Args:
+            result: The next result of the history, in key order.
+        """
         observations, route = self.observe(result)
         now = result.time_fwd_ns
         predict = self._predict
@@ -440,7 +467,11 @@ class Evaluator(Replay):
             add(p, success)
 
     def add(self, result: PaymentResult) -> None:
-        """Score ``result`` (:meth:`score`), then apply it to the state."""
+        """Score ``result`` (:meth:`score`), then apply it to the state.
+
+        Args:
+            result: The next result of the history, in key order.
+        """
         self.score(result)
         self.apply(result)
 
@@ -499,10 +530,22 @@ def evaluate(
     """Score ``estimators`` (default: every named one, lnd's defaults) on the history ``results``.
 
     ``results`` must be in key order (as a store's ``fetch_all`` or ``iter_results`` gives
-    them); they are read once, streamed. ``self_pubkey`` is our node: by default the source of
-    the results, and then ``ValueError`` (listing them) if there are several. Also raises
-    ``ValueError`` if an estimator returns a probability outside [0, 1], naming it. Pure: reads
-    nothing but its arguments. See the module's docstring for the exact semantics.
+    them); they are read once, streamed. Pure: reads nothing but its arguments. See the
+    module's docstring for the exact semantics.
+
+    Args:
+        results: The history, in key order.
+        graph: The channels' capacities.
+        estimators: The estimators to score, by name (default: every named one, with lnd's
+            defaults).
+        self_pubkey: Our node (default: the source of the results).
+        min_failure_relax_interval: lnd's ``MinimumFailureRelaxInterval`` of the replay, in
+            seconds.
+
+    Raises:
+        ValueError: The results have several sources and no ``self_pubkey`` was given (the
+            message lists them), or an estimator returned a probability outside [0, 1] (the
+            message names it).
     """
     chosen = default_estimators() if estimators is None else estimators
     state = MissionControlState(min_failure_relax_interval, learners=chosen.values())

@@ -114,9 +114,12 @@ class _JournaledState(MissionControlState):
 class RecordedHistory(Replay):
     """A history replayed once and recorded, to score many parameter sets quickly (see :func:`fit`).
 
-    :meth:`add` each result in key order (or pass the results to :func:`fit`). ``graph`` and
-    ``self_pubkey`` as for :class:`~mcstore.mission.Evaluator`. Memory grows with the history
-    (see the module's docstring).
+    :meth:`add` each result in key order (or pass the results to :func:`fit`). Memory grows
+    with the history (see the module's docstring).
+
+    Args:
+        graph: The channels' capacities, as for :class:`~mcstore.mission.Evaluator`.
+        self_pubkey: Our node, as for :class:`~mcstore.mission.Evaluator`.
     """
 
     def __init__(self, graph: ChannelGraph, *, self_pubkey: bytes | None = None) -> None:
@@ -124,7 +127,11 @@ class RecordedHistory(Replay):
         super().__init__(graph, self_pubkey=self_pubkey, state=_JournaledState(self._events))
 
     def record(self, result: PaymentResult) -> None:
-        """Record ``result``'s pair observations from the current state; does not apply it."""
+        """Record ``result``'s pair observations from the current state; does not apply it.
+
+        Args:
+            result: The next result of the history, in key order.
+        """
         index = self.results
         observations, _route = self.observe(result)
         now = result.time_fwd_ns
@@ -132,7 +139,11 @@ class RecordedHistory(Replay):
                             for frm, to, amount, capacity, outcome in observations)
 
     def add(self, result: PaymentResult) -> None:
-        """Record ``result`` (:meth:`record`), then apply it to the state."""
+        """Record ``result`` (:meth:`record`), then apply it to the state.
+
+        Args:
+            result: The next result of the history, in key order.
+        """
         self.record(result)
         self.apply(result)
 
@@ -149,7 +160,18 @@ class RecordedHistory(Replay):
         ``split`` (the training set) and from it on (the test set). With ``test=False`` the
         replay stops at the first test result; it also stops as soon as the training log loss
         summed so far exceeds ``train_limit`` (the terms are never negative, so the total can
-        only be larger: a search uses this to drop a worse candidate early)."""
+        only be larger: a search uses this to drop a worse candidate early).
+
+        Args:
+            estimator: The estimator to score (a learning one learns the history again).
+            split: The index of the first test result.
+            train: Whether to score the training set.
+            test: Whether to score the test set.
+            train_limit: Stop once the summed training log loss exceeds this.
+
+        Returns:
+            The training and the test scores.
+        """
         train_scores = Calibration(f"{getattr(estimator, 'name', 'estimator')} (training)")
         test_scores = Calibration(f"{getattr(estimator, 'name', 'estimator')} (test)")
         pairs: dict[bytes, dict[bytes, TimedPairResult]] = {}
@@ -252,8 +274,15 @@ def go_duration(seconds: float) -> str:
 def lnd_settings(estimator: str, params: Mapping[str, float | int]) -> tuple[str, str] | None:
     """The ``lncli setmccfg`` command and the ``lnd.conf`` lines that set ``params`` in lnd.
 
-    None for an estimator lnd does not have. The lnd.conf lines go in its ``[routerrpc]``
-    section; ``routerrpc.estimator`` selects the estimator (lnd's default is apriori).
+    The lnd.conf lines go in its ``[routerrpc]`` section; ``routerrpc.estimator`` selects
+    the estimator (lnd's default is apriori).
+
+    Args:
+        estimator: The estimator's name (``apriori``, ``bimodal``).
+        params: Its parameters, by constructor keyword, in seconds and msat.
+
+    Returns:
+        The command and the lines, or None for an estimator lnd does not have.
     """
     settings = LND_SETTINGS.get(estimator)
     if settings is None:
@@ -419,12 +448,22 @@ def fit(
 ) -> FitResult:
     """Fit the parameters of the estimator named ``estimator`` to ``history`` (see the module's docstring).
 
-    ``history`` is a :class:`RecordedHistory`, or the results in key order (then ``graph`` is
-    required, and ``self_pubkey`` defaults to their source, as for
-    :func:`~mcstore.mission.evaluate`). Raises ``ValueError`` for an unknown estimator, a
-    ``test_fraction`` outside (0, 1), several sources without ``self_pubkey``, or a split
-    with no scored pair observation on either side (too short a history), saying which.
     Pure and synchronous; CPU-bound (seconds to minutes for 10k to 100k results).
+
+    Args:
+        history: A :class:`RecordedHistory`, or the results in key order.
+        estimator: The name of the estimator to fit (:data:`ESTIMATORS`).
+        graph: The channels' capacities; required when ``history`` is results.
+        self_pubkey: Our node; by default the source of the results, as for
+            :func:`~mcstore.mission.evaluate`.
+        test_fraction: The share of the results, the last ones, that the search never sees
+            and the fit is tested on, in (0, 1).
+
+    Raises:
+        ValueError: An unknown estimator, a ``test_fraction`` outside (0, 1), several sources
+            without ``self_pubkey``, or a split with no scored pair observation on either side
+            (too short a history), saying which.
+        TypeError: Results without ``graph``.
     """
     started = time.perf_counter()
     cls = ESTIMATORS.get(estimator)

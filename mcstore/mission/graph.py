@@ -77,6 +77,11 @@ class ChannelGraph:
 
     Build one with :func:`load_graph`, or :meth:`from_channels`. Immutable once built;
     lookups are O(1) dict reads.
+
+    Args:
+        pairs: A node pair (either order) -> its total capacity in sat.
+        channels: A short channel id -> its capacity in sat.
+        source: Where the graph came from (a file name), for messages.
     """
 
     __slots__ = ("_by_channel", "_by_pair", "source")
@@ -104,7 +109,12 @@ class ChannelGraph:
         cls, channels: Iterable[tuple[bytes, bytes, int, int | None]], *, source: str = ""
     ) -> ChannelGraph:
         """A graph of ``(node1, node2, capacity_sat, channel_id or None)`` channels: each pair's
-        capacity is the sum over its channels; channel ids are looked up first."""
+        capacity is the sum over its channels; channel ids are looked up first.
+
+        Args:
+            channels: The channels, as ``(node1, node2, capacity_sat, channel_id or None)``.
+            source: Where the graph came from (a file name), for messages.
+        """
         pairs: dict[tuple[bytes, bytes], int] = {}
         by_channel: dict[int, int] = {}
         for a, b, capacity, channel_id in channels:
@@ -116,7 +126,13 @@ class ChannelGraph:
 
     def capacity(self, node_a: bytes, node_b: bytes, channel_id: int | None = None) -> int | None:
         """The capacity in sat of the channel ``channel_id`` if the graph knows it, else of the
-        pair ``node_a``/``node_b`` (either direction); None when neither is known."""
+        pair ``node_a``/``node_b`` (either direction); None when neither is known.
+
+        Args:
+            node_a: One end of the channel.
+            node_b: The other end.
+            channel_id: The short channel id, if known.
+        """
         if channel_id is not None and self._by_channel:
             found = self._by_channel.get(channel_id)
             if found is not None:
@@ -247,9 +263,16 @@ def _read_describegraph(file: IO[str], name: str) -> ChannelGraph:
 def load_graph(path: str | os.PathLike[str]) -> ChannelGraph:
     """Read a channel graph from ``path``: a CSV or ``lncli describegraph`` JSON (sniffed).
 
-    Raises :class:`GraphError` for content that is not a graph (naming the line, or the JSON
-    path, and the value), and :class:`OSError` if the file cannot be read. UTF-8, with or
-    without a byte-order mark.
+    UTF-8, with or without a byte-order mark.
+
+    Args:
+        path: The file: CSV lines ``node1_pubkey,node2_pubkey,capacity_sat``, or the JSON that
+            ``lncli describegraph`` prints.
+
+    Raises:
+        GraphError: Content that is not a graph (naming the line, or the JSON path, and the
+            value).
+        OSError: The file cannot be read.
     """
     name = os.fspath(path)
     with open(name, encoding="utf-8-sig", newline="") as file:

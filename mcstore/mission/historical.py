@@ -223,28 +223,32 @@ class HistoricalEstimator:
     """LDK-style historical estimator: histograms of the liquidity bounds each pair was seen at.
 
     See the module's docstring for the model, its guarantees and its differences from LDK.
-    Parameters (a ``TypeError``/``ValueError`` names a bad one; non-finite values are refused):
 
-    * ``no_updates_half_life``: seconds, > 0; default 1,209,600 (14 days), LDK's
-      ``ProbabilisticScoringDecayParameters::historical_no_updates_half_life``. A pair's
-      histograms lose half their weight per whole half-life without a new datapoint.
-    * ``datapoint_decay``: in (0, 1]; default 2047/2048, the factor of LDK's
-      ``HistoricalBucketRangeTracker::track_datapoint``. Every datapoint scales the pair's
-      older ones (and the prior) by it.
-    * ``bucket_weight_power``: in (0, 8]; default 2, LDK's (``(min_bucket * max_bucket)``
-      squared in ``calculate_success_probability_times_billion``: "raising the weights of
-      buckets to a high power led to better scoring results"). The power of the product of
-      a lower and an upper bucket's weights that weighs their pair.
-    * ``no_success_factor``: in [0, 1]; default 64/78 (about 0.82), LDK's
-      ``MIN_ZERO_IMPLIES_NO_SUCCESSES_PENALTY_ON_64``: the factor applied to a probability
-      whose lower bound is 0 (no success seen), the prior included.
-    * ``prior_weight``: >= 0; default 1/2, derived from LDK: LDK drops a history whose total
-      weight falls below one datapoint pair, which a lone datapoint does after one half-life
-      of silence, when its weight is 1/2; here the prior then weighs as much as it does (and
-      takes over gradually, not at once). The weight of the prior's pseudo-datapoint.
-    * ``liquidity_offset_half_life``: seconds, > 0; default 1800 (30 minutes), LDK's
-      ``ProbabilisticScoringDecayParameters::liquidity_offset_half_life``. Used for our own
-      channels only (see :meth:`local_pair_probability`).
+    Args:
+        no_updates_half_life: Seconds, > 0; default 1,209,600 (14 days), LDK's
+            ``ProbabilisticScoringDecayParameters::historical_no_updates_half_life``. A pair's
+            histograms lose half their weight per whole half-life without a new datapoint.
+        datapoint_decay: In (0, 1]; default 2047/2048, the factor of LDK's
+            ``HistoricalBucketRangeTracker::track_datapoint``. Every datapoint scales the pair's
+            older ones (and the prior) by it.
+        bucket_weight_power: In (0, 8]; default 2, LDK's (``(min_bucket * max_bucket)``
+            squared in ``calculate_success_probability_times_billion``: "raising the weights of
+            buckets to a high power led to better scoring results"). The power of the product of
+            a lower and an upper bucket's weights that weighs their pair.
+        no_success_factor: In [0, 1]; default 64/78 (about 0.82), LDK's
+            ``MIN_ZERO_IMPLIES_NO_SUCCESSES_PENALTY_ON_64``: the factor applied to a probability
+            whose lower bound is 0 (no success seen), the prior included.
+        prior_weight: >= 0; default 1/2, derived from LDK: LDK drops a history whose total
+            weight falls below one datapoint pair, which a lone datapoint does after one half-life
+            of silence, when its weight is 1/2; here the prior then weighs as much as it does (and
+            takes over gradually, not at once). The weight of the prior's pseudo-datapoint.
+        liquidity_offset_half_life: Seconds, > 0; default 1800 (30 minutes), LDK's
+            ``ProbabilisticScoringDecayParameters::liquidity_offset_half_life``. Used for our own
+            channels only (see :meth:`local_pair_probability`).
+
+    Raises:
+        TypeError: A parameter that is not a number, naming it.
+        ValueError: A parameter out of its range, or not finite, naming it.
 
     It learns through :meth:`learn`, called by the :class:`~mcstore.mission.MissionControlState`
     it is attached to (``learners=``; :func:`~mcstore.mission.open_mission_control` attaches
@@ -369,7 +373,12 @@ class HistoricalEstimator:
         self._memory.clear()
 
     def memory(self, from_pubkey: bytes, to_pubkey: bytes) -> PairMemory | None:
-        """A snapshot of what is remembered of the pair ``from -> to`` (None: nothing)."""
+        """A snapshot of what is remembered of the pair ``from -> to`` (None: nothing).
+
+        Args:
+            from_pubkey: The pair's source node.
+            to_pubkey: The pair's other node.
+        """
         pair = self._memory.get(from_pubkey, {}).get(to_pubkey)
         if pair is None:
             return None

@@ -299,8 +299,13 @@ def interpret_result(result: PaymentResult) -> Interpretation:
     """Interpret one payment result as lnd's mission control does (``interpretResult``).
 
     Pure and cheap; never raises for a valid :class:`~mcstore.model.PaymentResult` (see the
-    module docstring for the cases lnd leaves undefined). Raises :class:`TypeError` if
-    ``result`` is not a ``PaymentResult``.
+    module docstring for the cases lnd leaves undefined).
+
+    Args:
+        result: The payment result to read.
+
+    Raises:
+        TypeError: ``result`` is not a :class:`~mcstore.model.PaymentResult`.
     """
     if not isinstance(result, PaymentResult):
         raise TypeError(f"interpret_result() expects a PaymentResult, got {type(result).__name__}: {result!r}")

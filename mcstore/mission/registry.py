@@ -25,8 +25,14 @@ ESTIMATORS: Final[Mapping[str, type[TunableEstimator]]] = {
 def make_estimator(name: str, params: Mapping[str, object] | None = None) -> TunableEstimator:
     """The estimator called ``name``, built with the constructor keywords ``params``.
 
-    Raises ``ValueError`` for an unknown name or parameter (naming it and listing the known
-    ones), and the constructor's ``TypeError``/``ValueError`` for a bad value.
+    Args:
+        name: The estimator's name, a key of :data:`ESTIMATORS`.
+        params: Its constructor keywords (default: none, lnd's defaults).
+
+    Raises:
+        ValueError: An unknown name or parameter (naming it and listing the known ones), or
+            the constructor's for a bad value.
+        TypeError: The constructor's, for a value of the wrong type.
     """
     cls = ESTIMATORS.get(name)
     if cls is None:

@@ -132,7 +132,15 @@ class PairLearner(Protocol):
     """
 
     def learn(self, from_pubkey: bytes, to_pubkey: bytes, time_ns: int, success: bool, amount_msat: int) -> None:
-        """Take one applied pair outcome into account."""
+        """Take one applied pair outcome into account.
+
+        Args:
+            from_pubkey: The pair's source node.
+            to_pubkey: The pair's other node.
+            time_ns: The result's ``time_reply_ns``.
+            success: Whether the pair forwarded ``amount_msat``.
+            amount_msat: The amount (for a failure, 0: no amount at all).
+        """
         ...
 
     def forget(self) -> None:
@@ -151,12 +159,18 @@ def _seconds_to_ns(name: str, seconds: object) -> int:
 class MissionControlState:
     """The pair history of one node's mission control, with lnd's update rules.
 
-    ``min_failure_relax_interval`` is in seconds (lnd's ``MinimumFailureRelaxInterval``,
-    default one minute); a ``TypeError``/``ValueError`` names it if it is not a finite number.
-    ``learners``: the estimators to keep informed; those that are a :class:`PairLearner` are
-    attached (and made to forget what they knew: the new state knows nothing either), the
-    others are ignored, so a caller may pass every estimator it uses. A learner belongs to
-    one state: attached to two, it would learn both histories.
+    A learner belongs to one state: attached to two, it would learn both histories.
+
+    Args:
+        min_failure_relax_interval: lnd's ``MinimumFailureRelaxInterval``, in seconds (default
+            one minute).
+        learners: The estimators to keep informed; those that are a :class:`PairLearner` are
+            attached (and made to forget what they knew: the new state knows nothing either),
+            the others are ignored, so a caller may pass every estimator it uses.
+
+    Raises:
+        TypeError: ``min_failure_relax_interval`` is not a number.
+        ValueError: ``min_failure_relax_interval`` is not finite.
     """
 
     __slots__ = ("_learners", "_pairs", "_relax_ns", "_second_chances", "_sources")
@@ -190,6 +204,9 @@ class MissionControlState:
         ``from_pubkey``: it reflects later updates; take ``dict(...)`` of it to keep a
         snapshot. Empty for an unknown node (then not live). This is the ``results`` argument
         of the estimators' ``pair_probability`` and ``local_pair_probability``.
+
+        Args:
+            from_pubkey: The node whose pairs to read.
         """
         pairs = self._pairs.get(from_pubkey)
         return NodeResults(from_pubkey, {} if pairs is None else pairs)
@@ -228,9 +245,17 @@ class MissionControlState:
     def apply_result(self, result: PaymentResult) -> FinalFailureReason | None:
         """Apply one payment result at its ``time_reply_ns`` (lnd's ``applyPaymentResult``).
 
-        Returns the final failure reason of its interpretation (None when a second chance
-        dropped it). Tells the learners each pair outcome applied. Raises :class:`TypeError`
-        if ``result`` is not a ``PaymentResult``; never raises for a valid one.
+        Tells the learners each pair outcome applied. Never raises for a valid result.
+
+        Args:
+            result: The :class:`~mcstore.PaymentResult` to apply.
+
+        Returns:
+            The final failure reason of its interpretation (None when a second chance dropped
+            it).
+
+        Raises:
+            TypeError: ``result`` is not a :class:`~mcstore.PaymentResult`.
         """
         if not isinstance(result, PaymentResult):
             raise TypeError(f"apply_result() expects a PaymentResult, got {type(result).__name__}: {result!r}")
@@ -274,8 +299,20 @@ class MissionControlState:
         relax interval included; ``force`` also bypasses the relax interval and overwrites the
         success amount, setting the failure amount to success + 1. Absent parts are applied
         too, as "never" with amount 0, which is lnd's behaviour and can clear amounts (see
-        the README). Returns the number of parts applied. Memory only: imports are not stored.
-        The learners are not told (see the module's docstring).
+        docs/mission-control.md). Memory only: imports are not stored. The learners are not told (see the
+        module's docstring).
+
+        Args:
+            pairs: A mapping like :meth:`pairs` returns, or an iterable of
+                ``((from, to), TimedPairResult)`` in the order to import.
+            force: Apply every part, whatever is stored, bypassing the relax interval.
+
+        Returns:
+            The number of parts applied.
+
+        Raises:
+            TypeError: An entry of the wrong type, naming it; nothing is imported.
+            ValueError: An invalid entry (or an empty list), naming it; nothing is imported.
         """
         if not isinstance(force, bool):
             raise TypeError(f"force must be a bool, got {type(force).__name__} {force!r}")
