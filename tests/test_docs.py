@@ -239,3 +239,130 @@ def test_the_cli_page_documents_every_command_of_the_group() -> None:
     table = page.split("## What each command does")[1].split("\n## ")[0]
     for name in cli.commands:
         assert f"| `{name} " in table, f"the CLI page's table does not describe `mcstore {name}`"
+
+
+# -- Args: and Raises: on the public API -----------------------------------------------------
+
+RECORDS = {
+    # Made by mcstore and handed to the caller (their fields are documented as attributes):
+    # a constructor a program does not call needs no Args: section (their methods do).
+    "mcstore.FetchOutcome", "mcstore.FlushOutcome", "mcstore.MissionControlStore", "mcstore.ResultIterator",
+    "mcstore.StoreStats", "mcstore.mission.EstimatorScores", "mcstore.mission.Evaluation",
+    "mcstore.mission.FitResult", "mcstore.mission.FitScores", "mcstore.mission.Interpretation",
+    "mcstore.mission.MissionControl", "mcstore.mission.NodeResults", "mcstore.mission.PairOutcome",
+    "mcstore.mission.Parameter", "mcstore.mission.ReliabilityBin", "mcstore.mission.Scores",
+    "mcstore.mission.TimedPairResult",
+}
+LND_STEPS = {
+    # The bimodal and apriori estimators' intermediate functions, public as lnd's are, so that
+    # the tests can check each against lnd's vectors; pair_probability is what a caller calls.
+    "primitive", "integral", "probability_formula", "can_send", "cannot_send", "direct_probability",
+    "calculate_probability", "capacity_factor",
+}
+
+
+def _public_callables() -> list[tuple[str, object, str]]:
+    """(name, callable, docstring) of every function, constructor and public method that a
+    program calls or implements: the two ``__all__`` lists, less enums, exceptions, the
+    constructors of records, and the implementations of a protocol's methods (the protocol's
+    own method says what they take: :class:`mcstore.Backend`, :class:`mcstore.mission.Estimator`,
+    :class:`mcstore.mission.PairLearner`)."""
+    import enum
+    import inspect
+    from typing import Protocol
+
+    public = [(f"{m.__name__}.{name}", getattr(m, name)) for m in (mcstore, mcstore.mission) for name in m.__all__]
+    protocols = [obj for _, obj in public if inspect.isclass(obj) and Protocol in obj.__mro__[1:]]
+    found: list[tuple[str, object, str]] = []
+    for full, obj in public:
+        if inspect.isfunction(obj) or inspect.isfunction(getattr(obj, "__wrapped__", None)):
+            found.append((full, obj, obj.__doc__ or ""))
+            continue
+        if not inspect.isclass(obj) or issubclass(obj, (BaseException, enum.Enum)):
+            continue
+        is_protocol = obj in protocols
+        if full not in RECORDS and not is_protocol:
+            found.append((full, obj, obj.__doc__ or ""))
+        implemented = set()
+        if not is_protocol:
+            for protocol in protocols:
+                if _implements(obj, protocol):
+                    implemented.update(vars(protocol))
+        for attr, value in vars(obj).items():
+            function = value.__func__ if isinstance(value, (classmethod, staticmethod)) else value
+            if attr.startswith("_") or attr in LND_STEPS or attr in implemented or not inspect.isfunction(function):
+                continue
+            if any(attr in vars(base) for base in obj.__mro__[1:] if base is not object):
+                continue  # an override (Mapping.get): its base says what it takes
+            found.append((f"{full}.{attr}", function, function.__doc__ or ""))
+    return found
+
+
+def _implements(cls: type, protocol: type) -> bool:
+    """Whether ``cls`` has every public method of ``protocol``."""
+    names = [name for name in vars(protocol) if not name.startswith("_") and callable(vars(protocol)[name])]
+    return bool(names) and all(callable(getattr(cls, name, None)) for name in names)
+
+
+def _section(doc: str, title: str) -> str | None:
+    """The text of a Google-style section of ``doc`` (``Args:``), or None."""
+    lines = inspect_cleandoc(doc).splitlines()
+    if f"{title}:" not in lines:
+        return None
+    start = lines.index(f"{title}:") + 1
+    body = []
+    for line in lines[start:]:
+        if line and not line.startswith(" "):
+            break
+        body.append(line)
+    return "\n".join(body)
+
+
+def inspect_cleandoc(doc: str) -> str:
+    import inspect
+
+    return inspect.cleandoc(doc)
+
+
+def _raises(obj: object) -> bool:
+    """Whether the code of ``obj`` (a class: its ``__init__``) has a ``raise`` statement."""
+    import ast
+    import inspect
+    import textwrap
+
+    code = vars(obj).get("__init__") if isinstance(obj, type) else obj
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(code))))  # type: ignore[arg-type]
+    except (TypeError, OSError):
+        return False
+    return any(isinstance(node, ast.Raise) for node in ast.walk(tree))
+
+
+def test_the_public_api_has_args_and_raises_sections() -> None:
+    # What a program calls says what it takes (every parameter, in Args:) and, when its code
+    # raises, what it raises (Raises:), as napoleon renders them on the reference pages.
+    import inspect
+
+    if mcstore.COMPILED:
+        pytest.skip("the compiled core keeps no docstrings: the pure pass checks them, as the docs are built")
+
+    problems = []
+    for name, obj, doc in _public_callables():
+        try:
+            signature = inspect.signature(obj)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+        params = [p for p in signature.parameters.values() if p.name not in ("self", "cls")]
+        if not params:
+            continue
+        args = _section(doc, "Args")
+        if args is None:
+            problems.append(f"{name}: no Args: section")
+        else:
+            for p in params:
+                stars = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "")
+                if not re.search(rf"^    {re.escape(stars + p.name)}( \(.*\))?:", args, flags=re.M):
+                    problems.append(f"{name}: Args: does not describe {stars}{p.name}")
+        if _raises(obj) and _section(doc, "Raises") is None:
+            problems.append(f"{name}: raises, but has no Raises: section")
+    assert not problems, "\n".join(problems)
