@@ -254,7 +254,7 @@ def test_bimodal_node_weighting_recent_target() -> None:
 
 
 def test_bimodal_node_weighting_ignores_amount_independent_failures() -> None:
-    # The quirk the README lists as tested (issue 17: it was not): lnd's calculateProbability
+    # The quirk docs/mission-control.md lists as tested (issue 17: it was not): lnd's calculateProbability
     # weighs in a peer's failure only if its amount is > 0, so an amount-independent failure
     # (amount 0) of another channel leaves the node's weighting as if it were not there.
     est = BimodalEstimator(node_weight=0.2, decay_time=86400.0)

@@ -49,8 +49,8 @@ server runs with ``fsync = off``. TCP keepalives (client and server side: idle 3
 probes 10 s apart, and ``tcp_user_timeout`` 60 s) free the lock of a vanished host in about a
 minute instead of the OS default of two hours.
 
-Replication and failover (:mod:`~mcstore.backends._pgha`; README, "High availability on
-PostgreSQL"): opening logs a WARNING when acknowledged results can be lost on failover (the
+Replication and failover (:mod:`~mcstore.backends._pgha`; the how-to
+docs/howto/high-availability.md): opening logs a WARNING when acknowledged results can be lost on failover (the
 server has standbys but ``synchronous_standby_names`` is empty, or the session's
 ``synchronous_commit`` does not wait for them) or when every commit would wait (standbys named,
 none connected). A COMMIT that returns with a WARNING (a cancelled wait for synchronous

@@ -21,7 +21,7 @@ Speed and memory: the history is replayed and interpreted once, into a
 entries it changed. Each parameter set is scored by replaying that record into plain dicts,
 with no interpretation and no lnd rules to run again. The record holds every observation and
 state change, so, unlike an evaluation, a fit's memory grows linearly with the history (the
-README gives the figure measured by ``python -m benchmarks --only calibrate``).
+docs/performance.md gives the figure measured by ``python -m benchmarks --only calibrate``).
 """
 
 from __future__ import annotations
