@@ -297,7 +297,13 @@ def packaged_graph(name: str) -> ChannelGraph:
 
     Read through :mod:`importlib.resources`, so it is found in an installed package as in a
     source tree. Its :attr:`~ChannelGraph.source` is ``name``. A CSV has no channel ids: hops
-    are looked up by node pair. Raises ``KeyError`` for an unknown name, listing the known ones.
+    are looked up by node pair.
+
+    Args:
+        name: a key of :data:`PACKAGED_GRAPHS`, e.g. ``"mainnet-2025"``.
+
+    Raises:
+        KeyError: for an unknown name, listing the known ones.
     """
     directory = PACKAGED_GRAPHS.get(name)
     if directory is None:
