@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import gc
+import importlib.util
 import pickle
+import sys
+import weakref
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import payment_results
 
-from mcstore import model
+import mcstore
+from mcstore import codec, model
 from mcstore.model import (
     FAILURE_CODE_NAMES,
     KEY_LEN,
@@ -463,3 +470,133 @@ def test_source_index_int_subclass_stored_as_int() -> None:
     failure = PaymentFailure(Index(3), b"\x10\x07")
     assert type(failure.source_index) is int
     assert failure == PaymentFailure(3, b"\x10\x07")
+
+
+# -- the cyclic garbage collector ---------------------------------------------------------------
+# The compiled classes are acyclic (model.py explains why that is safe): the collector never
+# tracks them, and nothing else about them changes.
+
+_GC_TRACKED_BY_PATH = not mcstore.COMPILED
+
+
+def _model_objects(result: PaymentResult) -> list[object]:
+    return [result, result.route, *result.route.hops, *([result.failure] if result.failure else [])]
+
+
+def _ways_to_get(result: PaymentResult) -> dict[str, PaymentResult]:
+    """``result`` and its equal copies, by every way the library or a user makes one."""
+    route = result.route
+    rebuilt_hops = [
+        Hop(
+            channel_id=h.channel_id,
+            pubkey=h.pubkey,
+            amount_to_forward_msat=h.amount_to_forward_msat,
+            has_blinding_point=h.has_blinding_point,
+            has_custom_records=h.has_custom_records,
+        )
+        for h in route.hops
+    ]
+    keywords = PaymentResult(
+        id=result.id,
+        time_fwd_ns=result.time_fwd_ns,
+        time_reply_ns=result.time_reply_ns,
+        route=Route(source_pubkey=route.source_pubkey, total_amount_msat=route.total_amount_msat, hops=rebuilt_hops),
+        failure=result.failure,
+    )
+    return {
+        "given": result,
+        "keywords and a list of hops": keywords,
+        "decoded": codec.decode_result(*codec.encode_result(result)),
+        "unpickled": pickle.loads(pickle.dumps(result)),
+        "copied": copy.copy(result),
+        "deep-copied": copy.deepcopy(result),
+        "replaced": dataclasses.replace(result),
+    }
+
+
+@settings(max_examples=25)
+@given(payment_results())
+def test_model_objects_are_untracked_by_the_collector_exactly_on_the_compiled_path(result: PaymentResult) -> None:
+    for how, made in _ways_to_get(result).items():
+        assert made == result, how
+        for obj in _model_objects(made):
+            assert gc.is_tracked(obj) is _GC_TRACKED_BY_PATH, (how, type(obj).__name__)
+
+
+def test_a_tuple_of_hops_is_untracked_by_the_collector_once_it_survives_a_collection() -> None:
+    # CPython untracks a tuple whose items are all untracked when a collection first sees it;
+    # the hops of a compiled route are then invisible to the collector too.
+    route = make_route(hops=[make_hop(), make_hop(channel_id=2)])
+    gc.collect()
+    assert gc.is_tracked(route.hops) is _GC_TRACKED_BY_PATH
+
+
+def _pure_model() -> Any:
+    """mcstore/model.py loaded afresh as a plain Python module (the pure path's classes, also
+    when the compiled core is in use)."""
+    name = "_mcstore_pure_model_for_tests"
+    spec = importlib.util.spec_from_file_location(name, Path(mcstore.__file__).parent / "model.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses looks the module up
+    spec.loader.exec_module(module)
+    return module
+
+
+_PURE = _pure_model()
+
+
+def _as_pure(result: PaymentResult) -> Any:
+    route = result.route
+    failure = result.failure
+    return _PURE.PaymentResult(
+        result.id,
+        result.time_fwd_ns,
+        result.time_reply_ns,
+        _PURE.Route(
+            route.source_pubkey,
+            route.total_amount_msat,
+            tuple(
+                _PURE.Hop(h.channel_id, h.pubkey, h.amount_to_forward_msat, h.has_blinding_point, h.has_custom_records)
+                for h in route.hops
+            ),
+        ),
+        None if failure is None else _PURE.PaymentFailure(failure.source_index, failure.message),
+    )
+
+
+@settings(max_examples=50)
+@given(payment_results(), payment_results())
+def test_untracked_objects_compare_hash_and_print_as_the_pure_ones(a: PaymentResult, b: PaymentResult) -> None:
+    pure_a, pure_b = _as_pure(a), _as_pure(b)
+    assert gc.is_tracked(pure_a) and gc.is_tracked(pure_a.route)
+    assert repr(a) == repr(pure_a)
+    assert hash(a) == hash(pure_a)
+    assert hash(a.route) == hash(pure_a.route)
+    assert (a == b) is (pure_a == pure_b)
+    assert (a.route == b.route) is (pure_a.route == pure_b.route)
+    assert a.key == pure_a.key
+    assert pickle.loads(pickle.dumps(a)) == a
+
+
+def test_a_cycle_through_a_user_object_holding_results_is_still_collected() -> None:
+    # Untracked objects may be referenced from a cycle (they are leaves); the cycle is collected.
+    class Holder:
+        pass
+
+    holder = Holder()
+    holder.me = holder  # type: ignore[attr-defined]
+    holder.results = [make_result(failure=PaymentFailure(0, b"\x10\x07")), make_result(id=2)]  # type: ignore[attr-defined]
+    gone = weakref.ref(holder)
+    del holder
+    gc.collect()
+    assert gone() is None
+
+
+@pytest.mark.skipif(not mcstore.COMPILED, reason="the compiled classes only")
+@pytest.mark.parametrize("cls", [Hop, Route, PaymentFailure, PaymentResult])
+def test_an_interpreted_class_cannot_subclass_a_compiled_one(cls: type) -> None:
+    # What makes the compiled classes acyclic: no subclass can add a field that holds user objects.
+    sub = type("Sub", (cls,), {})
+    with pytest.raises(TypeError, match="interpreted classes cannot inherit from compiled"):
+        sub.__new__(sub)
