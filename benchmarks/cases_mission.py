@@ -15,7 +15,9 @@ not inflate them; the open figures are wall time (they include the store's SQLit
 and with 1000 known pairs (successes, failures and both, over the last two weeks), queried for
 every known pair and as many untried ones, amounts up to 200k sat, capacity 1M sat; and the
 historical estimator (LDK's defaults) having learnt the same outcomes (each pair's failure and
-success, in time order), given the same history as the ``results_from`` view that names the node.
+success, in time order). Each is given the history as mission control gives it, a state's
+``results_from`` view (the history imported into a ``MissionControlState``), so that apriori and
+bimodal answer from the node's aggregates, kept between queries as between changes of the node.
 At 1000 pairs the apriori and bimodal queries are split (issue 21): *decisive* ones, where the
 pair's own history decides (the answer is the same without the node's other pairs: apriori, a
 success at least as large; bimodal, a result within ``decay_time``), and the others, where the
@@ -38,6 +40,7 @@ from mcstore.mission import (
     BimodalEstimator,
     Estimator,
     HistoricalEstimator,
+    MissionControlState,
     NodeResults,
     TimedPairResult,
     open_mission_control,
@@ -187,6 +190,15 @@ def _history(pairs: int, now: int) -> dict[bytes, TimedPairResult]:
     return out
 
 
+def _state_view(history: Mapping[bytes, TimedPairResult]) -> NodeResults:
+    """``history`` as mission control hands it to the estimators: a state's ``results_from`` view."""
+    state = MissionControlState()
+    state.import_pairs({(SOURCE, to): r for to, r in history.items()})
+    view = state.results_from(SOURCE)
+    check(dict(view) == history, "mission: the state does not hold the history imported into it")
+    return view
+
+
 def _taught(history: Mapping[bytes, TimedPairResult]) -> HistoricalEstimator:
     """A historical estimator that has learnt ``history``'s outcomes, each pair's in time order."""
     est = HistoricalEstimator()
@@ -243,9 +255,9 @@ def _probabilities(cfg: Config) -> list[Figure]:
         for pairs in PAIRS:
             history = _history(pairs, now)
             est: Estimator = AprioriEstimator() if name == "apriori" else BimodalEstimator()
-            results: Mapping[bytes, TimedPairResult] = history
             if name == "historical":
-                est, results = _taught(history), NodeResults(SOURCE, history)
+                est = _taught(history)
+            results = _state_view(history)
             targets = list(results) + [b"\x04" + i.to_bytes(4, "big") + bytes(28) for i in range(pairs)]
             # Every known pair and as many untried ones; at 1000 pairs an evenly spread sample.
             step = max(1, len(targets) // cfg.scaled(2000, 200))

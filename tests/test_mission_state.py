@@ -227,8 +227,8 @@ def test_import_semantics(
 ) -> None:
     state = MissionControlState()
     if existing is not None:
-        state._pairs[V1] = {V2: existing}
-        state._sources[V2] = {V1}
+        state._set(V1, V2, 0, True, 0, False, 0)  # makes the entry, then replaced as it is
+        state._pairs[V1][V2] = existing
     state.import_pairs({(V1, V2): imported}, force=force)
     assert state.results_from(V1)[V2] == expected
 

@@ -75,6 +75,20 @@ class TimedPairResult(NamedTuple):
 _EMPTY_PAIR: Final = TimedPairResult()
 
 
+class _Pairs(dict[bytes, TimedPairResult]):
+    """The pairs known from one node (``to_pubkey -> TimedPairResult``), with a cache that the
+    estimators fill with aggregates over them (``estimators._node_aggregate``), so that a query
+    for a node of many pairs need not walk them all. The state empties the cache whenever it
+    changes the pairs (``_set``, ``_set_all_fail``; ``reset`` drops them), so that the cache only
+    ever holds what was computed from the pairs as they are."""
+
+    __slots__ = ("cache",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cache: dict[object, object] = {}
+
+
 class NodeResults(Mapping[bytes, TimedPairResult]):
     """The pairs known from one node, ``to_pubkey -> TimedPairResult`` (lnd's ``NodeResults``).
 
@@ -118,6 +132,16 @@ class NodeResults(Mapping[bytes, TimedPairResult]):
 
     def __repr__(self) -> str:
         return f"NodeResults({self.from_pubkey.hex()}, {self._pairs!r})"
+
+
+def _aggregate_cache(results: Mapping[bytes, TimedPairResult], min_pairs: int) -> dict[object, object] | None:
+    """The aggregate cache of the node's pairs if ``results`` is a state's live view of at least
+    ``min_pairs`` pairs (see :class:`_Pairs`); None for anything else, which the estimators walk."""
+    if type(results) is NodeResults:
+        pairs = results._pairs
+        if type(pairs) is _Pairs and len(pairs) >= min_pairs:
+            return pairs.cache
+    return None
 
 
 @runtime_checkable
@@ -181,7 +205,7 @@ class MissionControlState:
         for learner in self._learners:
             learner.forget()
         # from -> to -> result, and to -> the set of froms with an entry (for node failures).
-        self._pairs: dict[bytes, dict[bytes, TimedPairResult]] = {}
+        self._pairs: dict[bytes, _Pairs] = {}
         self._sources: dict[bytes, set[bytes]] = {}
         self._second_chances: dict[tuple[bytes, bytes], int] = {}
 
@@ -323,7 +347,8 @@ class MissionControlState:
         relax = self._relax_ns
         imported = 0
         for frm, to, fail_time, fail_amt, success_time, success_amt in checked:
-            last = self._pairs.get(frm, {}).get(to, _EMPTY_PAIR)
+            known = self._pairs.get(frm)
+            last = _EMPTY_PAIR if known is None else known.get(to, _EMPTY_PAIR)
             if force or not after(last.fail_time_ns, fail_time):
                 self._set(frm, to, fail_time, False, fail_amt, force, relax)
                 imported += 1
@@ -352,8 +377,11 @@ class MissionControlState:
         if outgoing is not None:
             for to in outgoing:
                 outgoing[to] = failed
+            outgoing.cache.clear()
         for frm in self._sources.get(node, ()):
-            self._pairs[frm][node] = failed
+            incoming = self._pairs[frm]
+            incoming[node] = failed
+            incoming.cache.clear()
 
     def _set(
         self, frm: bytes, to: bytes, ts: int | None, success: bool, amt: int, force: bool, relax: int
@@ -362,7 +390,7 @@ class MissionControlState:
         interval dropped it."""
         outgoing = self._pairs.get(frm)
         if outgoing is None:
-            outgoing = self._pairs[frm] = {}
+            outgoing = self._pairs[frm] = _Pairs()
         cur = outgoing.get(to)
         if cur is None:
             fail_time, fail_amt, success_time, success_amt = None, 0, None, 0
@@ -394,6 +422,8 @@ class MissionControlState:
             elif amt <= success_amt:
                 success_amt = amt - 1
         outgoing[to] = TimedPairResult(fail_time, fail_amt, success_time, success_amt)
+        if outgoing.cache:
+            outgoing.cache.clear()
         if cur is None:
             sources = self._sources.get(to)
             if sources is None:
