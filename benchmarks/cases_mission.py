@@ -5,7 +5,9 @@ over varied routes (:func:`~benchmarks.common.varied_result_specs`: every result
 5 hops through 2000 nodes), until the block starts (open + fetch + replay in key order), with
 ``max_records=0``. Baseline: ``open_store`` + ``fetch_all`` on the same file, i.e. the store's
 part of that work; the replay row gives the replay alone (applying the decoded results).
-Issue 21's target: ``open_mission_control`` over 100k at most 1.5x the baseline.
+Issue 21's target: ``open_mission_control`` over 100k at most 1.5x the baseline. Its floor row
+(100k): the replay's read and a dict store per pair outcome (interpreted beforehand), with none
+of mission control's work: a floor above the target would put the target out of reach.
 
 The replay alone and the ``pair_probability`` figures are CPU time of the calling thread
 (``time.thread_time_ns``), baselines included, so that other processes on a shared machine do
@@ -28,6 +30,7 @@ estimator called this way.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -43,8 +46,10 @@ from mcstore.mission import (
     MissionControlState,
     NodeResults,
     TimedPairResult,
+    interpret_result,
     open_mission_control,
 )
+from mcstore.mission.control import _REPLAY_BATCH as REPLAY_BATCH
 
 from .cases_scale import fill
 from .common import (
@@ -113,6 +118,43 @@ async def _open_mc(path: str) -> tuple[float, float, int]:
     return total, replay, count
 
 
+async def _open_floor(path: str, outcomes: list[list[tuple[bytes, bytes, TimedPairResult]]]) -> float:
+    """The floor of ``open_mission_control``: the replay's read (``iter_results`` in the same
+    batches), and for each result its pair outcomes, computed beforehand, stored in a dict of
+    dicts; no interpretation, none of lnd's rules."""
+    t0 = now_ns()
+    async with mcstore.open_store(path, max_records=0, flush_interval=3600) as store:
+        pairs: dict[bytes, dict[bytes, TimedPairResult]] = {}
+        i = 0
+        async with contextlib.aclosing(store.iter_results(REPLAY_BATCH)) as results:
+            async for _ in results:
+                for frm, to, value in outcomes[i]:
+                    known = pairs.get(frm)
+                    if known is None:
+                        known = pairs[frm] = {}
+                    known[to] = value
+                i += 1
+        check(i == len(outcomes), f"mission: the floor read {i} results, expected {len(outcomes)}")
+        return (now_ns() - t0) / 1e9
+
+
+def _outcomes(path: str) -> list[list[tuple[bytes, bytes, TimedPairResult]]]:
+    """Each stored result's pair outcomes (interpreted as the replay does), in key order."""
+
+    async def read() -> list[mcstore.PaymentResult]:
+        async with mcstore.open_store(path, max_records=0, flush_interval=3600) as store:
+            return await store.fetch_all()
+
+    out = []
+    for r in trio.run(read):
+        ts = r.time_reply_ns
+        out.append([
+            (frm, to, TimedPairResult(None, 0, ts, amt) if success else TimedPairResult(ts, amt))
+            for (frm, to), (success, amt) in interpret_result(r).pair_results.items()
+        ])
+    return out
+
+
 async def _open_store(path: str) -> tuple[float, int]:
     t0 = now_ns()
     async with mcstore.open_store(path, max_records=0, flush_interval=3600) as store:
@@ -128,11 +170,16 @@ def _replay(cfg: Config) -> list[Figure]:
         totals: list[float] = []
         replays: list[float] = []
         bases: list[float] = []
+        floors: list[float] = []
+        outcomes = _outcomes(path) if size == OPEN_MC_TARGET_SIZE else []
         reps = cfg.scaled(9, 3) if size <= 1_000 else cfg.scaled(3, 1)  # larger: up to seconds per open
         for rep in range(reps):
-            for kind in (("mc", "store") if rep % 2 == 0 else ("store", "mc")):
+            sides = ("mc", "store", "floor") if outcomes else ("mc", "store")
+            for kind in (sides if rep % 2 == 0 else sides[::-1]):
                 collect_garbage()
-                if kind == "mc":
+                if kind == "floor":
+                    floors.append(trio.run(_open_floor, path, outcomes))
+                elif kind == "mc":
                     total, replay, count = trio.run(_open_mc, path)
                     check(count == size, f"mission: replayed {count} results, expected {size}")
                     totals.append(total)
@@ -169,6 +216,19 @@ def _replay(cfg: Config) -> list[Figure]:
             open_fig.target = f"<= {OPEN_MC_RATIO_TARGET:g}x fetch_all"
             open_fig.passed = open_fig.ratio is not None and open_fig.ratio <= OPEN_MC_RATIO_TARGET
         figures.append(open_fig)
+        if floors:
+            floor_fig = Figure(
+                case=7,
+                label=f"open_mission_control floor, {_label(size)} stored",
+                kind="time",
+                value=Stats.of(floors),
+                baseline_label="open_store + fetch_all, same file",
+                baseline=base_stats,
+                note="the replay's read (iter_results) + storing each result's pair outcomes, computed "
+                "beforehand, in a dict of dicts: no interpretation, none of lnd's rules",
+                extra={"floor_of": open_fig.label},
+            )
+            figures.append(floor_fig)
         cfg.advance(f"case 7: replay {_label(size)}")
     return figures
 

@@ -42,7 +42,7 @@ from typing import ClassVar, Final, Protocol, runtime_checkable
 
 from ..model import U64_MAX
 from ._gotime import MAX_DURATION, MIN_DURATION, hours, sub
-from .state import PairLearner, TimedPairResult, _aggregate_cache
+from .state import PairLearner, TimedPairResult, _aggregate_cache, _Pairs, _unwrap
 
 __all__ = [
     "BIMODAL_SCALE_MSAT_MAX",
@@ -293,6 +293,7 @@ class AprioriEstimator:
         the n pairs of a state's node between two changes of them (see :class:`_AprioriNode`);
         O(n) otherwise.
         """
+        results = _unwrap(results)
         r = results.get(to_pubkey)
         if r is not None and amount_msat <= r[3]:
             return PREV_SUCCESS_PROBABILITY
@@ -306,10 +307,11 @@ class AprioriEstimator:
         self, now_ns: int, results: Mapping[bytes, TimedPairResult], amount_msat: int, apriori: float
     ) -> float:
         """lnd's ``getNodeProbability``: from the node's aggregates (:class:`_AprioriNode`) when
-        the state keeps them and they apply, else by walking every pair."""
-        cache = _aggregate_cache(results, AGGREGATE_MIN_PAIRS)
+        the state keeps them and they apply, else by walking every pair. ``results`` is unwrapped
+        (:func:`~.state._unwrap`)."""
         hl = self._half_life_hours
-        if cache is not None and hl != 0.0:
+        if type(results) is _Pairs and len(results) >= AGGREGATE_MIN_PAIRS and hl != 0.0:
+            cache = results.cache
             key = ("apriori", hl)
             node = cache.get(key)
             if not isinstance(node, _AprioriNode):
@@ -573,6 +575,7 @@ class BimodalEstimator:
         ``capacity_sat`` the channel's capacity. Always in [0, 1]. Pure. O(1) for the n pairs of a
         state's node between two changes of them (see :class:`_BimodalNode`); O(n) otherwise.
         """
+        results = _unwrap(results)
         return self.calculate_probability(
             self.direct_probability(now_ns, results, to_pubkey, amount_msat, capacity_sat), now_ns, results, to_pubkey
         )

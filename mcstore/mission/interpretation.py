@@ -97,6 +97,9 @@ class Interpretation:
 
 
 _FAIL0 = PairOutcome(False, 0)
+# A NamedTuple's __new__ is a Python function around tuple.__new__; the replay makes several
+# outcomes per result (and a _Raw), so they are made by tuple.__new__ directly (the same object).
+_outcome = tuple.__new__
 _ERROR = FinalFailureReason.ERROR
 _DETAILS = FinalFailureReason.INCORRECT_PAYMENT_DETAILS
 _BAD_ONION = frozenset({INVALID_ONION_VERSION, INVALID_ONION_HMAC, INVALID_ONION_KEY})
@@ -118,11 +121,15 @@ class _Builder:
     __slots__ = ("amounts", "last_amount", "node_failure", "nodes", "pairs")
 
     def __init__(self, route: Route) -> None:
-        hops = route.hops
         # nodes[k] is node k (nodes[0] the source); amounts[j] what channel j carried.
-        self.nodes = [route.source_pubkey, *(h.pubkey for h in hops)]
-        self.amounts = [route.total_amount_msat, *(h.amount_to_forward_msat for h in hops[:-1])]
-        self.last_amount = hops[-1].amount_to_forward_msat  # what the recipient was to receive
+        nodes = [route.source_pubkey]
+        amounts = [route.total_amount_msat]
+        for hop in route.hops:
+            nodes.append(hop.pubkey)
+            amounts.append(hop.amount_to_forward_msat)
+        self.last_amount = amounts.pop()  # what the recipient was to receive
+        self.nodes = nodes
+        self.amounts = amounts
         self.pairs: dict[tuple[bytes, bytes], PairOutcome] = {}
         self.node_failure: bytes | None = None
 
@@ -130,7 +137,7 @@ class _Builder:
         """Channels ``first..last`` (inclusive) forwarded what they carried."""
         nodes, amounts, pairs = self.nodes, self.amounts, self.pairs
         for j in range(first, last + 1):
-            pairs[(nodes[j], nodes[j + 1])] = PairOutcome(True, amounts[j])
+            pairs[(nodes[j], nodes[j + 1])] = _outcome(PairOutcome, (True, amounts[j]))
 
     def fail_pair(self, j: int) -> None:
         """Channel ``j`` failed for every amount, in both directions."""
@@ -144,7 +151,7 @@ class _Builder:
 
     def fail_balance(self, j: int) -> None:
         """Channel ``j`` could not carry its amount (one direction only)."""
-        self.pairs[(self.nodes[j], self.nodes[j + 1])] = PairOutcome(False, self.amounts[j])
+        self.pairs[(self.nodes[j], self.nodes[j + 1])] = _outcome(PairOutcome, (False, self.amounts[j]))
 
     def fail_node(self, k: int) -> None:
         """Node ``k`` (1..n) failed: its incoming and, unless it is the recipient, outgoing channel."""
@@ -169,7 +176,7 @@ def _interpret(result: PaymentResult) -> _Raw:
     n = len(hops)
     failure = result.failure
     if n == 0:
-        return _Raw({}, None, None, None)
+        return _outcome(_Raw, ({}, None, None, None))
     b = _Builder(route)
     if failure is None:
         intro = _intro_index(route)
@@ -182,7 +189,7 @@ def _interpret(result: PaymentResult) -> _Raw:
                 b.pairs[(nodes[j], nodes[j + 1])] = PairOutcome(True, amt)
         else:
             b.success_range(0, n - 1)
-        return _Raw(b.pairs, None, None, None)
+        return _outcome(_Raw, (b.pairs, None, None, None))
 
     k = failure.source_index
     if k is None:
@@ -212,16 +219,16 @@ def _interpret(result: PaymentResult) -> _Raw:
         policy = _intermediate(b, n, k, code, intro)
         if code == INVALID_ONION_BLINDING and intro and k == intro and intro == n - 1:
             final = _ERROR
-    return _Raw(b.pairs, b.node_failure, final, policy)
+    return _outcome(_Raw, (b.pairs, b.node_failure, final, policy))
 
 
 def _unknown(b: _Builder, n: int) -> _Raw:
     """No readable failure: blame the recipient of a direct payment, else every channel."""
     if n == 1:
         b.fail_node(1)
-        return _Raw(b.pairs, b.node_failure, _ERROR, None)
+        return _outcome(_Raw, (b.pairs, b.node_failure, _ERROR, None))
     b.fail_range(0, n - 1)
-    return _Raw(b.pairs, None, None, None)
+    return _outcome(_Raw, (b.pairs, None, None, None))
 
 
 def _final_hop(b: _Builder, n: int, code: int | None) -> FinalFailureReason | None:

@@ -73,6 +73,9 @@ class TimedPairResult(NamedTuple):
 
 
 _EMPTY_PAIR: Final = TimedPairResult()
+# A NamedTuple's __new__ is a Python function around tuple.__new__; every applied outcome makes
+# a TimedPairResult, so the state makes them with tuple.__new__ directly (the same object).
+_new_pair: Final = tuple.__new__
 
 
 class _Pairs(dict[bytes, TimedPairResult]):
@@ -134,13 +137,19 @@ class NodeResults(Mapping[bytes, TimedPairResult]):
         return f"NodeResults({self.from_pubkey.hex()}, {self._pairs!r})"
 
 
+def _unwrap(results: Mapping[bytes, TimedPairResult]) -> Mapping[bytes, TimedPairResult]:
+    """The state's dict behind a :class:`NodeResults` view, else ``results`` itself: the
+    estimators look pairs up in it at dict speed (the view's methods are Python calls)."""
+    return results._pairs if type(results) is NodeResults else results
+
+
 def _aggregate_cache(results: Mapping[bytes, TimedPairResult], min_pairs: int) -> dict[object, object] | None:
-    """The aggregate cache of the node's pairs if ``results`` is a state's live view of at least
-    ``min_pairs`` pairs (see :class:`_Pairs`); None for anything else, which the estimators walk."""
-    if type(results) is NodeResults:
-        pairs = results._pairs
-        if type(pairs) is _Pairs and len(pairs) >= min_pairs:
-            return pairs.cache
+    """The aggregate cache of the node's pairs if ``results`` is a state's view (or the dict behind
+    it, :func:`_unwrap`) of at least ``min_pairs`` pairs (see :class:`_Pairs`); None for anything
+    else, which the estimators walk."""
+    pairs = _unwrap(results)
+    if type(pairs) is _Pairs and len(pairs) >= min_pairs:
+        return pairs.cache
     return None
 
 
@@ -373,15 +382,17 @@ class MissionControlState:
     def _set_all_fail(self, node: bytes, ts: int) -> None:
         """Fail every *known* pair from or to ``node`` at ``ts`` (lnd's ``setAllFail``)."""
         failed = TimedPairResult(ts)
-        outgoing = self._pairs.get(node)
+        pairs = self._pairs
+        outgoing = pairs.get(node)
         if outgoing is not None:
-            for to in outgoing:
-                outgoing[to] = failed
+            outgoing.update(dict.fromkeys(outgoing, failed))  # every value, in C
             outgoing.cache.clear()
         for frm in self._sources.get(node, ()):
-            incoming = self._pairs[frm]
+            incoming = pairs[frm]
             incoming[node] = failed
-            incoming.cache.clear()
+            cache = incoming.cache
+            if cache:
+                cache.clear()
 
     def _set(
         self, frm: bytes, to: bytes, ts: int | None, success: bool, amt: int, force: bool, relax: int
@@ -421,9 +432,10 @@ class MissionControlState:
                 success_amt = 0
             elif amt <= success_amt:
                 success_amt = amt - 1
-        outgoing[to] = TimedPairResult(fail_time, fail_amt, success_time, success_amt)
-        if outgoing.cache:
-            outgoing.cache.clear()
+        outgoing[to] = _new_pair(TimedPairResult, (fail_time, fail_amt, success_time, success_amt))
+        cache = outgoing.cache
+        if cache:
+            cache.clear()
         if cur is None:
             sources = self._sources.get(to)
             if sources is None:
