@@ -15,7 +15,7 @@ bytes pairs (``fetch_all``, without decoding).
 ``iter_results`` (the largest size; 10k with ``--quick``): the time to stream every result, and how much the RSS
 grows over its value after open (sampled every 1,000 results; target <= 64 MiB, whatever the
 history size). Baseline: a raw ``sqlite3`` cursor iterated over the same ``SELECT``, keeping
-nothing, in a fresh process too.
+nothing, in a fresh process too. Its floor: the same cursor decoding each row in its loop.
 """
 
 from __future__ import annotations
@@ -196,15 +196,20 @@ async def _probe_store_iter(path: str) -> dict[str, Any]:
     return {"iter_s": seconds, "rss_growth": peak - base, "count": count, "last_id": last_id}
 
 
-def _probe_raw_iter(path: str) -> dict[str, Any]:
+def _probe_raw_iter(path: str, decode: bool = False) -> dict[str, Any]:
+    """A raw cursor over the store's ``SELECT``, keeping nothing; with ``decode``, each row
+    decoded too (``decode_result``, in the same loop): the floor of ``iter_results``."""
     conn = sqlite3.connect(path, isolation_level=None)
+    decode_result = mcstore.decode_result
     try:
         gc.collect()
         base = peak = rss_bytes()
         count = 0
         t0 = now_ns()
         cursor = conn.execute("SELECT key, value FROM mc_results WHERE namespace = ? ORDER BY key", (NAMESPACE,))
-        for _row in cursor:
+        for row in cursor:
+            if decode:
+                decode_result(*row)
             count += 1
             if count % ITER_SAMPLE_EVERY == 0:
                 peak = max(peak, rss_bytes())
@@ -337,16 +342,16 @@ def run(cfg: Config) -> list[Figure]:
 
 def _run_iter(cfg: Config, path: str, size: int, label: str) -> list[Figure]:
     """Stream the store at ``path`` with ``iter_results`` and with a raw cursor, alternately."""
-    store_runs: list[dict[str, Any]] = []
-    raw_runs: list[dict[str, Any]] = []
+    runs: dict[str, list[dict[str, Any]]] = {"store": [], "raw": [], "floor": []}
+    store_runs, raw_runs = runs["store"], runs["raw"]
     for rep in range(_iter_reps(cfg)):
-        order = ("store", "raw") if rep % 2 == 0 else ("raw", "store")
+        order = ("store", "raw", "floor") if rep % 2 == 0 else ("floor", "raw", "store")
         for kind in order:
             probe = _spawn(kind, path, False, what="iter")
             check(probe["count"] == size, f"scale {label}: {kind} streamed {probe['count']} rows, expected {size}")
             if kind == "store":
                 check(probe["last_id"] == size - 1, f"scale {label}: iter_results last id {probe['last_id']}")
-            (store_runs if kind == "store" else raw_runs).append(probe)
+            runs[kind].append(probe)
         cfg.advance(f"case 6: iter_results {label}, repetition {rep + 1}")
 
     def stats(runs: list[dict[str, Any]], key: str) -> Stats:
@@ -376,15 +381,27 @@ def _run_iter(cfg: Config, path: str, size: int, label: str) -> list[Figure]:
     if size >= BIG:
         iter_fig.target = f"<= {ITER_RATIO_TARGET:g}x raw"
         iter_fig.passed = iter_fig.ratio is not None and iter_fig.ratio <= ITER_RATIO_TARGET
-    return [iter_fig, rss_fig]
+    floor_fig = Figure(
+        case=6,
+        label=f"iter_results floor, {label}",
+        kind="time",
+        value=stats(runs["floor"], "iter_s"),
+        baseline_label="raw: iterate a cursor, no decode",
+        baseline=stats(raw_runs, "iter_s"),
+        note="the raw cursor, each row decoded (decode_result) in the same loop: no store, no thread, "
+        "no async iteration",
+        extra={"floor_of": iter_fig.label} if size >= BIG else {},
+    )
+    return [iter_fig, floor_fig, rss_fig]
 
 
 def _main(argv: list[str]) -> None:
-    """The probe: ``python -m benchmarks.cases_scale store|raw PATH fetch|open|iter``; prints JSON."""
+    """The probe: ``python -m benchmarks.cases_scale store|raw|floor PATH fetch|open|iter``; prints JSON
+    (``floor``: ``iter`` only)."""
     kind, path, what = argv
     result: dict[str, Any]
     if what == "iter":
-        result = trio.run(_probe_store_iter, path) if kind == "store" else _probe_raw_iter(path)
+        result = trio.run(_probe_store_iter, path) if kind == "store" else _probe_raw_iter(path, kind == "floor")
     else:
         fetch = what == "fetch"
         result = trio.run(_probe_store, path, fetch) if kind == "store" else _probe_raw(path, fetch)
