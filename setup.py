@@ -3,7 +3,9 @@
 The compiled core is the very same source as the pure one: ``mcstore/model.py`` and
 ``mcstore/codec.py`` are copied, for the duration of the build, to ``mcstore/_native/`` and
 compiled there by mypyc (from the ``mypy`` distribution, a build requirement from PyPI) into
-the extension modules ``mcstore._native.model`` and ``mcstore._native.codec``. Each copy ends
+the extension modules ``mcstore._native.model`` and ``mcstore._native.codec``; beside them,
+``mcstore/_kwcall.c`` becomes ``mcstore._native._kwcall``, which lets the compiled classes take
+keyword arguments as fast as positional ones. Each copy ends
 with the SHA-256 of its source, so that ``mcstore._select`` can refuse a compiled module that
 is older than the source beside it. The ``.py`` files stay the pure path; ``mcstore._select``
 chooses between the two once, at import (``MCSTORE_PURE=1`` forces pure Python).
@@ -27,6 +29,7 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 CORE = ("model", "codec")
+KWCALL = "_kwcall"
 NATIVE_DIR = Path("mcstore", "_native")
 DIGEST_NAME = "MCSTORE_SOURCE_SHA256"
 
@@ -109,6 +112,8 @@ def _mypyc_extensions() -> list[Extension]:
     for ext in extensions:
         ext.sources = [s if os.path.isabs(s) else str(ROOT / s) for s in ext.sources]
         ext.include_dirs = [d if os.path.isabs(d) else str(ROOT / d) for d in ext.include_dirs]
+    # Keyword calls of the compiled classes at positional speed (see the file; _select installs it).
+    extensions.append(Extension(f"mcstore._native.{KWCALL}", sources=[f"mcstore/{KWCALL}.c"]))
     return extensions
 
 

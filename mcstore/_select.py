@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import os
 import sys
 import warnings
@@ -67,6 +68,24 @@ def _load_compiled() -> list[ModuleType] | None:
     return modules
 
 
+MODEL_CLASSES = ("Hop", "Route", "PaymentFailure", "PaymentResult")
+"""The classes of the model users build (``mcstore._kwcall.c`` speeds up their keyword calls)."""
+
+
+def _install_keyword_calls(model: ModuleType) -> None:
+    """Let the compiled model classes take keyword arguments at the speed of positional ones
+    (``mcstore/_kwcall.c``): each class's parameters that may be passed by position, in order,
+    read from its signature. Without the extension (a build that has none), calls work as usual."""
+    try:
+        kwcall = importlib.import_module("mcstore._native._kwcall")
+    except ImportError:
+        return
+    for name in MODEL_CLASSES:
+        cls = getattr(model, name)
+        params = inspect.signature(cls).parameters.values()
+        kwcall.install(cls, tuple(p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD))
+
+
 def select() -> bool:
     """Install the compiled core under the public module names if it is usable; return whether it is.
 
@@ -77,6 +96,7 @@ def select() -> bool:
     modules = _load_compiled()
     if modules is None:
         return False
+    _install_keyword_calls(modules[0])
     package = sys.modules["mcstore"]
     for name, module in zip(CORE_MODULES, modules, strict=True):
         public = f"mcstore.{name}"

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from strategies import payment_results
 
 import mcstore
-from mcstore import codec, model
+from mcstore import _select, codec, model
 from mcstore.model import (
     FAILURE_CODE_NAMES,
     KEY_LEN,
@@ -600,3 +600,60 @@ def test_an_interpreted_class_cannot_subclass_a_compiled_one(cls: type) -> None:
     sub = type("Sub", (cls,), {})
     with pytest.raises(TypeError, match="interpreted classes cannot inherit from compiled"):
         sub.__new__(sub)
+
+
+# -- keyword calls --------------------------------------------------------------------------------
+# The compiled classes take keyword arguments through mcstore/_kwcall.c (installed by
+# mcstore._select), which must change nothing but the speed: every call gives what
+# type.__call__, the usual path, gives, the same object or the same error.
+
+_SIGNATURES = {
+    Hop: (("channel_id", 5), ("pubkey", PK_B), ("amount_to_forward_msat", 7), ("has_blinding_point", True),
+          ("has_custom_records", False)),
+    Route: (("source_pubkey", PK_A), ("total_amount_msat", 9), ("hops", [make_hop()])),
+    PaymentFailure: (("source_index", 1), ("message", b"\x10\x07")),
+    PaymentResult: (("id", 1), ("time_fwd_ns", 2), ("time_reply_ns", 3), ("route", make_route()),
+                    ("failure", PaymentFailure(0))),
+}
+_ODD_VALUES = st.sampled_from([None, -1, 2**64, "x", b"\x02" * 33, True, 1.5, [make_hop()], ()])
+
+
+def _outcome(call: Any) -> tuple[str, object]:
+    try:
+        return "value", call()
+    except Exception as exc:  # the same type and message on both paths is the point
+        return type(exc).__name__, str(exc)
+
+
+@settings(max_examples=4 * settings().max_examples)  # cheap examples: 4x the profile's
+@given(st.data())
+def test_keyword_calls_give_what_type_call_gives(data: st.DataObject) -> None:
+    cls = data.draw(st.sampled_from(list(_SIGNATURES)))
+    params = list(_SIGNATURES[cls])
+    given_count = data.draw(st.integers(0, len(params)))
+    chosen = params[:given_count]
+    if data.draw(st.booleans()):  # leave a gap, or drop a required one
+        chosen = [params[i] for i in data.draw(st.lists(st.integers(0, len(params) - 1), unique=True))]
+    values = {name: (data.draw(_ODD_VALUES) if data.draw(st.integers(0, 4)) == 0 else value) for name, value in chosen}
+    by_position = data.draw(st.integers(0, len(values)))
+    names = list(values)
+    args = [values[n] for n in names[:by_position]]
+    kwargs = {n: values[n] for n in data.draw(st.permutations(names[by_position:]))}
+    extra = data.draw(st.sampled_from([None, "unknown", "repeat", "code", "runtime name"]))
+    if extra == "unknown":
+        kwargs["amount"] = 1
+    elif extra == "repeat" and args:
+        kwargs[names[0]] = args[0]
+    elif extra == "code" and cls is PaymentFailure:
+        kwargs["code"] = 0x1007
+    elif extra == "runtime name" and kwargs:
+        first = next(iter(kwargs))
+        kwargs["".join(list(first))] = kwargs.pop(first)  # an equal str that is not the interned one
+    assert _outcome(lambda: cls(*args, **kwargs)) == _outcome(lambda: type.__call__(cls, *args, **kwargs))
+
+
+@pytest.mark.skipif(not mcstore.COMPILED, reason="the compiled classes only")
+def test_the_compiled_classes_take_keywords_through_the_fast_path() -> None:
+    kwcall = importlib.import_module("mcstore._native._kwcall")
+    for name in _select.MODEL_CLASSES:
+        assert kwcall.installed(getattr(model, name)), name
