@@ -38,7 +38,7 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Final, Protocol, runtime_checkable
+from typing import ClassVar, Final, Protocol, TypeVar, runtime_checkable
 
 from ..model import U64_MAX
 from ._gotime import MAX_DURATION, MIN_DURATION, hours, sub
@@ -311,13 +311,7 @@ class AprioriEstimator:
         (:func:`~.state._unwrap`)."""
         hl = self._half_life_hours
         if type(results) is _Pairs and len(results) >= AGGREGATE_MIN_PAIRS and hl != 0.0:
-            cache = results.cache
-            key = ("apriori", hl)
-            node = cache.get(key)
-            if not isinstance(node, _AprioriNode):
-                node = _AprioriNode(results, hl)
-                _remember(cache, key, node)
-            p = node.probability(self, now_ns, amount_msat, apriori)
+            p = _summary(results.cache, _AprioriNode, results, hl).probability(self, now_ns, amount_msat, apriori)
             if p is not None:
                 return p
         return self._node_probability_reference(now_ns, results, amount_msat, apriori)
@@ -525,12 +519,7 @@ class BimodalEstimator:
                 return direct  # fresh information about the pair itself wins
         cache = _aggregate_cache(results, AGGREGATE_MIN_PAIRS)
         if cache is not None:
-            key = ("bimodal", self._decay_ns)
-            node = cache.get(key)
-            if not isinstance(node, _BimodalNode):
-                node = _BimodalNode(results, self._decay_ns)
-                _remember(cache, key, node)
-            p = node.probability(w, direct, now_ns, to_pubkey)
+            p = _summary(cache, _BimodalNode, results, self._decay_ns).probability(w, direct, now_ns, to_pubkey)
             if p is not None:
                 return p
         return self._node_weighting_reference(direct, now_ns, results, to_pubkey)
@@ -615,10 +604,22 @@ AGGREGATE_MIN_PAIRS: Final = 32
 _CACHE_MAX: Final = 8  # summaries kept per node (one per estimator parameter; fitting tries many)
 
 
-def _remember(cache: dict[object, object], key: object, value: object) -> None:
-    if len(cache) >= _CACHE_MAX:
-        cache.clear()
-    cache[key] = value
+_Summary = TypeVar("_Summary", "_AprioriNode", "_BimodalNode")
+
+
+def _summary(
+    cache: dict[object, object], kind: type[_Summary], results: Mapping[bytes, TimedPairResult], param: float
+) -> _Summary:
+    """The node's summary of ``kind`` for the estimator parameter ``param``, from the cache, or
+    made from ``results`` and kept (at most ``_CACHE_MAX`` per node)."""
+    key = (kind, param)
+    summary = cache.get(key)
+    if not isinstance(summary, kind):
+        summary = kind(results, param)
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[key] = summary
+    return summary
 
 
 class _AprioriNode:
