@@ -75,7 +75,7 @@ def test_apriori_vectors_through_the_aggregates(
     results: dict[bytes, TimedPairResult], to: bytes, amt: int, exact: float
 ) -> None:
     view = as_state_view(results)
-    for _ in range(2):  # the summary made, then read from the cache
+    for _ in range(3):  # walked, the summary made, then read from the cache
         assert math.isclose(APRIORI.pair_probability(NOW, view, to, amt, CAP), exact, rel_tol=REL)
 
 
@@ -87,16 +87,27 @@ def test_bimodal_node_weighting_vectors_through_the_aggregates(
     results = _others(kinds, ago)
     results[N1] = TimedPairResult(success_time_ns=-2 * 24 * 3_600_000_000_000, success_amt_msat=1)
     view = as_state_view(results)
-    for _ in range(2):
+    for _ in range(3):
         assert math.isclose(est.calculate_probability(direct, 0, view, N1), exact, rel_tol=REL, abs_tol=0.0)
 
 
-def test_the_aggregates_are_used_and_cached() -> None:
-    view = as_state_view({bytes([3, i]) + bytes(31): TimedPairResult(NOW - i, 10 + i) for i in range(40)})
-    APRIORI.pair_probability(NOW, view, N1, 20, CAP)
-    BimodalEstimator().pair_probability(NOW, view, N1, 20, CAP)
-    kinds = sorted(type(v).__name__ for v in view._pairs.cache.values())
-    assert kinds == ["_AprioriNode", "_BimodalNode"]
+def test_the_aggregates_are_made_at_the_second_query_and_dropped_at_a_change() -> None:
+    state = MissionControlState()
+    state.import_pairs({(FROM, bytes([3, i]) + bytes(31)): TimedPairResult(NOW - i, 10 + i) for i in range(40)})
+    view = state.results_from(FROM)
+    estimators = (APRIORI, BimodalEstimator())
+
+    def kinds() -> list[str]:
+        return sorted(type(v).__name__ for v in view._pairs.cache.values())
+
+    for est in estimators:
+        est.pair_probability(NOW, view, N1, 20, CAP)
+    assert kinds() == ["object", "object"]  # asked once: walked
+    for est in estimators:
+        est.pair_probability(NOW, view, N1, 20, CAP)
+    assert kinds() == ["_AprioriNode", "_BimodalNode"]
+    state.import_pairs({(FROM, N1): TimedPairResult(NOW, 5)})
+    assert kinds() == []
 
 
 # -- arbitrary histories --------------------------------------------------------------------------

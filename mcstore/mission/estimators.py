@@ -311,7 +311,8 @@ class AprioriEstimator:
         (:func:`~.state._unwrap`)."""
         hl = self._half_life_hours
         if type(results) is _Pairs and len(results) >= AGGREGATE_MIN_PAIRS and hl != 0.0:
-            p = _summary(results.cache, _AprioriNode, results, hl).probability(self, now_ns, amount_msat, apriori)
+            node = _summary(results.cache, _AprioriNode, results, hl)
+            p = None if node is None else node.probability(self, now_ns, amount_msat, apriori)
             if p is not None:
                 return p
         return self._node_probability_reference(now_ns, results, amount_msat, apriori)
@@ -519,7 +520,8 @@ class BimodalEstimator:
                 return direct  # fresh information about the pair itself wins
         cache = _aggregate_cache(results, AGGREGATE_MIN_PAIRS)
         if cache is not None:
-            p = _summary(cache, _BimodalNode, results, self._decay_ns).probability(w, direct, now_ns, to_pubkey)
+            node = _summary(cache, _BimodalNode, results, self._decay_ns)
+            p = None if node is None else node.probability(w, direct, now_ns, to_pubkey)
             if p is not None:
                 return p
         return self._node_weighting_reference(direct, now_ns, results, to_pubkey)
@@ -586,9 +588,10 @@ class BimodalEstimator:
 # history is not decisive: lnd walks them all, O(n) per query, and pathfinding asks for every
 # edge it relaxes. Their sums factorise, so each node's pairs are summarised once, in the cache
 # that MissionControlState keeps beside them and empties whenever it changes them; a query is
-# then O(log n) (apriori) or O(1) (bimodal), and the first query after a change pays the
+# then O(log n) (apriori) or O(1) (bimodal), and the second query after a change pays the
 # O(n log n) summary. Decays split as d(now - t) = d(now - ref) * d(ref - t), with ``ref`` the
-# node's newest time, so that no factor overflows. Where a split would change lnd's result (a
+# node's newest time, so that no factor overflows (the first query after a change walks: see
+# _summary). Where a split would change lnd's result (a
 # time after ``now``, which lnd's saturations and inf handle; an apriori half-life of 0) the
 # estimators walk the pairs as lnd does (the ``_reference`` methods).
 #
@@ -605,20 +608,27 @@ _CACHE_MAX: Final = 8  # summaries kept per node (one per estimator parameter; f
 
 
 _Summary = TypeVar("_Summary", "_AprioriNode", "_BimodalNode")
+_ASKED: Final = object()  # in a node's cache: asked once since the last change, no summary yet
 
 
 def _summary(
     cache: dict[object, object], kind: type[_Summary], results: Mapping[bytes, TimedPairResult], param: float
-) -> _Summary:
-    """The node's summary of ``kind`` for the estimator parameter ``param``, from the cache, or
-    made from ``results`` and kept (at most ``_CACHE_MAX`` per node)."""
+) -> _Summary | None:
+    """The node's summary of ``kind`` for the estimator parameter ``param``: from the cache, or
+    made from ``results`` and kept (at most ``_CACHE_MAX`` per node); None at the first query
+    after a change of the node's pairs, which walks them as lnd does. A summary costs about two
+    walks to make, so a node whose pairs change between every two queries is walked, as
+    before, and the summary is made for a node asked about twice."""
     key = (kind, param)
     summary = cache.get(key)
-    if not isinstance(summary, kind):
-        summary = kind(results, param)
-        if len(cache) >= _CACHE_MAX:
-            cache.clear()
-        cache[key] = summary
+    if isinstance(summary, kind):
+        return summary
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    if summary is None:
+        cache[key] = _ASKED
+        return None
+    summary = cache[key] = kind(results, param)
     return summary
 
 
