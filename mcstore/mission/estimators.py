@@ -42,7 +42,7 @@ from typing import ClassVar, Final, Protocol, TypeVar, runtime_checkable
 
 from ..model import U64_MAX
 from ._gotime import MAX_DURATION, MIN_DURATION, hours, sub
-from .state import PairLearner, TimedPairResult, _aggregate_cache, _Pairs, _unwrap
+from .state import NodeResults, PairLearner, TimedPairResult, _aggregate_cache, _Pairs
 
 __all__ = [
     "BIMODAL_SCALE_MSAT_MAX",
@@ -293,29 +293,27 @@ class AprioriEstimator:
         the n pairs of a state's node between two changes of them (see :class:`_AprioriNode`);
         O(n) otherwise.
         """
-        results = _unwrap(results)
+        if type(results) is NodeResults:
+            results = results._pairs  # the state's dict: lookups at dict speed (state._unwrap, inline)
         r = results.get(to_pubkey)
         if r is not None and amount_msat <= r[3]:
             return PREV_SUCCESS_PROBABILITY
         # lnd's getNodeProbability: the a-priori value mixed with the node's other results.
         p = self.hop_probability * self.capacity_factor(amount_msat, capacity_sat)
         if results and self.weight != 1.0:
-            p = self._node_probability(now_ns, results, amount_msat, p)
+            if type(results) is _Pairs and len(results) >= AGGREGATE_MIN_PAIRS and self._half_life_hours != 0.0:
+                p = self._node_probability(now_ns, results, amount_msat, p)
+            else:
+                p = self._node_probability_reference(now_ns, results, amount_msat, p)
         return self._pair(now_ns, r, amount_msat, p)
 
-    def _node_probability(
-        self, now_ns: int, results: Mapping[bytes, TimedPairResult], amount_msat: int, apriori: float
-    ) -> float:
-        """lnd's ``getNodeProbability``: from the node's aggregates (:class:`_AprioriNode`) when
-        the state keeps them and they apply, else by walking every pair. ``results`` is unwrapped
-        (:func:`~.state._unwrap`)."""
-        hl = self._half_life_hours
-        if type(results) is _Pairs and len(results) >= AGGREGATE_MIN_PAIRS and hl != 0.0:
-            node = _summary(results.cache, _AprioriNode, results, hl)
-            p = None if node is None else node.probability(self, now_ns, amount_msat, apriori)
-            if p is not None:
-                return p
-        return self._node_probability_reference(now_ns, results, amount_msat, apriori)
+    def _node_probability(self, now_ns: int, results: _Pairs, amount_msat: int, apriori: float) -> float:
+        """lnd's ``getNodeProbability`` for a state's node of many pairs (the caller checks):
+        from the node's aggregates (:class:`_AprioriNode`) where they apply, else by walking
+        every pair."""
+        node = _summary(results.cache, _AprioriNode, results, self._half_life_hours)
+        p = None if node is None else node.probability(self, now_ns, amount_msat, apriori)
+        return self._node_probability_reference(now_ns, results, amount_msat, apriori) if p is None else p
 
     def _node_probability_reference(
         self, now_ns: int, results: Mapping[bytes, TimedPairResult], amount_msat: int, apriori: float
@@ -566,7 +564,8 @@ class BimodalEstimator:
         ``capacity_sat`` the channel's capacity. Always in [0, 1]. Pure. O(1) for the n pairs of a
         state's node between two changes of them (see :class:`_BimodalNode`); O(n) otherwise.
         """
-        results = _unwrap(results)
+        if type(results) is NodeResults:
+            results = results._pairs  # the state's dict: lookups at dict speed (state._unwrap, inline)
         return self.calculate_probability(
             self.direct_probability(now_ns, results, to_pubkey, amount_msat, capacity_sat), now_ns, results, to_pubkey
         )
