@@ -217,18 +217,12 @@ def _replay(cfg: Config) -> list[Figure]:
             open_fig.passed = open_fig.ratio is not None and open_fig.ratio <= OPEN_MC_RATIO_TARGET
         figures.append(open_fig)
         if floors:
-            floor_fig = Figure(
-                case=7,
-                label=f"open_mission_control floor, {_label(size)} stored",
-                kind="time",
-                value=Stats.of(floors),
-                baseline_label="open_store + fetch_all, same file",
-                baseline=base_stats,
-                note="the replay's read (iter_results) + storing each result's pair outcomes, computed "
+            figures.append(open_fig.floor(
+                f"open_mission_control floor, {_label(size)} stored",
+                Stats.of(floors),
+                "the replay's read (iter_results) + storing each result's pair outcomes, computed "
                 "beforehand, in a dict of dicts: no interpretation, none of lnd's rules",
-                extra={"floor_of": open_fig.label},
-            )
-            figures.append(floor_fig)
+            ))
         cfg.advance(f"case 7: replay {_label(size)}")
     return figures
 

@@ -381,16 +381,10 @@ def _run_iter(cfg: Config, path: str, size: int, label: str) -> list[Figure]:
     if size >= BIG:
         iter_fig.target = f"<= {ITER_RATIO_TARGET:g}x raw"
         iter_fig.passed = iter_fig.ratio is not None and iter_fig.ratio <= ITER_RATIO_TARGET
-    floor_fig = Figure(
-        case=6,
-        label=f"iter_results floor, {label}",
-        kind="time",
-        value=stats(runs["floor"], "iter_s"),
-        baseline_label="raw: iterate a cursor, no decode",
-        baseline=stats(raw_runs, "iter_s"),
-        note="the raw cursor, each row decoded (decode_result) in the same loop: no store, no thread, "
-        "no async iteration",
-        extra={"floor_of": iter_fig.label} if size >= BIG else {},
+    floor_fig = iter_fig.floor(
+        f"iter_results floor, {label}",
+        stats(runs["floor"], "iter_s"),
+        "the raw cursor, each row decoded (decode_result) in the same loop: no store, no thread, no async iteration",
     )
     return [iter_fig, floor_fig, rss_fig]
 

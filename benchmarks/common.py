@@ -167,6 +167,15 @@ class Figure:
         data["ratio"] = self.ratio
         return data
 
+    def floor(self, label: str, value: Stats, note: str) -> Figure:
+        """The row of this row's floor (what the measured work costs with only its unavoidable
+        part left): the same baseline, no target of its own, tied to this row (``floor_of``) if
+        this row has a target, for ``benchmarks.summary``."""
+        return replace(
+            self, label=label, value=value, target="", passed=None, note=note,
+            extra={"floor_of": self.label} if self.target else {},
+        )
+
 
 # -- run configuration --------------------------------------------------------------------------
 
