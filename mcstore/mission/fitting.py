@@ -97,7 +97,7 @@ class _JournaledState(MissionControlState):
         self, frm: bytes, to: bytes, ts: int | None, success: bool, amt: int, force: bool, relax: int
     ) -> bool:
         applied = super()._set(frm, to, ts, success, amt, force, relax)
-        entry = self._pairs.get(frm, {}).get(to)
+        entry = self._pairs[frm].get(to)  # _set always makes frm's entry
         if entry is not None:
             self.journal.append((frm, to, entry))
         return applied
