@@ -82,7 +82,10 @@ def _install_keyword_calls(model: ModuleType) -> None:
         return
     for name in MODEL_CLASSES:
         cls = getattr(model, name)
-        params = inspect.signature(cls).parameters.values()
+        try:
+            params = inspect.signature(cls).parameters.values()
+        except (TypeError, ValueError):  # no signature to read: the class is called as usual
+            continue
         kwcall.install(cls, tuple(p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD))
 
 
