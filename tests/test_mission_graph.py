@@ -8,20 +8,14 @@ from pathlib import Path
 
 import pytest
 
+import mcstore.mission
 from mcstore.mission import ChannelGraph, GraphError, load_graph
 from mcstore.mission.graph import MAX_LINE
 
 DATA = Path(__file__).parent / "data"
 EXCERPT = DATA / "ln-graph-2025-04-30-excerpt.csv"
-# The whole graph sits in ../shared beside the project's root (a worktree may be one level deeper).
-REAL_GRAPH = next(
-    (
-        found
-        for parent in Path(__file__).resolve().parents[1:4]
-        if (found := parent / "shared" / "data" / "ln-graph-2025-04-30" / "channels.csv").exists()
-    ),
-    Path("ln-graph-2025-04-30-not-found"),
-)
+# The whole graph, as the package ships it (mcstore/mission/data; a copy of ../shared/data's).
+REAL_GRAPH = Path(mcstore.mission.__file__).parent / "data" / "ln-graph-2025-04-30" / "channels.csv"
 
 A = bytes([2]) + bytes(range(1, 33))
 B = bytes([3]) + bytes(range(33, 65))
@@ -49,7 +43,6 @@ def test_the_real_graphs_excerpt() -> None:
     assert graph.channels == {}
 
 
-@pytest.mark.skipif(not REAL_GRAPH.exists(), reason="../shared/data/ln-graph-2025-04-30 is not here")
 def test_the_whole_real_graph() -> None:
     graph = load_graph(REAL_GRAPH)
     assert len(graph) == 10_275  # as its README says
