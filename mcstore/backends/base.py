@@ -1,10 +1,11 @@
 """The persistence seam: what the Trio store needs from a place to keep results.
 
 :class:`~mcstore.MissionControlStore` talks to storage only through the :class:`Backend`
-protocol. mcstore ships two implementations: :class:`~mcstore.backends.SQLiteBackend`
-(the real one) and :class:`~mcstore.testing.MemoryBackend` (in-Trio, for virtual-time tests and
-fault injection). A wrapper that implements the same protocol can inject faults, count calls
-or add latency without touching the store.
+protocol. mcstore ships three implementations: :class:`~mcstore.backends.SQLiteBackend` (a
+file), :class:`~mcstore.backends.PostgresBackend` (a server) and
+:class:`~mcstore.backends.MemoryBackend` (in Trio, for virtual-time tests and fault injection;
+also :class:`mcstore.testing.MemoryBackend`). A wrapper that implements the same protocol can
+inject faults, count calls or add latency without touching the store.
 
 Contract of every backend (the store relies on each point):
 

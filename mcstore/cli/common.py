@@ -24,19 +24,14 @@ from rich.console import Console
 from .. import COMPILED, __version__
 from ..backends import InvalidLocation, redact_location, scrub_secrets
 from ..backends.location import SCRUB_FILTER, remember_secrets
-from ..errors import DecodeError, StoreError, StoreLocked
+from ..errors import DecodeError, LocationError, StoreError, StoreLocked
 from ..mission.graph import ChannelGraph, GraphError, load_graph
 from ..store import DEFAULT_MAX_RECORDS, MAX_RECORDS, check_namespace
 from .demo import BUILTIN_GRAPHS
 from .export import RecordError, format_time_ns
-from .readonly import DatabaseFileError
 from .stopping import STOPS
 
-__all__ = ["EXIT_INTERRUPTED", "OneLineUsageError", "cli"]
-
-EXIT_INTERRUPTED: Final = 130
-"""128 + SIGINT, as a shell reports a command stopped by Ctrl-C (143, 128 + SIGTERM, after
-SIGTERM: :meth:`~mcstore.cli.stopping.StopSignals.exit_code`)."""
+__all__ = ["OneLineUsageError", "cli"]
 
 _CONTEXT: Final = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -179,7 +174,7 @@ def _reported(path: str, namespace: str | None = None) -> Iterator[None]:
         yield
     except (RecordError, click.ClickException, BrokenPipeError):
         raise
-    except (DatabaseFileError, InvalidLocation) as exc:
+    except (LocationError, InvalidLocation) as exc:
         _fail(str(exc))
     except StoreLocked:
         which = f"namespace {namespace!r}" if namespace is not None else "the namespace"

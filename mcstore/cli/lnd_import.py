@@ -29,10 +29,10 @@ from typing import Any, Final
 
 from ..backends import classify_location, redact_location
 from ..codec import decode_result
-from ..errors import DecodeError, StoreError
+from ..errors import DecodeError, LocationError, StoreError
 from ..model import KEY_LEN, PaymentResult
 from .export import over_limits
-from .readonly import DatabaseFileError, connect_readonly
+from .readonly import connect_readonly
 
 __all__ = ["RESULTS_BUCKET", "BadRow", "LndHistory", "list_namespaces", "read_history"]
 
@@ -73,7 +73,7 @@ Query = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 
 def _results_bucket(query: Query, has_kv_table: bool, path: str) -> int:
     if not has_kv_table:
-        raise DatabaseFileError(
+        raise LocationError(
             path,
             f"not an lnd sqlite database (no {_KV_TABLE} table; lnd's bbolt channel.db is not supported)",
         )
@@ -81,7 +81,7 @@ def _results_bucket(query: Query, has_kv_table: bool, path: str) -> int:
         f"SELECT id FROM {_KV_TABLE} WHERE parent_id IS NULL AND key = ? AND value IS NULL", (RESULTS_BUCKET,)
     )
     if not rows:
-        raise DatabaseFileError(
+        raise LocationError(
             path, f"no mission control history (no top-level bucket {RESULTS_BUCKET.decode()!r})"
         )
     return int(rows[0][0])
@@ -105,7 +105,7 @@ def _lnd_database(path: str) -> Iterator[tuple[Query, bool, str]]:
     """Open lnd's database read-only: ``(query, has channeldb_kv, name for messages)``.
 
     ``path`` is a ``channel.sqlite`` file or a ``postgresql://`` URL. Failures to read are
-    :class:`~mcstore.readonly.DatabaseFileError`.
+    :class:`~mcstore.LocationError`.
     """
     if classify_location(path) == "postgres":
         with _postgres(path) as opened:
@@ -120,7 +120,7 @@ def _lnd_database(path: str) -> Iterator[tuple[Query, bool, str]]:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             yield query, _KV_TABLE in tables, path
         except sqlite3.Error as exc:
-            raise DatabaseFileError(path, f"cannot read: {exc}") from None
+            raise LocationError(path, f"cannot read: {exc}") from None
 
 
 @contextmanager
@@ -135,14 +135,14 @@ def _postgres(url: str) -> Iterator[tuple[Query, bool, str]]:
     try:
         require_psycopg()
     except StoreError as exc:
-        raise DatabaseFileError(url, str(exc)) from None
+        raise LocationError(url, str(exc)) from None
     import psycopg
 
     where = redact_location(url)
     try:
         conn = connect(url, DEFAULT_CONNECT_TIMEOUT)
     except psycopg.Error as exc:
-        raise DatabaseFileError(where, f"cannot connect: {driver_text(exc)}") from None
+        raise LocationError(where, f"cannot connect: {driver_text(exc)}") from None
     with conn:
 
         def query(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -154,14 +154,14 @@ def _postgres(url: str) -> Iterator[tuple[Query, bool, str]]:
             yield query, bool(found and found[0]), where
             conn.execute("ROLLBACK")
         except psycopg.Error as exc:
-            raise DatabaseFileError(where, f"cannot read: {driver_text(exc)}") from None
+            raise LocationError(where, f"cannot read: {driver_text(exc)}") from None
 
 
 def list_namespaces(path: str) -> list[str]:
     """The mission control namespaces in lnd's ``channel.sqlite`` at ``path`` (or the lnd
     database at a ``postgresql://`` URL), sorted.
 
-    Raises :class:`~mcstore.readonly.DatabaseFileError` if the file is missing, not SQLite,
+    Raises :class:`~mcstore.LocationError` if the file is missing, not SQLite,
     not lnd's sqlite backend, or has no mission control bucket.
     """
     with _lnd_database(path) as (query, has_kv_table, where):
@@ -174,14 +174,14 @@ def read_history(path: str, namespace: str = "default") -> LndHistory:
 
     Rows that fail to decode (and nested buckets, which lnd never puts there) are listed in
     :attr:`LndHistory.bad_rows` and skipped. Never writes to the database. Raises
-    :class:`~mcstore.readonly.DatabaseFileError` as :func:`list_namespaces` does, and when
+    :class:`~mcstore.LocationError` as :func:`list_namespaces` does, and when
     the namespace does not exist.
     """
     with _lnd_database(path) as (query, has_kv_table, where):
         buckets = _namespace_buckets(query, _results_bucket(query, has_kv_table, where))
         if namespace not in buckets:
             found = ", ".join(repr(name) for name in buckets) or "none"
-            raise DatabaseFileError(where, f"no mission control namespace {namespace!r} (namespaces: {found})")
+            raise LocationError(where, f"no mission control namespace {namespace!r} (namespaces: {found})")
         history = LndHistory(namespace)
         # Neither a long key nor a long value is read whole: lengths first, then bytes within the limits.
         rows = query(

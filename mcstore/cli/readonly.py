@@ -11,8 +11,7 @@ flat whatever the history size, and a store can keep writing meanwhile.
 The SQLite helpers for the writing commands' checks (:func:`connect_readonly` and friends)
 live in :mod:`mcstore.backends.sqlite_read`, and are importable from here too.
 
-Every failure is a :class:`DatabaseFileError` (:class:`~mcstore.LocationError`) naming the
-file and what is wrong with it.
+Every failure is a :class:`~mcstore.LocationError` naming the file and what is wrong with it.
 """
 
 from __future__ import annotations
@@ -26,26 +25,22 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ..backends import Snapshot, classify_location
-from ..backends.sqlite import SCHEMA_VERSION
-from ..backends.sqlite_read import check_mcstore_schema, check_sqlite_file, connect_readonly, table_names
+from ..backends.sqlite_read import check_sqlite_file, connect_readonly, table_names
 from ..codec import decode_result
 from ..errors import DecodeError, LocationError
 from ..model import PaymentResult
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
-    "DatabaseFileError",
     "NamespaceStats",
     "OnBadRow",
     "OnRows",
     "check_sqlite_file",
     "check_write_target",
     "connect_readonly",
-    "count_results",
     "namespace_keys",
     "namespace_stats",
     "namespaces",
-    "open_mcstore_readonly",
     "quick_check",
     "stream_results",
 ]
@@ -58,11 +53,6 @@ OnBadRow = Callable[[bytes, DecodeError], None]
 
 OnRows = Callable[[int], None]
 """Called with the number of rows read (decodable or not) after each batch."""
-
-DatabaseFileError = LocationError
-"""A database file that cannot be used: missing, not SQLite, not mcstore's, or unreadable
-(the CLI's name for :class:`~mcstore.LocationError`; ``str(exc)`` is ``"<file>: <problem>"``)."""
-
 
 def quick_check(conn: sqlite3.Connection) -> list[str]:
     """Run ``PRAGMA quick_check``; return its complaints (empty when the file is sound).
@@ -78,28 +68,13 @@ def quick_check(conn: sqlite3.Connection) -> list[str]:
     return [] if messages == ["ok"] else messages
 
 
-def open_mcstore_readonly(path: str) -> sqlite3.Connection:
-    """Open ``path`` read-only and check that it is an mcstore database this version can read.
-
-    Raises :class:`DatabaseFileError` for a missing file, a file that is not SQLite, an SQLite
-    file without mcstore's tables, or a newer schema version.
-    """
-    conn = connect_readonly(path)
-    try:
-        check_mcstore_schema(conn, path, SCHEMA_VERSION)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
 def check_write_target(path: str) -> None:
     """Check that a writing command may open ``path`` with a store.
 
     The store creates its tables in any SQLite file it is given. That is right for a new or
     empty database, and for an mcstore database; for any other database (say lnd's own
     ``channel.sqlite``, passed by mistake) it would be vandalism, so this refuses it. Raises
-    :class:`DatabaseFileError`; writes nothing. A ``postgresql://`` URL passes: the store
+    :class:`~mcstore.LocationError`; writes nothing. A ``postgresql://`` URL passes: the store
     creates its tables only in the schema the URL chooses, beside whatever else is there. A
     location that is not durable storage raises :class:`~mcstore.backends.InvalidLocation`
     (:func:`~mcstore.backends.classify_location`).
@@ -109,7 +84,7 @@ def check_write_target(path: str) -> None:
     if not check_sqlite_file(path):
         directory = os.path.dirname(path) or "."
         if not os.path.isdir(directory):
-            raise DatabaseFileError(path, f"directory {directory!r} does not exist")
+            raise LocationError(path, f"directory {directory!r} does not exist")
         return
     if os.path.getsize(path) == 0:
         return
@@ -117,11 +92,11 @@ def check_write_target(path: str) -> None:
     try:
         tables = table_names(conn)
     except sqlite3.Error as exc:
-        raise DatabaseFileError(path, f"cannot read: {exc}") from None
+        raise LocationError(path, f"cannot read: {exc}") from None
     finally:
         conn.close()
     if tables and "mc_results" not in tables:
-        raise DatabaseFileError(
+        raise LocationError(
             path, f"not an mcstore database (tables: {', '.join(tables)}); refusing to write to it"
         )
 
@@ -161,12 +136,6 @@ async def stream_results(
             yield key, value, result
         if len(rows) < batch_size:
             return
-
-
-def count_results(conn: sqlite3.Connection, namespace: str) -> int:
-    """How many rows ``namespace`` holds (decoded or not)."""
-    row = conn.execute("SELECT count(*) FROM mc_results WHERE namespace = ?", (namespace,)).fetchone()
-    return int(row[0])
 
 
 def namespace_keys(conn: sqlite3.Connection, namespace: str) -> set[bytes]:
