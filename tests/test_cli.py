@@ -913,14 +913,14 @@ def test_export_to_a_directory_names_the_directory(sample_db: Path, tmp_path: Pa
 def test_export_that_fails_half_way_leaves_nothing_half_written(
     sample_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existing: bool
 ) -> None:
-    cli_main = importlib.import_module("mcstore.cli.main")
+    read_cmds = importlib.import_module("mcstore.cli.read_cmds")
 
     output = tmp_path / "out.jsonl"
     if existing:
         output.write_text("old\n")
     listing = _dir_listing(tmp_path)
     calls = 0
-    real = cli_main.result_to_json_line
+    real = read_cmds.result_to_json_line
 
     def failing(result: PaymentResult, *, raw: bool = False) -> str:
         nonlocal calls
@@ -929,7 +929,7 @@ def test_export_that_fails_half_way_leaves_nothing_half_written(
             raise OSError(28, "No space left on device")
         return real(result, raw=raw)
 
-    monkeypatch.setattr(cli_main, "result_to_json_line", failing)
+    monkeypatch.setattr(read_cmds, "result_to_json_line", failing)
     result = run("export", str(sample_db), "-o", str(output), "--force")
     assert_one_line_error(result, 1, "No space left on device")
     assert calls == 5
@@ -1165,13 +1165,13 @@ def test_ctrl_c_during_import_says_what_was_imported(
 def test_ctrl_c_while_validating_an_import_imports_nothing(
     sample_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cli_main = importlib.import_module("mcstore.cli.main")
+    write_cmds = importlib.import_module("mcstore.cli.write_cmds")
 
     def interrupted(lines: Any) -> Any:
         next(iter(lines))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_main, "iter_json_lines", interrupted)
+    monkeypatch.setattr(write_cmds, "iter_json_lines", interrupted)
     dump = tmp_path / "d.jsonl"
     assert run("export", str(sample_db), "-o", str(dump)).exit_code == 0
     rows = mc_rows(sample_db)

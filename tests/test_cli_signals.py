@@ -31,7 +31,8 @@ from test_cli import assert_one_line_error, mc_rows, run, sample_results, write_
 from mcstore import encode_result
 from mcstore.cli.stopping import StopSignals
 
-cli_main = importlib.import_module("mcstore.cli.main")
+demo_cmd = importlib.import_module("mcstore.cli.demo_cmd")
+write_cmds = importlib.import_module("mcstore.cli.write_cmds")
 
 PUBKEY_A, PUBKEY_B = "02" + "11" * 32, "03" + "22" * 32
 
@@ -235,7 +236,7 @@ def test_sigterm_while_validating_an_import_imports_nothing(
     # Outside Trio, the policy raises at once: the same path as Ctrl-C, with its own exit code.
     dump = tmp_path / "d.jsonl"
     assert run("export", str(db), "-o", str(dump)).exit_code == 0
-    signal_before(monkeypatch, cli_main, "iter_json_lines", signal.SIGTERM)
+    signal_before(monkeypatch, write_cmds, "iter_json_lines", signal.SIGTERM)
     rows = mc_rows(db)
     assert_one_line_error(run("import", str(db), str(dump)), 143, "terminated while validating: nothing")
     assert mc_rows(db) == rows
@@ -258,9 +259,9 @@ def test_a_signal_after_the_payments_still_ends_the_demo_with_its_exit_code_and_
     if moment == "as the run ends":
         signal_at(monkeypatch, "after_run", signum)
     elif moment == "before the summary":
-        signal_before(monkeypatch, cli_main._DemoBar, "finish", signum)
+        signal_before(monkeypatch, demo_cmd._DemoBar, "finish", signum)
     else:
-        signal_before(monkeypatch, cli_main, "verify_demo", signum)
+        signal_before(monkeypatch, demo_cmd, "verify_demo", signum)
     result = run("demo", "--db", str(tmp_path / "d.sqlite"), "--payments", "30", "--seed", "2")
     assert result.exit_code == exit_code(signum), (result.stdout, result.stderr)
     label = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
@@ -274,9 +275,9 @@ def test_a_signal_after_the_payments_still_ends_the_demo_with_its_exit_code_and_
 def test_a_third_signal_during_the_proof_stops_it_and_says_what_the_store_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = signal_before(monkeypatch, cli_main._DemoBar, "finish", signal.SIGTERM)
-    signal_before(monkeypatch, cli_main, "_print_demo_summary", signal.SIGINT)
-    signal_before(monkeypatch, cli_main, "verify_demo", signal.SIGINT)
+    calls = signal_before(monkeypatch, demo_cmd._DemoBar, "finish", signal.SIGTERM)
+    signal_before(monkeypatch, demo_cmd, "_print_demo_summary", signal.SIGINT)
+    signal_before(monkeypatch, demo_cmd, "verify_demo", signal.SIGINT)
     result = run("demo", "--db", str(tmp_path / "d.sqlite"), "--payments", "30", "--seed", "2")
     assert calls == [signal.SIGTERM]
     line = assert_one_line_error_last(result, 143)
@@ -293,14 +294,14 @@ def assert_one_line_error_last(result: Result, code: int) -> str:
 def test_the_summary_counts_the_payments_made_once_and_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Issue 17 item 15: after Ctrl-C the summary said "payments 3919" and "over 3918 payments".
     # Ctrl-C in the middle of the run (at the 40th progress report).
-    original = cli_main._DemoBar.update
+    original = demo_cmd._DemoBar.update
 
     def update(self: Any, state: Any) -> None:
         if state.results_sent == 40:
             signal.raise_signal(signal.SIGINT)
         original(self, state)
 
-    monkeypatch.setattr(cli_main._DemoBar, "update", update)
+    monkeypatch.setattr(demo_cmd._DemoBar, "update", update)
     result = run("demo", "--db", str(tmp_path / "d.sqlite"), "--payments", "500", "--seed", "5")
     assert result.exit_code == 130, (result.stdout, result.stderr)
     out = result.stdout

@@ -41,7 +41,6 @@ from .common import (
     _plot_option,
     _stdout,
     _working,
-    cli,
 )
 from .demo import BUILTIN_GRAPHS, demo_graph
 from .mission_cmds import _json, _pubkey, _replay
@@ -70,11 +69,11 @@ def _estimator_option(
     )
 
 
-def _command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _command(name: str) -> Callable[[Callable[..., Any]], click.Command]:
     """``mcstore NAME DB --graph FILE ...``: what eval and fit share."""
 
-    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
-        return cli.command(name, context_settings=_CONTEXT)(_db_argument(_graph_option(function)))
+    def decorate(function: Callable[..., Any]) -> click.Command:
+        return click.command(name, context_settings=_CONTEXT)(_db_argument(_graph_option(function)))
 
     return decorate
 

@@ -1,7 +1,9 @@
-"""What every ``mcstore`` command shares: the click group, one-line errors, shared options, output.
+"""What every ``mcstore`` command shares: the group's class, one-line errors, shared options, output.
 
-The commands live in :mod:`mcstore.cli.main` and :mod:`mcstore.cli.mission_cmds`; both take
-what they share from here, so that neither imports the other for it. The names starting with
+The group and the registration of every command are in :mod:`mcstore.cli.main`; the commands
+live in the modules of their groups (:mod:`~mcstore.cli.demo_cmd`, :mod:`~mcstore.cli.read_cmds`,
+:mod:`~mcstore.cli.write_cmds`, :mod:`~mcstore.cli.mission_cmds`, :mod:`~mcstore.cli.calibrate`),
+which take what they share from here, so that none imports another for it. The names starting with
 an underscore are private to the :mod:`mcstore.cli` package.
 """
 
@@ -21,7 +23,6 @@ from typing import Any, Final, NoReturn
 import click
 from rich.console import Console
 
-from .. import COMPILED, __version__
 from ..backends import InvalidLocation, redact_location, scrub_secrets
 from ..backends.location import SCRUB_FILTER, remember_secrets
 from ..errors import DecodeError, LocationError, StoreError, StoreLocked
@@ -31,7 +32,7 @@ from .demo import BUILTIN_GRAPHS
 from .export import RecordError, format_time_ns
 from .stopping import STOPS
 
-__all__ = ["OneLineUsageError", "cli"]
+__all__ = ["OneLineUsageError"]
 
 _CONTEXT: Final = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -213,6 +214,44 @@ def _working(message: str) -> Iterator[None]:
         yield
 
 
+# -- shared by several commands ----------------------------------------------------------------
+
+
+class _Interrupted(click.ClickException):
+    """An error after a stop signal: one line saying what state things were left in.
+
+    Exits with 128 + the first signal's number: 130 after Ctrl-C, 143 after SIGTERM.
+    """
+
+    @property  # click declares a class constant; this one depends on the signal
+    def exit_code(self) -> int:  # type: ignore[override]
+        return STOPS.exit_code()
+
+
+
+
+def _check_directory_of(path: str, target: str) -> None:
+    """Fail, naming it, unless the directory that the new file ``path`` (leading to ``target``,
+    its real path) goes into exists and may be written."""
+    directory = os.path.dirname(target)
+    shown = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        _fail(f"{path}: directory {shown!r} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        _fail(f"{path}: directory {shown!r} is not writable")
+
+
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare where they lead
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+
+
 # -- shared options and output ----------------------------------------------------------------
 
 
@@ -313,27 +352,3 @@ def _short_time(ns: int | None) -> str:
 
 def _percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else ""
-
-
-# -- the group ------------------------------------------------------------------------------
-
-
-@click.group(cls=_Group, context_settings=_CONTEXT, no_args_is_help=True)
-@click.version_option(
-    __version__,
-    "-V",
-    "--version",
-    prog_name="mcstore",
-    # mcstore.COMPILED: which core this process runs (MCSTORE_PURE=1 forces pure Python).
-    message=f"%(prog)s, version %(version)s, COMPILED={COMPILED} "
-    f"({'compiled core (mypyc)' if COMPILED else 'pure-Python core'})",
-)
-@click.option("-v", "--verbose", count=True, help=_VERBOSE_HELP)
-def cli(verbose: int) -> None:
-    """A durable store of Lightning mission control results, byte-compatible with lnd.
-
-    Start with `mcstore demo`: it simulates a node's payments into ./mcstore-demo.sqlite.
-    Commands that write (demo, import, import-lnd, reset) go through the store, with its
-    namespace lock, deduplication and cap; stats and export only read.
-    """
-    _configure_logging(verbose)

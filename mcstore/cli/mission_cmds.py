@@ -52,7 +52,6 @@ from .common import (
     _short_time,
     _stdout,
     _warn_unknown_namespace,
-    cli,
 )
 from .readonly import stream_results
 from .stopping import STOPS
@@ -179,7 +178,7 @@ def _pairs_table(pairs: Mapping[tuple[bytes, bytes], TimedPairResult]) -> Table:
     return table
 
 
-@cli.command(context_settings=_CONTEXT)
+@click.command(context_settings=_CONTEXT)
 @_db_argument
 @_namespace_option("default", "The namespace whose history to rebuild.")
 @click.option("--json", "as_json", is_flag=True, help="Print lncli querymc's JSON instead of a table.")
@@ -289,7 +288,7 @@ def _probability_json(probability: float) -> float | int | str:
     return probability
 
 
-@cli.command(context_settings=_CONTEXT)
+@click.command(context_settings=_CONTEXT)
 @_db_argument
 @click.argument("from_pubkey", metavar="FROM", callback=_pubkey)
 @click.argument("to_pubkey", metavar="TO", callback=_pubkey)
