@@ -127,6 +127,28 @@ async def test_closing_the_reader_closes_its_snapshots(store_place: StorePlace) 
     await reader.aclose()  # harmless again
 
 
+async def test_check_integrity_is_quick_check_on_sqlite_and_nothing_on_a_server(
+    store_place: StorePlace,
+) -> None:
+    from test_cli import _corrupt_a_page_of
+
+    path = store_place.path
+    await write(path, "default", range(5))
+    async with contextlib.aclosing(await open_reader(path)) as reader:
+        assert await reader.check_integrity() == []
+    if store_place.kind != "sqlite":
+        return
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE notes(x BLOB)")
+        conn.executemany("INSERT INTO notes VALUES (?)", [(os.urandom(40),) for _ in range(50)])
+    _corrupt_a_page_of(Path(path), "notes")
+    async with contextlib.aclosing(await open_reader(path)) as reader:
+        damage = await reader.check_integrity()
+        assert damage and damage != ["ok"]
+        async with contextlib.aclosing(await reader.open_snapshot("default")) as snapshot:
+            assert len(await snapshot.next_batch(10)) == 5  # the namespace's own pages are sound
+
+
 # -- the commands -----------------------------------------------------------------------------------
 
 

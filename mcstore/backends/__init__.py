@@ -10,6 +10,13 @@
 * :mod:`mcstore.backends.location`: which backend a location is for
   (:func:`classify_location`, which refuses what is not durable storage), and what of it may
   be shown (:func:`redact_location`, never a password).
+* :mod:`mcstore.backends.files`: the files of a location, for tools that write
+  (:func:`check_write_target`, :func:`database_file_role`).
+* :mod:`mcstore.backends.foreign`: reading a database that is not mcstore's (lnd's), read-only
+  (:func:`query_readonly`).
+
+Tools such as the ``mcstore`` command use this package's names only, never a module of it nor
+a database driver: what is particular to SQLite or PostgreSQL stays in here.
 
 :func:`backend_for_path` is the one place that turns what a caller passed as ``path`` into a
 backend, and :func:`open_reader` the one place that turns a location into a read-only
@@ -19,20 +26,34 @@ backend, and :func:`open_reader` the one place that turns a location into a read
 from __future__ import annotations
 
 import os
+import sqlite3
 
 from .base import DEFAULT_LOCK_TIMEOUT, Backend, FetchOutcome, FlushOutcome, Reader, Row, Snapshot
-from .location import InvalidLocation, LocationKind, classify_location, redact_location, scrub_secrets
+from .files import FileRole, check_write_target, database_file_role, same_file
+from .foreign import Query, query_readonly
+from .location import (
+    SCRUB_FILTER,
+    InvalidLocation,
+    LocationKind,
+    classify_location,
+    redact_location,
+    remember_secrets,
+    scrub_secrets,
+)
 from .memory import MemoryBackend, MemoryDatabase, MemorySnapshot
 from .postgres import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
 from .postgres import PostgresBackend
 from .postgres_read import PostgresReader, PostgresSnapshot
 from .sqlite import SCHEMA_VERSION, SQLiteBackend
-from .sqlite_read import SQLiteReader, SQLiteSnapshot
+from .sqlite_read import SQLiteReader, SQLiteSnapshot, is_sqlite_file
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
+    "SCHEMA_VERSION",
+    "SCRUB_FILTER",
     "Backend",
     "FetchOutcome",
+    "FileRole",
     "FlushOutcome",
     "InvalidLocation",
     "LocationKind",
@@ -42,6 +63,7 @@ __all__ = [
     "PostgresBackend",
     "PostgresReader",
     "PostgresSnapshot",
+    "Query",
     "Reader",
     "Row",
     "SQLiteBackend",
@@ -49,10 +71,17 @@ __all__ = [
     "SQLiteSnapshot",
     "Snapshot",
     "backend_for_path",
+    "check_write_target",
     "classify_location",
+    "database_file_role",
+    "driver_error_text",
     "is_backend",
+    "is_sqlite_file",
     "open_reader",
+    "query_readonly",
     "redact_location",
+    "remember_secrets",
+    "same_file",
     "scrub_secrets",
 ]
 
@@ -97,3 +126,11 @@ async def open_reader(location: str | os.PathLike[str]) -> Reader:
         assert isinstance(location, str)
         return await PostgresReader.open(location, newest_schema=POSTGRES_SCHEMA_VERSION)
     return await SQLiteReader.open(location, newest_schema=SCHEMA_VERSION)
+
+
+def driver_error_text(exc: BaseException) -> str | None:
+    """The one line that tells what a database driver's error ``exc`` was (``SQLite error:
+    ...``), for one that a backend let through unwrapped; None if ``exc`` is not a driver's."""
+    if isinstance(exc, sqlite3.Error):
+        return f"SQLite error: {exc}"
+    return None

@@ -231,6 +231,15 @@ class Reader(Protocol):
         """
         ...
 
+    async def check_integrity(self) -> list[str]:
+        """What a check of the stored pages finds wrong: empty when they are sound.
+
+        SQLite runs ``PRAGMA quick_check`` (it reads every page once, and writes nothing); an
+        error that stops the check itself is its one complaint. A PostgreSQL server checks its
+        own pages, so its reader has nothing to add and returns an empty list.
+        """
+        ...
+
     async def aclose(self) -> None:
         """Close every snapshot still open, then the reader's own connection. Harmless if
         called twice; runs to the end even in a cancelled scope."""

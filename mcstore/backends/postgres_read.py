@@ -255,6 +255,10 @@ class PostgresReader(_ReadConnection):
 
         return await self._call(work)
 
+    async def check_integrity(self) -> list[str]:
+        """See :meth:`mcstore.backends.Reader.check_integrity`: a server checks its own pages."""
+        return []
+
     async def open_snapshot(self, namespace: str) -> PostgresSnapshot:
         """See :meth:`mcstore.backends.Reader.open_snapshot`."""
         if self._closing:

@@ -42,6 +42,7 @@ __all__ = [
     "check_unchanged",
     "connect_readonly",
     "file_stamp",
+    "is_sqlite_file",
     "open_readonly",
     "table_names",
 ]
@@ -88,6 +89,13 @@ def check_sqlite_file(path: str) -> bool:
     if header and header != SQLITE_HEADER:
         raise LocationError(path, "not an SQLite database")
     return True
+
+
+def is_sqlite_file(path: str) -> bool:
+    """Whether the file ``path`` starts with SQLite's header (an empty file does not). Reads at
+    most 16 bytes; raises ``OSError`` if it cannot be read."""
+    with open(path, "rb") as f:
+        return f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
 
 
 def _in_wal_mode(path: str) -> bool:
@@ -415,6 +423,21 @@ class SQLiteReader(_ReadConnection):
                     "SELECT namespace, count(*) FROM mc_results GROUP BY namespace ORDER BY namespace"
                 ).fetchall()
             return {str(name): int(count) for name, count in rows}
+
+        return await self._call(work)
+
+    async def check_integrity(self) -> list[str]:
+        """See :meth:`mcstore.backends.Reader.check_integrity`: ``PRAGMA quick_check``."""
+
+        def work() -> list[str]:
+            try:
+                rows = self._connection().execute("PRAGMA quick_check").fetchall()
+            except sqlite3.Error as exc:
+                if self._stop:  # interrupted (cancelled, or closed): not a finding about the file
+                    raise
+                return [f"quick_check could not run: {exc}"]
+            messages = [str(row[0]) for row in rows]
+            return [] if messages == ["ok"] else messages
 
         return await self._call(work)
 

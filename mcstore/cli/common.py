@@ -14,7 +14,6 @@ import errno
 import io
 import logging
 import os
-import sqlite3
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -23,8 +22,14 @@ from typing import Any, Final, NoReturn
 import click
 from rich.console import Console
 
-from ..backends import InvalidLocation, redact_location, scrub_secrets
-from ..backends.location import SCRUB_FILTER, remember_secrets
+from ..backends import (
+    SCRUB_FILTER,
+    InvalidLocation,
+    driver_error_text,
+    redact_location,
+    remember_secrets,
+    scrub_secrets,
+)
 from ..errors import DecodeError, LocationError, StoreError, StoreLocked
 from ..mission.graph import ChannelGraph, GraphError, load_graph
 from ..store import DEFAULT_MAX_RECORDS, MAX_RECORDS, check_namespace
@@ -182,10 +187,13 @@ def _reported(path: str, namespace: str | None = None) -> Iterator[None]:
         _fail(f"{shown}: {which} is open in another mcstore process or store; try again once it has closed")
     except StoreError as exc:
         _fail(f"{shown}: {exc}")
-    except sqlite3.Error as exc:
-        _fail(f"{shown}: SQLite error: {exc}")
     except OSError as exc:
         _fail(f"{redact_location(exc.filename or path)}: {exc.strerror or exc}")
+    except Exception as exc:
+        text = driver_error_text(exc)  # a database driver's error that no backend wrapped
+        if text is None:
+            raise
+        _fail(f"{shown}: {text}")
 
 
 def _graph(spec: str) -> ChannelGraph:
@@ -242,12 +250,6 @@ def _check_directory_of(path: str, target: str) -> None:
 
 
 
-
-def _same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet): compare where they lead
-        return os.path.realpath(a) == os.path.realpath(b)
 
 
 

@@ -26,7 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..backends import classify_location, redact_location
+from ..backends import check_write_target, classify_location, redact_location
 from ..store import StoreState, StoreStats
 from .common import (
     _CONTEXT,
@@ -50,9 +50,6 @@ from .ingest import (
     DemoProgress,
     run_demo,
     verify_demo,
-)
-from .readonly import (
-    check_write_target,
 )
 from .routing import BALANCES, PlotUnavailable, calibration_rows, check_plotting, learning, plot_success
 from .stopping import STOPS

@@ -21,19 +21,17 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import closing
 from dataclasses import dataclass
 from typing import Final
 
 import trio
 
-from ..backends import Backend, classify_location, open_reader, redact_location
+from ..backends import Backend, open_reader, redact_location
 from ..errors import FlushError, StoreBusy
 from ..mission import ESTIMATORS, Evaluation, Evaluator, make_estimator, open_mission_control
 from ..model import PaymentResult
 from ..store import MissionControlStore, StoreStats, open_store
 from .demo import Network, demo_network
-from .readonly import connect_readonly, namespace_keys, quick_check
 from .routing import BALANCES, PaymentOutcome, ProbabilitySource, RoutedPayments
 from .stopping import STOPS
 
@@ -151,11 +149,6 @@ class Proof:
         return self.missing == 0 and self.unexpected == 0 and not self.damage
 
 
-def _read_keys(path: str, namespace: str) -> set[bytes]:
-    with closing(connect_readonly(path)) as conn:
-        return namespace_keys(conn, namespace)
-
-
 @dataclass(slots=True)
 class _DemoTally:
     store: MissionControlStore | None = None
@@ -203,10 +196,7 @@ async def _record_demo(
             tally.replayed = mc.replayed
             try:
                 # Read once the store holds the namespace lock, so that no one else writes it.
-                if classify_location(path) == "postgres":
-                    model = await _snapshot_keys(path, namespace)
-                else:
-                    model = await trio.to_thread.run_sync(_read_keys, path, namespace)
+                model = (await _read_namespace(path, namespace)).keys
                 if on_open is not None:
                     on_open()
                 start_ns, largest_id = DEMO_EPOCH_NS, 0
@@ -384,14 +374,24 @@ async def run_demo(
     )
 
 
-async def _snapshot_keys(location: str, namespace: str) -> set[bytes]:
-    """The keys of ``namespace`` at ``location``, read through a read-only snapshot."""
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    keys: set[bytes]
+    """The keys of the namespace (decodable or not)."""
+    damage: list[str]
+    """What the reader's integrity check found (empty when the pages are sound)."""
+
+
+async def _read_namespace(location: str, namespace: str, *, check: bool = False) -> _Stored:
+    """The keys of ``namespace`` at ``location``, read through a read-only snapshot, after the
+    reader's integrity check (``PRAGMA quick_check`` on SQLite) if ``check``."""
     keys: set[bytes] = set()
     async with contextlib.aclosing(await open_reader(location)) as reader:
+        damage = await reader.check_integrity() if check else []
         async with contextlib.aclosing(await reader.open_snapshot(namespace)) as snapshot:
             while rows := await snapshot.next_batch(10_000):
                 keys.update(key for key, _ in rows)
-    return keys
+    return _Stored(keys, damage)
 
 
 def verify_demo(
@@ -410,13 +410,8 @@ def verify_demo(
     expected = sorted(model_keys - unpersisted)
     if max_records:
         expected = expected[-max_records:]
-    damage: list[str] = []
-    if classify_location(path) == "postgres":  # a server has no quick_check: compare the keys only
-        actual = STOPS.run(lambda: _snapshot_keys(path, namespace))
-    else:
-        with closing(connect_readonly(path)) as conn:
-            damage = quick_check(conn)
-            actual = namespace_keys(conn, namespace)
+    stored = STOPS.run(lambda: _read_namespace(path, namespace, check=True))
+    actual, damage = stored.keys, stored.damage
     wanted = set(expected)
     return Proof(
         expected=len(wanted),

@@ -11,7 +11,8 @@ bucket ``missioncontrol-results``, then one bucket per namespace (lnd's is ``def
 one row per result with lnd's 49-byte key and TLV value: the bytes mcstore stores as they are.
 
 The file is opened read-only and, when no lnd has it open (no ``-wal`` file), ``immutable``,
-so that not even SQLite's ``-wal``/``-shm`` companions are created next to it.
+so that not even SQLite's ``-wal``/``-shm`` companions are created next to it
+(:func:`~mcstore.backends.query_readonly` does that, and the PostgreSQL part below).
 
 An lnd node on PostgreSQL (``db.backend=postgres``) keeps the same buckets in the same layout,
 in its database's table ``channeldb_kv`` (``key bytea``, ``parent_id bigint``, ``id bigserial``);
@@ -21,18 +22,15 @@ transaction, so the history is one consistent view even while lnd writes, and no
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
-from ..backends import classify_location, redact_location
+from ..backends import Query, query_readonly
 from ..codec import decode_result
-from ..errors import DecodeError, LocationError, StoreError
+from ..errors import DecodeError, LocationError
 from ..model import KEY_LEN, PaymentResult
 from .export import over_limits
-from .readonly import connect_readonly
 
 __all__ = ["RESULTS_BUCKET", "BadRow", "LndHistory", "list_namespaces", "read_history"]
 
@@ -67,10 +65,6 @@ class LndHistory:
     bad_rows: list[BadRow] = field(default_factory=list)
 
 
-Query = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
-"""Runs one statement (``?`` placeholders) on lnd's database and returns its rows."""
-
-
 def _results_bucket(query: Query, has_kv_table: bool, path: str) -> int:
     if not has_kv_table:
         raise LocationError(
@@ -100,61 +94,13 @@ def _as_bytes(cell: object) -> bytes:
     return str(cell).encode("utf-8")
 
 
-@contextmanager
-def _lnd_database(path: str) -> Iterator[tuple[Query, bool, str]]:
-    """Open lnd's database read-only: ``(query, has channeldb_kv, name for messages)``.
+def _lnd_database(path: str) -> AbstractContextManager[tuple[Query, bool, str]]:
+    """lnd's database, read-only: ``(query, has channeldb_kv, name for messages)``.
 
-    ``path`` is a ``channel.sqlite`` file or a ``postgresql://`` URL. Failures to read are
-    :class:`~mcstore.LocationError`.
+    ``path`` is a ``channel.sqlite`` file or a ``postgresql://`` URL
+    (:func:`~mcstore.backends.query_readonly`). Failures to read are :class:`~mcstore.LocationError`.
     """
-    if classify_location(path) == "postgres":
-        with _postgres(path) as opened:
-            yield opened
-        return
-    with closing(connect_readonly(path, immutable_if_idle=True)) as conn:
-
-        def query(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-            return conn.execute(sql, params).fetchall()
-
-        try:
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            yield query, _KV_TABLE in tables, path
-        except sqlite3.Error as exc:
-            raise LocationError(path, f"cannot read: {exc}") from None
-
-
-@contextmanager
-def _postgres(url: str) -> Iterator[tuple[Query, bool, str]]:
-    """lnd's database on PostgreSQL, in one REPEATABLE READ READ ONLY transaction.
-
-    Connected as the store connects (:func:`~mcstore.backends._pgconn.connect`); errors of the
-    driver are scrubbed of the password (:func:`~mcstore.backends._pgconn.driver_text`).
-    """
-    from ..backends._pgconn import DEFAULT_CONNECT_TIMEOUT, connect, driver_text, require_psycopg
-
-    try:
-        require_psycopg()
-    except StoreError as exc:
-        raise LocationError(url, str(exc)) from None
-    import psycopg
-
-    where = redact_location(url)
-    try:
-        conn = connect(url, DEFAULT_CONNECT_TIMEOUT)
-    except psycopg.Error as exc:
-        raise LocationError(where, f"cannot connect: {driver_text(exc)}") from None
-    with conn:
-
-        def query(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-            return conn.execute(sql.replace("?", "%s"), params).fetchall()
-
-        try:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (_KV_TABLE,)).fetchone()
-            yield query, bool(found and found[0]), where
-            conn.execute("ROLLBACK")
-        except psycopg.Error as exc:
-            raise LocationError(where, f"cannot read: {driver_text(exc)}") from None
+    return query_readonly(path, _KV_TABLE)
 
 
 def list_namespaces(path: str) -> list[str]:

@@ -26,9 +26,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..backends import PostgresReader, Snapshot, classify_location, open_reader, redact_location
-from ..backends._lock import is_lock_path
-from ..backends.sqlite import SCHEMA_VERSION
+from ..backends import (
+    SCHEMA_VERSION,
+    PostgresReader,
+    Snapshot,
+    database_file_role,
+    is_sqlite_file,
+    open_reader,
+    redact_location,
+)
 from ..errors import DecodeError
 from ..model import PaymentResult
 from .common import (
@@ -41,7 +47,6 @@ from .common import (
     _namespace_option,
     _percent,
     _reported,
-    _same_file,
     _short_time,
     _stderr,
     _stdout,
@@ -236,19 +241,17 @@ def _check_output(path: str, db: str, force: bool) -> str:
     if os.path.isdir(target):
         _fail(f"{path}: is a directory; give a file name for the output")
     _check_directory_of(path, target)
-    for companion in ("", "-wal", "-shm", "-journal"):
-        if _same_file(target, db + companion):
-            what = (
-                "the database being exported" if not companion else f"the {companion[1:]} file of {redact_location(db)}"
-            )
-            _fail(f"{path}: is {what}; refusing to write it")
-    if classify_location(db) != "postgres" and is_lock_path(db, target):
+    role = database_file_role(db, target)
+    if role == "database":
+        _fail(f"{path}: is the database being exported; refusing to write it")
+    if role == "lock":
         _fail(f"{path}: is a lock file of {redact_location(db)}; refusing to write it")
+    if role is not None:
+        _fail(f"{path}: is the {role} file of {redact_location(db)}; refusing to write it")
     if not os.path.lexists(target):
         return target
     try:
-        with open(target, "rb") as f:
-            is_sqlite = f.read(16) == b"SQLite format 3\x00"
+        is_sqlite = is_sqlite_file(target)
     except OSError as exc:
         _fail(f"{path}: cannot read: {exc.strerror or exc}")
     if is_sqlite:

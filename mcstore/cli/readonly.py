@@ -8,26 +8,22 @@ read-only tool must not). ``stats`` and ``export`` read through a
 backend): one consistent snapshot per namespace, streamed in batches, so that memory stays
 flat whatever the history size, and a store can keep writing meanwhile.
 
-The SQLite helpers for the writing commands' checks (:func:`connect_readonly` and friends)
-live in :mod:`mcstore.backends.sqlite_read`, and are importable from here too.
-
-Every failure is a :class:`~mcstore.LocationError` naming the file and what is wrong with it.
+What is particular to SQLite (the writing commands' check of their target, the demo's
+``PRAGMA quick_check``) is behind :mod:`mcstore.backends`' own API
+(:func:`~mcstore.backends.check_write_target`, :meth:`~mcstore.backends.Reader.check_integrity`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import sqlite3
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from ..backends import Snapshot, classify_location
-from ..backends.sqlite_read import check_sqlite_file, connect_readonly, table_names
+from ..backends import Snapshot
 from ..codec import decode_result
-from ..errors import DecodeError, LocationError
+from ..errors import DecodeError
 from ..model import PaymentResult
 
 __all__ = [
@@ -35,13 +31,7 @@ __all__ = [
     "NamespaceStats",
     "OnBadRow",
     "OnRows",
-    "check_sqlite_file",
-    "check_write_target",
-    "connect_readonly",
-    "namespace_keys",
     "namespace_stats",
-    "namespaces",
-    "quick_check",
     "stream_results",
 ]
 
@@ -53,60 +43,6 @@ OnBadRow = Callable[[bytes, DecodeError], None]
 
 OnRows = Callable[[int], None]
 """Called with the number of rows read (decodable or not) after each batch."""
-
-def quick_check(conn: sqlite3.Connection) -> list[str]:
-    """Run ``PRAGMA quick_check``; return its complaints (empty when the file is sound).
-
-    Reads every page of the database once; writes nothing. An error that stops the check
-    itself (say, a damaged schema) is returned as the only complaint.
-    """
-    try:
-        rows = conn.execute("PRAGMA quick_check").fetchall()
-    except sqlite3.Error as exc:
-        return [f"quick_check could not run: {exc}"]
-    messages = [str(row[0]) for row in rows]
-    return [] if messages == ["ok"] else messages
-
-
-def check_write_target(path: str) -> None:
-    """Check that a writing command may open ``path`` with a store.
-
-    The store creates its tables in any SQLite file it is given. That is right for a new or
-    empty database, and for an mcstore database; for any other database (say lnd's own
-    ``channel.sqlite``, passed by mistake) it would be vandalism, so this refuses it. Raises
-    :class:`~mcstore.LocationError`; writes nothing. A ``postgresql://`` URL passes: the store
-    creates its tables only in the schema the URL chooses, beside whatever else is there. A
-    location that is not durable storage raises :class:`~mcstore.backends.InvalidLocation`
-    (:func:`~mcstore.backends.classify_location`).
-    """
-    if classify_location(path) == "postgres":
-        return
-    if not check_sqlite_file(path):
-        directory = os.path.dirname(path) or "."
-        if not os.path.isdir(directory):
-            raise LocationError(path, f"directory {directory!r} does not exist")
-        return
-    if os.path.getsize(path) == 0:
-        return
-    conn = connect_readonly(path)
-    try:
-        tables = table_names(conn)
-    except sqlite3.Error as exc:
-        raise LocationError(path, f"cannot read: {exc}") from None
-    finally:
-        conn.close()
-    if tables and "mc_results" not in tables:
-        raise LocationError(
-            path, f"not an mcstore database (tables: {', '.join(tables)}); refusing to write to it"
-        )
-
-
-def namespaces(conn: sqlite3.Connection) -> list[str]:
-    """Every namespace that has rows or a recorded count, sorted."""
-    rows = conn.execute(
-        "SELECT namespace FROM mc_results UNION SELECT namespace FROM mc_namespaces ORDER BY 1"
-    ).fetchall()
-    return [str(row[0]) for row in rows]
 
 
 async def stream_results(
@@ -136,12 +72,6 @@ async def stream_results(
             yield key, value, result
         if len(rows) < batch_size:
             return
-
-
-def namespace_keys(conn: sqlite3.Connection, namespace: str) -> set[bytes]:
-    """The keys stored in ``namespace`` (decoded or not)."""
-    rows = conn.execute("SELECT key FROM mc_results WHERE namespace = ?", (namespace,)).fetchall()
-    return {bytes(row[0]) for row in rows}
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from ..backends import open_reader, redact_location
+from ..backends import check_write_target, open_reader, redact_location, same_file
 from ..model import PaymentResult
 from ..store import StoreStats
 from .common import (
@@ -36,7 +36,6 @@ from .common import (
     _max_records_option,
     _namespace_option,
     _reported,
-    _same_file,
     _stderr,
     _stdout,
     _warn,
@@ -52,9 +51,6 @@ from .ingest import (
     import_results,
 )
 from .lnd_import import read_history
-from .readonly import (
-    check_write_target,
-)
 from .stopping import STOPS
 
 __all__ = ["PROGRESS_MIN_BYTES", "import_", "import_lnd", "reset"]
@@ -244,7 +240,7 @@ def import_lnd(channel_db: str, db: str, namespace: str, max_records: int) -> No
     deduplication and --max-records apply.
     """
     source, target = redact_location(channel_db), redact_location(db)
-    if _same_file(channel_db, db):
+    if same_file(channel_db, db):
         _fail(f"{target}: the target database is lnd's own file; give mcstore a database of its own")
     with _reported(channel_db, namespace):
         history = read_history(channel_db, namespace)
