@@ -1,9 +1,9 @@
 """Case 8, failover: from a primary's death to the store's first successful flush on the new primary.
 
-A primary with a synchronous standby (:mod:`mcstore.pgfailover`, the pair the failover tests
+A primary with a synchronous standby (:mod:`mcstore.testing.pgfailover`, the pair the failover tests
 use), and a store writing at full speed through the pair's multi-host URL
 (``target_session_attrs=read-write``): add 1 to 25 results, ``flush()``, again; a flush that
-fails is tried again after 5 ms (:class:`~mcstore.pgfailover.FullSpeedWriter`). At a random
+fails is tried again after 5 ms (:class:`~mcstore.testing.pgfailover.FullSpeedWriter`). At a random
 moment the primary is killed (``pg_ctl -m immediate stop``), the standby promoted
 (``pg_promote``) and its ``synchronous_standby_names`` emptied, as an HA tool does when no
 synchronous standby is left. Then a new standby is built for the next failover.
@@ -31,7 +31,7 @@ from typing import Final
 import trio
 
 import mcstore
-from mcstore import pgfailover, pgserver
+from mcstore.testing import pgfailover, pgserver
 
 from .common import Config, Figure, Stats, check, make_result
 

@@ -1,6 +1,6 @@
 """Case 8: the PostgreSQL backend, against raw psycopg doing the same writes on the same server.
 
-The section starts its own throwaway server (:mod:`mcstore.pgserver`, the helper the tests use),
+The section starts its own throwaway server (:mod:`mcstore.testing.pgserver`, the helper the tests use),
 or uses ``MCSTORE_PG_DSN``; the store and the raw baseline each get a fresh schema on it. Without
 a server (no PostgreSQL binaries installed, and no ``MCSTORE_PG_DSN``) the section is skipped
 with a note: benchmarks report, they do not fail for a missing optional server.
@@ -28,7 +28,8 @@ from typing import Final
 import trio
 
 import mcstore
-from mcstore import PaymentResult, pgserver
+from mcstore import PaymentResult
+from mcstore.testing import pgserver
 
 from . import cases_failover
 from .common import (

@@ -15,11 +15,11 @@ import trio.testing
 from hypothesis import HealthCheck, settings
 from shutdown_checks import StorePlace
 
-from mcstore import pgfailover, pgserver
 from mcstore.backends import Backend, MemoryBackend, MemoryDatabase, PostgresBackend, SQLiteBackend
 from mcstore.backends._lock import lock_path_for
-from mcstore.pgfailover import ReplicatedPair
-from mcstore.pgserver import PostgresServer
+from mcstore.testing import pgfailover, pgserver
+from mcstore.testing.pgfailover import ReplicatedPair
+from mcstore.testing.pgserver import PostgresServer
 
 # "ci" is bounded so the suite stays within minutes on 2 cores; "thorough" runs 20x more
 # examples (select it with HYPOTHESIS_PROFILE=thorough); "dev" is hypothesis' default.
@@ -138,7 +138,7 @@ def _no_server(exc: pgserver.ServerUnavailable, advice: str) -> NoReturn:
 
 @pytest.fixture(scope="module")
 def pg_pair() -> Iterator[ReplicatedPair]:
-    """A primary and a synchronous standby (:mod:`mcstore.pgfailover`), for a module's failover
+    """A primary and a synchronous standby (:mod:`mcstore.testing.pgfailover`), for a module's failover
     tests. Always started here (``MCSTORE_PG_DSN`` does not apply); skipped or failed as
     :func:`pg_server` without the server's binaries."""
     try:

@@ -56,8 +56,8 @@ from mcstore.model import (
     U64_MAX,
     UNKNOWN_NEXT_PEER,
 )
-from mcstore.pgserver import PostgresServer, scratch_schema
 from mcstore.testing import FaultyBackend, MemoryBackend
+from mcstore.testing.pgserver import PostgresServer, scratch_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 START_NS = 1_700_000_000 * 1_000_000_000

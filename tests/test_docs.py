@@ -19,7 +19,7 @@ from shutdown_checks import child_env, sqlite_results
 
 import mcstore
 import mcstore.mission
-from mcstore import pgserver
+from mcstore.testing import pgserver
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

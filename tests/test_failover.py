@@ -1,6 +1,6 @@
 """PostgreSQL failover: a primary with a synchronous standby, killed mid-run, the standby promoted.
 
-The pair comes from :mod:`mcstore.pgfailover` (the module fixture ``pg_pair`` in ``conftest.py``:
+The pair comes from :mod:`mcstore.testing.pgfailover` (the module fixture ``pg_pair`` in ``conftest.py``:
 Debian's binaries, two servers on loopback, ``synchronous_standby_names = '*'``); the store writes
 through its multi-host URL with ``target_session_attrs=read-write``, so a reconnect finds the new
 primary. Each test gets a fresh schema on a healthy pair (a primary and its synchronous standby).
@@ -38,8 +38,8 @@ from mcstore import FlushError, PostgresBackend, open_store
 from mcstore.backends import postgres
 from mcstore.backends._pgha import ReplicationState
 from mcstore.cli import cli
-from mcstore.pgfailover import FullSpeedWriter, ReplicatedPair
-from mcstore.pgserver import scratch_schema, with_search_path
+from mcstore.testing.pgfailover import FullSpeedWriter, ReplicatedPair
+from mcstore.testing.pgserver import scratch_schema, with_search_path
 
 FAILOVERS = 5
 BUDGET = 120.0  # real seconds for a whole test: a hang fails instead of stalling CI

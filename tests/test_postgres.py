@@ -38,8 +38,8 @@ from mcstore import (
 )
 from mcstore.backends import SQLiteBackend, backend_for_path, open_reader
 from mcstore.backends.postgres import SCHEMA_VERSION, namespace_lock_key
-from mcstore.pgserver import PostgresServer, scratch_schema
 from mcstore.testing import FaultyBackend, MemoryBackend
+from mcstore.testing.pgserver import PostgresServer, scratch_schema
 
 BUDGET = 60.0  # real seconds: a hang fails the test instead of stalling CI
 
@@ -389,7 +389,7 @@ async def test_connection_terminated_during_an_inflight_flush_loses_and_duplicat
 
 async def test_server_restart_in_the_middle_of_a_run_loses_nothing(pg_server: PostgresServer, pg_dsn: str) -> None:
     if not pg_server.can_restart:
-        pytest.skip(f"needs a server started by the tests to restart it, not {mcstore.pgserver.DSN_ENV}")
+        pytest.skip(f"needs a server started by the tests to restart it, not {mcstore.testing.pgserver.DSN_ENV}")
     backend = PostgresBackend(pg_dsn)
     acknowledged: list[int] = []
     failures = 0

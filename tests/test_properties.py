@@ -59,9 +59,9 @@ from strategies import payment_failures, routes
 from mcstore import FlushError, PostgresBackend, SQLiteBackend, StoreBusy, StoreClosed, open_store
 from mcstore.backends import Backend, FetchOutcome, FlushOutcome, Snapshot
 from mcstore.model import U64_MAX, PaymentResult
-from mcstore.pgserver import PostgresServer, scratch_schema
 from mcstore.store import MAX_RETRY_BACKOFF, MissionControlStore, StoreState
 from mcstore.testing import FaultyBackend, MemoryBackend, MemoryDatabase, StoreModel
+from mcstore.testing.pgserver import PostgresServer, scratch_schema
 
 T = TypeVar("T")
 

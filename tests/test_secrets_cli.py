@@ -31,7 +31,7 @@ from test_location import assert_hidden, closed_port
 from mcstore import encode_result
 from mcstore.cli import cli
 from mcstore.cli.demo import simulate
-from mcstore.pgserver import PostgresServer
+from mcstore.testing.pgserver import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Zq7#Kx@v/W9%Rm?p:Lj&t=Hn 'B\\Y"

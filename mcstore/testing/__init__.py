@@ -1,6 +1,6 @@
 """Test support: fault injection through the backend seam, an in-Trio backend, and checks.
 
-This module is the supported extension point for testing code that uses mcstore, including
+This package is the supported extension point for testing code that uses mcstore, including
 code that wraps :class:`~mcstore.MissionControlStore`. Everything here goes through public
 seams (the :class:`~mcstore.backends.Backend` protocol and the store's public API); nothing
 patches the store's internals.
@@ -27,6 +27,10 @@ behind: all in, or all out.
 :class:`StoreModel` is a plain-Python model of what a namespace must hold, and
 :func:`live_store_tasks` finds the store's tasks in the running task tree, so that a test can
 prove that a closed store left nothing running.
+
+Throwaway PostgreSQL servers, for the tests and benchmarks of the PostgreSQL backend, are in
+its modules :mod:`mcstore.testing.pgserver` (one server, or ``MCSTORE_PG_DSN``) and
+:mod:`mcstore.testing.pgfailover` (a primary with a synchronous standby, and failovers).
 """
 
 from __future__ import annotations
@@ -37,11 +41,11 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import trio
 
-from . import store as _store_module
-from .backends.base import Backend, FetchOutcome, FlushOutcome, Snapshot
-from .backends.memory import MemoryBackend, MemoryDatabase
-from .errors import StoreError
-from .model import PaymentResult
+from .. import store as _store_module
+from ..backends.base import Backend, FetchOutcome, FlushOutcome, Snapshot
+from ..backends.memory import MemoryBackend, MemoryDatabase
+from ..errors import StoreError
+from ..model import PaymentResult
 
 __all__ = [
     "FaultyBackend",

@@ -1,6 +1,6 @@
 """A throwaway PostgreSQL primary with a synchronous standby, and failovers, for tests and benchmarks.
 
-The sibling of :mod:`mcstore.pgserver` (whose binaries, ``runuser`` rule and port helper it
+The sibling of :mod:`mcstore.testing.pgserver` (whose binaries, ``runuser`` rule and port helper it
 uses) for high-availability tests::
 
     with replicated_pair() as pair:      # raises ServerUnavailable, with a reason, if it cannot
@@ -11,7 +11,7 @@ uses) for high-availability tests::
 
 Each server is Debian's ``initdb``/``pg_ctl`` in its own new directory under ``/tmp``, on its
 own free loopback port, run as the ``postgres`` user through ``runuser`` when run as root
-(see :mod:`mcstore.pgserver`). The standby is a ``pg_basebackup -R -X stream`` of the primary,
+(see :mod:`mcstore.testing.pgserver`). The standby is a ``pg_basebackup -R -X stream`` of the primary,
 streaming from it; the primary names it in ``synchronous_standby_names = '*'``, so a commit
 returns only once the standby has flushed it (``synchronous_commit = on``): an acknowledged
 commit survives the primary's death.
@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from .errors import FlushError
+from ..errors import FlushError
 from .pgserver import (
     _DATABASE,
     _USER,
@@ -74,8 +74,8 @@ from .pgserver import (
 if TYPE_CHECKING:
     from psycopg import Connection
 
-    from .model import PaymentResult
-    from .store import MissionControlStore
+    from ..model import PaymentResult
+    from ..store import MissionControlStore
 
 __all__ = ["FailoverTimes", "FullSpeedWriter", "ReplicatedPair", "ServerNode", "replicated_pair"]
 
