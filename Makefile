@@ -15,7 +15,7 @@ CORE_SOURCES := mcstore/model.py mcstore/codec.py setup.py
 $(STAMP): pyproject.toml $(CORE_SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench,dev,docs]'
+	$(BIN)/python -m pip install --quiet -e '.[cli,test,bench,dev,docs]'
 	$(BIN)/mcstore --version
 	touch $(STAMP)
 

@@ -8,6 +8,8 @@ Start with :func:`open_store`::
 
 from __future__ import annotations
 
+from importlib.metadata import version as _installed_version
+
 # First: chooses the compiled or the pure core before anything below imports it. COMPILED is
 # True when the compiled core (model and codec, built by mypyc) is in use; False for pure
 # Python (no compiler at install time, or MCSTORE_PURE=1). `mcstore --version` prints it.
@@ -29,7 +31,8 @@ from .store import (
     open_store,
 )
 
-__version__ = "0.1.0"
+__version__: str = _installed_version("mcstore")
+"""The installed distribution's version: pyproject.toml holds the one source of it."""
 
 __all__ = [
     "COMPILED",

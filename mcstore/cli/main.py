@@ -38,7 +38,7 @@ from .mission_cmds import querymc, queryprob
 from .read_cmds import export, stats
 from .write_cmds import import_, import_lnd, reset
 
-__all__ = ["cli", "main"]
+__all__ = ["cli"]
 
 
 # -- the group and its commands ----------------------------------------------------------------
@@ -69,7 +69,3 @@ def cli(verbose: int) -> None:
 for _command in (demo, stats, export, import_, import_lnd, reset, querymc, queryprob, eval_, fit_):
     cli.add_command(_command)
 
-
-def main() -> None:
-    """Run the ``mcstore`` command (the console script's entry point)."""
-    cli()
