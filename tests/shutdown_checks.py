@@ -22,14 +22,17 @@ import trio.testing
 import mcstore
 from mcstore.backends._thread import THREAD_NAME_PREFIX
 from mcstore.codec import decode_result
-from mcstore.model import PaymentResult, Route
+from mcstore.model import PaymentResult
 from mcstore.store import STOPPED_MESSAGE, STOPPING_MESSAGE
 from mcstore.testing import live_store_tasks
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(mcstore.__file__)))
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS_DIR = os.path.join(TESTS_DIR, "scripts")
+"""The programs the tests run as child processes."""
 
-PUBKEY = b"\x02" + b"\x11" * 32
+LOCKED_STATUS = 3
+"""The exit status of ``scripts/open_probe.py`` when the namespace was locked."""
 
 REOPEN_WITHIN = 1.0
 """Seconds within which a killed holder's namespace must open again: at once on SQLite (the
@@ -56,17 +59,6 @@ async def reopen_after_kill(path: str, **options: Any) -> AsyncIterator[mcstore.
                 await trio.sleep(0.01)
         yield store
 
-
-def make_result(
-    id: int, time_reply_ns: int | None = None, *, pubkey: bytes = PUBKEY, time_fwd_ns: int = 1
-) -> PaymentResult:
-    """A small valid result whose key is (``time_reply_ns``, ``id``, ``pubkey``)."""
-    return PaymentResult(
-        id=id,
-        time_fwd_ns=time_fwd_ns,
-        time_reply_ns=id * 1000 if time_reply_ns is None else time_reply_ns,
-        route=Route(source_pubkey=pubkey, total_amount_msat=1000 + id, hops=()),
-    )
 
 
 class _InFlight(Protocol):
@@ -161,9 +153,10 @@ def sqlite_integrity(path: str | os.PathLike[str]) -> str:
 
 
 def child_env() -> dict[str, str]:
-    """The environment for a helper process: this checkout importable, output unbuffered."""
+    """The environment for a helper process: this checkout and the tests' modules (for the
+    scripts' shared helpers) importable, output unbuffered."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, TESTS_DIR, env.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

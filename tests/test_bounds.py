@@ -14,8 +14,8 @@ import psycopg
 import pytest
 import trio
 import trio.testing
+from backend_fixtures import BackendFactory
 from click.testing import CliRunner, Result
-from conftest import BackendFactory
 from factories import SOURCE, result
 from lnd_fixture import build_channel_db
 

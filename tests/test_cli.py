@@ -1077,14 +1077,14 @@ class _Lines:
 
 
 def _start(*args: str, pause_after_open: bool = False) -> subprocess.Popen[str]:
-    """``mcstore ARGS`` in a child; with ``pause_after_open``, through ``paused_cli.py`` (resume
+    """``mcstore ARGS`` in a child; with ``pause_after_open``, through ``scripts/paused_cli.py`` (resume
     it with ``_resume``)."""
 
     def child_setup() -> None:
         # A child of a non-interactive shell may inherit SIGINT as ignored.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-    command = [str(Path(__file__).with_name("paused_cli.py"))] if pause_after_open else ["-m", "mcstore"]
+    command = [str(Path(__file__).parent / "scripts" / "paused_cli.py")] if pause_after_open else ["-m", "mcstore"]
     return subprocess.Popen(
         [sys.executable, *command, *args],
         stdin=subprocess.PIPE if pause_after_open else None,

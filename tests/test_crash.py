@@ -1,6 +1,6 @@
 """Crash consistency with real processes: SIGKILL a writer at random moments, lose nothing.
 
-A writer subprocess (``crash_writer.py``) adds and flushes continuously with a tiny
+A writer subprocess (``scripts/crash_writer.py``) adds and flushes continuously with a tiny
 ``flush_interval``, and prints the highest id after each ``flush()`` returns: an
 acknowledgement. The test kills it with SIGKILL at random moments (during start-up, opening,
 adding, or inside a commit; every other run only once the writer has acknowledged a random
@@ -28,10 +28,10 @@ import sys
 
 import pytest
 import trio
-from crash_writer import result_for
-from shutdown_checks import TESTS_DIR, StorePlace, child_env, reopen_after_kill
+from factories import result_for
+from shutdown_checks import SCRIPTS_DIR, StorePlace, child_env, reopen_after_kill
 
-WRITER = os.path.join(TESTS_DIR, "crash_writer.py")
+WRITER = os.path.join(SCRIPTS_DIR, "crash_writer.py")
 KILLS = 12
 MAX_RECORDS = 300
 WRITING_RUNS = KILLS // 2 - 1

@@ -30,7 +30,7 @@ import psycopg
 import pytest
 import trio
 from click.testing import CliRunner
-from crash_writer import result_for
+from factories import result_for
 from shutdown_checks import StorePlace, assert_nothing_running, pg_integrity, pg_results, reopen_after_kill
 from test_crash import Writer, check_after_crash
 

@@ -16,12 +16,12 @@ import random
 import sqlite3
 from typing import Any
 
+import factories
 import pytest
 import trio
 import trio.testing
 from shutdown_checks import (
     assert_nothing_running,
-    make_result,
     record_store_log,
     sqlite_integrity,
     sqlite_results,
@@ -44,7 +44,7 @@ class Boom(Exception):
 
 
 def results(first: int, count: int) -> list[PaymentResult]:
-    return [make_result(i) for i in range(first, first + count)]
+    return [factories.result(i) for i in range(first, first + count)]
 
 
 def memory_store_backend(database: MemoryDatabase | None = None, **faults: Any) -> FaultyBackend:
@@ -146,7 +146,7 @@ async def test_flush_that_always_fails(autojump_clock: trio.testing.MockClock, e
         assert database.results() == durable
         assert_nothing_running(backend)
         with pytest.raises(StoreClosed):
-            store.add_result(make_result(99))
+            store.add_result(factories.result(99))
     log.assert_ticker_stopped()
 
 
@@ -399,7 +399,7 @@ async def test_interrupted_caller_flush_is_retried_by_the_ticker(
     for attempt in range(30):
         database = MemoryDatabase()
         backend = memory_store_backend(database)
-        result = make_result(attempt + 1)
+        result = factories.result(attempt + 1)
         with trio.fail_after(VIRTUAL_BUDGET), record_store_log():
             async with open_store(backend, flush_interval=1.0, max_pending=1) as store:
                 if interruption == "fails":
@@ -416,7 +416,7 @@ async def test_interrupted_caller_flush_is_retried_by_the_ticker(
                 await trio.sleep(1000.0)  # the backend is healthy again: the ticker retries
                 assert store.stats().pending == 0, f"attempt {attempt}: result never retried"
                 assert database.results() == [result]
-                store.add_result(make_result(1000 + attempt))  # not wedged at max_pending
+                store.add_result(factories.result(1000 + attempt))  # not wedged at max_pending
 
 
 @pytest.mark.slow
@@ -436,11 +436,11 @@ async def test_close_is_bounded_while_another_connection_holds_the_write_lock(
         with trio.fail_after(REAL_BUDGET):
             with pytest.raises(FlushError):
                 async with open_store(backend, flush_interval=60.0, shutdown_timeout=timeout) as store:
-                    store.add_result(make_result(1))
+                    store.add_result(factories.result(1))
                     other.execute("BEGIN IMMEDIATE")  # e.g. a backup or another namespace's writer
                     exited = trio.current_time()
             elapsed = trio.current_time() - exited
-            assert store.unpersisted == (make_result(1),)
+            assert store.unpersisted == (factories.result(1),)
             assert_nothing_running(backend)
             assert elapsed <= timeout + CLOSE_SLACK, f"close took {elapsed:.2f} s"
     finally:
@@ -453,9 +453,9 @@ async def test_store_busy_is_not_a_fault(autojump_clock: trio.testing.MockClock)
     backend = memory_store_backend(database)
     with trio.fail_after(VIRTUAL_BUDGET):
         async with open_store(backend, flush_interval=1.0, max_pending=1) as store:
-            store.add_result(make_result(1))
+            store.add_result(factories.result(1))
             with pytest.raises(StoreBusy):
-                store.add_result(make_result(2))
-            await store.put(make_result(2))  # waits for the tick to flush the first
+                store.add_result(factories.result(2))
+            await store.put(factories.result(2))  # waits for the tick to flush the first
             assert store.stats().accepted == 2
-        assert database.results() == [make_result(1), make_result(2)]
+        assert database.results() == [factories.result(1), factories.result(2)]

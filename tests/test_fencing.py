@@ -24,11 +24,10 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from backend_fixtures import BackendFactory
 from click.testing import CliRunner
-from conftest import BackendFactory
-from factories import result
-from open_probe import PROBE_RESULT
-from shutdown_checks import TESTS_DIR, StorePlace, child_env, sqlite_results
+from factories import PROBE_RESULT, result
+from shutdown_checks import SCRIPTS_DIR, StorePlace, child_env, sqlite_results
 
 from mcstore import (
     FlushError,
@@ -48,7 +47,7 @@ from mcstore.backends import sqlite as sqlite_backend
 from mcstore.backends._lock import NamespaceLock, legacy_lock_path, lock_path_for
 from mcstore.cli import cli
 
-PROBE = os.path.join(TESTS_DIR, "open_probe.py")
+PROBE = os.path.join(SCRIPTS_DIR, "open_probe.py")
 BUDGET = 60.0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from conftest import BackendFactory
+from backend_fixtures import BackendFactory
 from factories import result
 from shutdown_checks import REPO_ROOT, child_env, sqlite_results
 

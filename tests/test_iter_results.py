@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from conftest import BackendFactory
+from backend_fixtures import BackendFactory
 from factories import failed, result
 from hypothesis import given
 from hypothesis import strategies as st

@@ -14,15 +14,16 @@ import os
 import sys
 import time
 
+import factories
 import pytest
 import trio
-from open_probe import LOCKED_STATUS, PROBE_RESULT
-from shutdown_checks import TESTS_DIR, StorePlace, child_env, make_result, reopen_after_kill
+from factories import PROBE_RESULT
+from shutdown_checks import LOCKED_STATUS, SCRIPTS_DIR, StorePlace, child_env, reopen_after_kill
 from test_crash import Writer
 
 from mcstore import StoreLocked, open_store
 
-PROBE = os.path.join(TESTS_DIR, "open_probe.py")
+PROBE = os.path.join(SCRIPTS_DIR, "open_probe.py")
 AT_ONCE = 1.0
 """Seconds within which a refused open must come back (well under SQLite's 5 s busy timeout),
 and within which a killed holder's namespace must open again."""
@@ -38,7 +39,7 @@ async def run_probe(path: str, namespace: str) -> tuple[int, str]:
 @pytest.mark.slow
 async def test_another_process_is_refused_the_namespace_this_one_holds(store_place: StorePlace) -> None:
     path = store_place.path
-    mine = [make_result(i) for i in range(1, 6)]
+    mine = [factories.result(i) for i in range(1, 6)]
     with trio.fail_after(60):
         async with open_store(path, namespace="alpha", flush_interval=60.0) as store:
             for result in mine[:3]:
@@ -63,7 +64,7 @@ async def test_another_process_is_refused_the_namespace_this_one_holds(store_pla
 @pytest.mark.slow
 async def test_this_process_is_refused_a_namespace_another_process_writes(store_place: StorePlace) -> None:
     path = store_place.path
-    mine = [make_result(i) for i in range(1, 21)]
+    mine = [factories.result(i) for i in range(1, 21)]
     with trio.fail_after(60):
         writer = await Writer.start(path, 1, 0, namespace="alpha")
         try:

@@ -20,8 +20,7 @@ from collections.abc import Callable, Sequence
 import psycopg
 import pytest
 import trio
-from crash_writer import result_for
-from factories import failed, result
+from factories import failed, result, result_for
 from shutdown_checks import StorePlace, pg_integrity, pg_results
 from test_crash import Writer, check_after_crash
 

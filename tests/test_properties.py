@@ -48,12 +48,13 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
+import factories
 import pytest
 import trio
 import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shutdown_checks import assert_nothing_running, make_result, pg_results, record_store_log, sqlite_results
+from shutdown_checks import assert_nothing_running, pg_results, record_store_log, sqlite_results
 from strategies import payment_failures, routes
 
 from mcstore import FlushError, PostgresBackend, SQLiteBackend, StoreBusy, StoreClosed, open_store
@@ -560,7 +561,7 @@ class StoreMachine:
                 assert unpersisted
         # A closed store refuses work.
         with pytest.raises(StoreClosed):
-            store.add_result(make_result(1))
+            store.add_result(factories.result(1))
         self.expected_after_close = expected
 
     # -- one example -------------------------------------------------------------------------

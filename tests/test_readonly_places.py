@@ -3,7 +3,7 @@
 Root ignores file permissions, and the tests run as root here; so the commands run in a child
 process without root's power to override them (``setpriv`` drops ``CAP_DAC_OVERRIDE`` and its
 kin from the bounding set: uid 0 then obeys the permission bits of the files it owns, as any
-user does). ``powerless_cli.py`` runs them all in one child, and first the test checks that the
+user does). ``scripts/powerless_cli.py`` runs them all in one child, and first the test checks that the
 child really cannot write a read-only file.
 """
 
@@ -26,7 +26,7 @@ import pytest
 import trio
 import trio.testing
 from factories import PEER, SOURCE, failed, result
-from shutdown_checks import TESTS_DIR, child_env
+from shutdown_checks import SCRIPTS_DIR, child_env
 
 from mcstore import FlushError, StoreError, encode_result, open_store
 from mcstore.backends import open_reader, sqlite_read
@@ -34,7 +34,7 @@ from mcstore.cli.export import result_to_json_line
 from mcstore.cli.ingest import store_all
 from mcstore.testing import FaultyBackend, MemoryBackend
 
-HELPER = os.path.join(TESTS_DIR, "powerless_cli.py")
+HELPER = os.path.join(SCRIPTS_DIR, "powerless_cli.py")
 DROPPED = "-dac_override,-dac_read_search,-fowner,-linux_immutable"
 """Root's capabilities that override file permissions (and file attributes)."""
 RESULTS = [result(1), failed(2), result(3)]
@@ -50,7 +50,7 @@ def powerless(argv: list[str]) -> list[str]:
 
 
 def run_powerless(commands: list[list[str]], probe: Path) -> list[dict[str, Any]]:
-    """Run ``commands`` (see powerless_cli.py) in one child without root's powers; also check
+    """Run ``commands`` (see scripts/powerless_cli.py) in one child without root's powers; also check
     that the child cannot append to ``probe``, a read-only file."""
     check = [sys.executable, "-c", f"open({str(probe)!r}, 'a')"]
     denied = subprocess.run(powerless(check), capture_output=True, text=True, timeout=60)

@@ -33,10 +33,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import factories
 import pytest
 import trio
 import trio.testing
-from shutdown_checks import assert_nothing_running, make_result, record_store_log, sqlite_integrity
+from shutdown_checks import assert_nothing_running, record_store_log, sqlite_integrity
 
 from mcstore import FlushError, MissionControlStore, StoreClosed, open_store
 from mcstore.model import PaymentResult
@@ -128,7 +129,7 @@ async def test_stop_signalled_before_the_ticker_starts_waiting(autojump_clock: t
         for attempt in range(ATTEMPTS):
             database = MemoryDatabase()
             backend = MemoryBackend(database)
-            accepted = [make_result(attempt + 1)] if attempt % 6 else []
+            accepted = [factories.result(attempt + 1)] if attempt % 6 else []
             with record_store_log() as log:
                 async with open_store(backend, flush_interval=1.0, shutdown_timeout=5.0) as store:
                     probe.reset()
@@ -171,7 +172,7 @@ async def test_stop_during_the_timer_drain(autojump_clock: trio.testing.MockCloc
         for attempt in range(ATTEMPTS):
             database = MemoryDatabase()
             backend = MemoryBackend(database)
-            accepted = [make_result(attempt + 1)]
+            accepted = [factories.result(attempt + 1)]
             with record_store_log() as log:
                 async with open_store(backend, flush_interval=NS, shutdown_timeout=5.0) as store:
                     store.add_result(accepted[0])
@@ -210,7 +211,7 @@ async def test_stop_with_an_empty_queue(autojump_clock: trio.testing.MockClock, 
     # Here: close returns at once, writes nothing, and leaves nothing running.
     database = MemoryDatabase()
     backend = MemoryBackend(database)
-    accepted = [make_result(1), make_result(2)]
+    accepted = [factories.result(1), factories.result(2)]
     with trio.fail_after(BUDGET), record_store_log() as log:
         async with open_store(backend, flush_interval=1.0, shutdown_timeout=5.0) as store:
             if emptied != "never used":
@@ -256,7 +257,7 @@ async def test_stop_with_a_flush_in_flight(autojump_clock: trio.testing.MockCloc
             await release.wait()
 
     backend = FaultyBackend(MemoryBackend(database), before_flush=hold)
-    first, queued = [make_result(1), make_result(2)], [make_result(3), make_result(4)]
+    first, queued = [factories.result(1), factories.result(2)], [factories.result(3), factories.result(4)]
     timeout = 5.0
 
     async def release_later(seconds: float) -> None:
@@ -303,7 +304,7 @@ async def test_stop_at_the_exact_tick(autojump_clock: trio.testing.MockClock, in
         for attempt in range(ATTEMPTS):
             database = MemoryDatabase()
             backend = MemoryBackend(database)
-            accepted = [make_result(attempt + 1), make_result(attempt + 1000)]
+            accepted = [factories.result(attempt + 1), factories.result(attempt + 1000)]
             with record_store_log() as log:
                 async with open_store(backend, flush_interval=interval, shutdown_timeout=5.0) as store:
                     store.add_result(accepted[0])
@@ -341,7 +342,7 @@ async def test_stop_with_a_caller_flush_in_flight(autojump_clock: trio.testing.M
     # flush lock before closing the backend.
     database = MemoryDatabase()
     backend = FaultyBackend(MemoryBackend(database), hang=True)
-    result = make_result(1)
+    result = factories.result(1)
     timeout = 1.0
     raised: list[BaseException] = []
     with trio.fail_after(BUDGET):
@@ -389,7 +390,7 @@ async def test_stop_with_a_caller_flush_in_flight_sqlite(tmp_path: os.PathLike[s
         async with trio.open_nursery() as outer:
             try:
                 async with open_store(path, flush_interval=60.0, shutdown_timeout=timeout) as store:
-                    store.add_result(make_result(1))
+                    store.add_result(factories.result(1))
                     outer.start_soon(_flush_quietly, store)
                     await trio.sleep(0.2)  # that flush's INSERT is running its trigger
                     exited = time.monotonic()

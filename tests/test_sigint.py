@@ -1,6 +1,6 @@
 """Ctrl-C in a library program: real processes, SIGINT at random moments (issue 10 §1).
 
-Each round starts ``sigint_child.py`` (a program written like the README's example), waits for
+Each round starts ``scripts/sigint_child.py`` (a program written like the README's example), waits for
 its ``ready``, sleeps a random delay, and sends SIGINT; the child is busy adding results, waiting
 in ``put``, or sleeping and flushing, under plain ``trio.run`` or with
 ``restrict_keyboard_interrupt_to_checkpoints=True``. The database is healthy, so each round must
@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shutdown_checks import TESTS_DIR, child_env, sqlite_integrity
+from shutdown_checks import SCRIPTS_DIR, child_env, sqlite_integrity
 
-CHILD = os.path.join(TESTS_DIR, "sigint_child.py")
+CHILD = os.path.join(SCRIPTS_DIR, "sigint_child.py")
 MODES = ("busy", "put", "sleep")
 FLAGS = (False, True)  # restrict_keyboard_interrupt_to_checkpoints
 SIGINT_ROUNDS = {"ci": 12, "thorough": 240, "dev": 24}
@@ -102,7 +102,7 @@ def run_round(directory: Path, number: int, seed: int) -> dict[str, Any]:
 
 def check(report: dict[str, Any]) -> list[str]:
     """What is wrong with one round's outcome (empty when it kept every guarantee)."""
-    from crash_writer import result_for
+    from factories import result_for
 
     where = f"round {report['number']} ({report['mode']}, restrict={report['restrict']}, delay={report['delay']:.3f})"
     problems: list[str] = []

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import trio
 import trio.testing
-from conftest import BackendFactory
+from backend_fixtures import BackendFactory
 from factories import failed, result
 
 import mcstore

@@ -14,7 +14,7 @@ saying how: the exception's type, the store's ``accepted`` count and state, the 
 ``store.unpersisted``, and how many ids the loop counted as added. The parent sends SIGINT at a
 random moment after ``ready`` and checks that line against the database.
 
-Results are :func:`crash_writer.result_for` of consecutive ids from FIRST_ID, so the parent can
+Results are ``factories.result_for`` of consecutive ids from FIRST_ID, so the parent can
 rebuild every row.
 """
 
@@ -27,7 +27,7 @@ import traceback
 from typing import Any
 
 import trio
-from crash_writer import result_for
+from factories import result_for
 
 from mcstore import MissionControlStore, StoreBusy, open_store
 

@@ -12,7 +12,7 @@ random moments and checks what the storage holds. A failed ``flush()`` ends the 
 ``--keep-going`` (for a failover: the flush is tried again, and its results are acknowledged
 with the next one that returns).
 
-Results are a pure function of their id (:func:`result_for`), with keys increasing with the id,
+Results are a pure function of their id (``factories.result_for``), with keys increasing with the id,
 so the parent can rebuild and compare every row.
 """
 
@@ -23,31 +23,14 @@ import sys
 import time
 
 import trio
+from factories import result_for
 
 from mcstore import FlushError, open_store
-from mcstore.model import Hop, PaymentFailure, PaymentResult, Route
 
 FLUSH_INTERVAL = 1e-4
 RETRY_PAUSE = 0.005
 """Seconds between a failed flush and the next try with ``--keep-going`` (not to spin on a server
 that is not there yet)."""
-SOURCE = b"\x02" + b"\x5a" * 32
-HOP = b"\x03" + b"\xa5" * 32
-
-
-def result_for(id: int) -> PaymentResult:
-    """The result with attempt id ``id``: its key sorts by ``id``."""
-    return PaymentResult(
-        id=id,
-        time_fwd_ns=1_700_000_000_000_000_000 + id * 1000,
-        time_reply_ns=1_700_000_000_000_000_500 + id * 1000,
-        route=Route(
-            source_pubkey=SOURCE,
-            total_amount_msat=1000 + id,
-            hops=(Hop(channel_id=id, pubkey=HOP, amount_to_forward_msat=1000 + id),),
-        ),
-        failure=None if id % 3 else PaymentFailure(source_index=1, message=b"\x10\x07" + id.to_bytes(8, "big")),
-    )
 
 
 async def write(path: str, first: int, max_records: int, namespace: str, keep_going: bool) -> None:

@@ -13,17 +13,10 @@ import sys
 import time
 
 import trio
+from factories import PROBE_RESULT
+from shutdown_checks import LOCKED_STATUS
 
 from mcstore import StoreLocked, open_store
-from mcstore.model import PaymentResult, Route
-
-LOCKED_STATUS = 3
-PROBE_RESULT = PaymentResult(
-    id=7,
-    time_fwd_ns=1,
-    time_reply_ns=2,
-    route=Route(source_pubkey=b"\x03" + b"\x77" * 32, total_amount_msat=1, hops=()),
-)
 
 
 async def probe(path: str, namespace: str) -> int:
