@@ -82,7 +82,7 @@ raises :class:`~mcstore.StoreBusy`."""
 MAX_RETRY_BACKOFF: Final = 30.0
 """The longest wait, in seconds, before retrying a failed flush (also when ``flush_interval`` is longer)."""
 
-_ENCODE_CHUNK: Final = 256  # about 1 ms of encoding between two checkpoints of the intake
+_ENCODE_CHUNK: Final = 256  # results encoded between two checkpoints of the intake: a short stretch without one
 
 T = TypeVar("T")
 
@@ -152,7 +152,8 @@ class MissionControlStore:
         self._state = StoreState.OPEN
         # Accepted results not yet moved to the batch, oldest first. A plain deque, not a Trio
         # memory channel: nothing ever waits on it (the intake is woken by _intake_ready), and
-        # a channel's send_nowait cost add_result ~250 ns (516 -> 265 ns). Touched only from the Trio thread.
+        # a channel's send_nowait would make add_result, the caller's hot path, markedly slower.
+        # Touched only from the Trio thread.
         self._intake: collections.deque[PaymentResult] = collections.deque()
         # Results moved out of the intake queue and not yet in a flush, oldest first.
         self._batch: list[PaymentResult] = []

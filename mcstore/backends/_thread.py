@@ -85,8 +85,8 @@ class _Job(Generic[T]):
 
 GIL_LEND_SECONDS: Final = 50e-6
 """How long a busy event loop sleeps, once per turn, while a call is in flight: the time the
-waiting thread needs to wake and take the GIL (measured: 20 us suffices on this machine; at 50
-us the demo's throughput does not change, within noise)."""
+waiting thread needs to wake and take the GIL, with a margin, yet short enough that the loop's
+own work (the demo's throughput) is not slowed by it."""
 
 GIL_LEND_AFTER: Final = 1e-3
 """A call lends nothing during its first millisecond: most calls end sooner, and a sleep would

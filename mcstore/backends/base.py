@@ -98,8 +98,9 @@ def decode_stored_rows(
 
     On the compiled core each chunk is decoded with the cyclic garbage collector paused
     (:func:`mcstore.codec.decode_rows`, which states why that is safe there and only there):
-    ``fetch_all`` of 100k rows in ``python -m benchmarks --only scale`` took 635 ms before
-    the pause, 306 ms with it. The collector runs between chunks as usual.
+    otherwise the collector would run again and again over the young objects of a large
+    ``fetch_all`` (the benchmarks' ``scale`` case shows the cost). The collector runs between
+    chunks as usual.
     """
     results: list[PaymentResult] = []
     corrupted: list[bytes] = []

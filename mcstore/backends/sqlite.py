@@ -94,8 +94,8 @@ SQLite's oldest limit of 999).
 A flush inserts its rows with multi-row ``INSERT ... VALUES (...), (...)`` statements, not with
 ``executemany``: ``executemany`` runs one statement per row, and the thread gives up the GIL
 around each one. While the Trio thread is busy in Python, taking the GIL back costs up to
-``sys.getswitchinterval()`` (5 ms) each time, so a flush of 1000 rows took seconds (measured:
-2.5 s against 50 ms). A flush now takes the GIL back a few times per chunk, not per row."""
+``sys.getswitchinterval()`` (5 ms) each time, so a flush paid that wait once per row. A flush
+now takes the GIL back a few times per chunk, not per row."""
 
 _PROGRESS_STEPS: Final = 10_000
 """SQLite virtual-machine steps between two calls of the progress handler. Each call needs the
@@ -569,8 +569,8 @@ class SQLiteBackend:
 
         def work() -> FetchOutcome:
             conn = self._connection()
-            # Decoded as the cursor steps, not after a fetchall(): only the results are kept
-            # (100k rows: 306 -> 273 ms in `python -m benchmarks --only scale`).
+            # Decoded as the cursor steps, not after a fetchall(): only the results are kept,
+            # never every row's bytes beside them.
             cursor = conn.execute(
                 "SELECT key, value FROM mc_results WHERE namespace = ? ORDER BY key",
                 (namespace,),
