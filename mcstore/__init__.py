@@ -14,9 +14,9 @@ from importlib.metadata import version as _installed_version
 # True when the compiled core (model and codec, built by mypyc) is in use; False for pure
 # Python (no compiler at install time, or MCSTORE_PURE=1). `mcstore --version` prints it.
 from ._select import COMPILED
-from .backends import Backend, FetchOutcome, FlushOutcome, PostgresBackend, SQLiteBackend
+from .backends import Backend, FetchOutcome, FlushOutcome, LocationError, PostgresBackend, SQLiteBackend
 from .codec import decode_result, encode_result
-from .errors import DecodeError, FlushError, LocationError, StoreBusy, StoreClosed, StoreError, StoreFenced, StoreLocked
+from .errors import DecodeError, FlushError, StoreBusy, StoreClosed, StoreError, StoreFenced, StoreLocked
 from .model import FAILURE_CODE_NAMES, Hop, PaymentFailure, PaymentResult, Route
 from .store import (
     DEFAULT_FLUSH_INTERVAL,

@@ -4,6 +4,10 @@ Every failure that the store itself reports is a :class:`StoreError`, so a calle
 catch them all in one place, and each subclass names what the caller should do next.
 Programming errors in arguments (a wrong type, an out-of-range value) are the usual
 :class:`TypeError` and :class:`ValueError`, with the offending field and value in the message.
+
+The one error about a location, :class:`~mcstore.LocationError`, is defined with the locations
+(:mod:`mcstore.backends.location`), which show it without its password: this module, below
+every other, imports nothing of mcstore.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 __all__ = [
     "DecodeError",
     "FlushError",
-    "LocationError",
     "StoreBusy",
     "StoreClosed",
     "StoreError",
@@ -74,24 +77,3 @@ class FlushError(StoreError):
     normally while some accepted results could not be persisted before ``shutdown_timeout``;
     those results are then in :attr:`~mcstore.MissionControlStore.unpersisted`.
     """
-
-
-class LocationError(StoreError):
-    """A database location that a read-only reader cannot use: missing, not a database, not
-    mcstore's, of a newer schema version, or unreadable.
-
-    Raised by :func:`mcstore.backends.open_reader`, which never creates or repairs anything.
-    ``location`` is the file or server as :func:`~mcstore.backends.redact_location` shows it
-    (never a password), ``problem`` what is wrong with it;
-    the message is ``"<location>: <problem>"``.
-    """
-
-    def __init__(self, location: str, problem: str) -> None:
-        # Imported here: the backends import this module. Whoever raises it passes the
-        # location as given; it is shown without its password.
-        from .backends.location import redact_location
-
-        shown = redact_location(location)
-        super().__init__(f"{shown}: {problem}")
-        self.location = shown
-        self.problem = problem

@@ -37,6 +37,49 @@ def _imports(path: Path, package: str) -> Iterator[tuple[int, str]]:
                 yield node.lineno, f"{module}.{alias.name}"
 
 
+LAYERS = [
+    ("mcstore._select", "mcstore._native", "mcstore.errors"),
+    ("mcstore.model",),
+    ("mcstore.codec",),
+    ("mcstore.backends",),
+    ("mcstore.store",),
+    ("mcstore",),
+    ("mcstore.mission", "mcstore.testing"),
+    ("mcstore.cli",),
+    ("mcstore.__main__",),
+]
+"""The package's layers, bottom first: a module imports only from its own layer or below
+(``testing`` may import anything below ``cli``)."""
+
+
+def _layer(module: str) -> int:
+    """The layer of ``module`` (or of the package that holds it): the longest prefix wins."""
+    best, depth = -1, -1
+    for layer, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and prefix.count(".") > depth:
+                best, depth = layer, prefix.count(".")
+    return best
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_imports_run_one_way_down_the_layers() -> None:
+    # cli -> mission -> store -> backends -> codec -> model: an import back up (errors.py once
+    # imported the backends, lazily, to redact a location) would tie a lower layer to a higher one.
+    upward = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = _module_name(path)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for line, module in _imports(path, package):
+            if module.startswith("mcstore") and _layer(module) > _layer(name):
+                upward.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {name} imports {module}")
+    assert not upward, "\n".join(upward)
+
+
 def _backend_modules() -> set[str]:
     return {f"mcstore.backends.{p.stem}" for p in BACKENDS.glob("*.py") if p.stem != "__init__"}
 

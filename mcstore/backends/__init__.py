@@ -34,6 +34,7 @@ from .foreign import Query, query_readonly
 from .location import (
     SCRUB_FILTER,
     InvalidLocation,
+    LocationError,
     LocationKind,
     classify_location,
     redact_location,
@@ -56,6 +57,7 @@ __all__ = [
     "FileRole",
     "FlushOutcome",
     "InvalidLocation",
+    "LocationError",
     "LocationKind",
     "MemoryBackend",
     "MemoryDatabase",

@@ -13,9 +13,8 @@ import os
 import sqlite3
 from typing import Final, Literal
 
-from ..errors import LocationError
 from ._lock import is_lock_path
-from .location import classify_location
+from .location import LocationError, classify_location
 from .sqlite_read import check_sqlite_file, connect_readonly, table_names
 
 __all__ = ["FileRole", "check_write_target", "database_file_role", "same_file"]

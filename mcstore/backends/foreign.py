@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from typing import Any
 
-from ..errors import LocationError, StoreError
-from .location import classify_location, redact_location
+from ..errors import StoreError
+from .location import LocationError, classify_location, redact_location
 from .sqlite_read import connect_readonly, table_names
 
 __all__ = ["Query", "query_readonly"]

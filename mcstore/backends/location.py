@@ -12,6 +12,8 @@ A *location* is what a caller passes to :func:`mcstore.open_store` or
   not the URL parses, and every ``password=`` / ``sslpassword=`` setting, of a URL's query or of
   a libpq ``key=value`` string. The rest is shown as written (a multi-host URL keeps its hosts
   and ports as given).
+* :class:`LocationError` (a :class:`~mcstore.StoreError`) is a location a reader cannot use,
+  :class:`InvalidLocation` one that mcstore refuses outright; both show it redacted.
 * :func:`scrub_secrets` is the last line of defence for text that mcstore did not write, such as
   a driver's error message that may echo a connection string: it replaces every form of every
   password that mcstore has seen in a location (:func:`remember_secrets`) by ``***``, and
@@ -28,10 +30,13 @@ from collections.abc import Iterable, Iterator
 from typing import Final, Literal, TypeGuard
 from urllib.parse import unquote
 
+from ..errors import StoreError
+
 __all__ = [
     "MASK",
     "POSTGRES_SCHEMES",
     "InvalidLocation",
+    "LocationError",
     "LocationKind",
     "classify_location",
     "is_postgres_url",
@@ -60,6 +65,24 @@ _BAD_PERCENT: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _MIN_FRAGMENT: Final = 4
 """Shortest piece of a password that does not parse which :func:`password_forms` still lists:
 shorter ones would mask common words."""
+
+
+class LocationError(StoreError):
+    """A database location that a read-only reader cannot use: missing, not a database, not
+    mcstore's, of a newer schema version, or unreadable.
+
+    Raised by :func:`mcstore.backends.open_reader`, which never creates or repairs anything.
+    ``location`` is the file or server as :func:`~mcstore.backends.redact_location` shows it
+    (never a password), ``problem`` what is wrong with it;
+    the message is ``"<location>: <problem>"``.
+    """
+
+    def __init__(self, location: str, problem: str) -> None:
+        # Whoever raises it passes the location as given; it is shown without its password.
+        shown = redact_location(location)
+        super().__init__(f"{shown}: {problem}")
+        self.location = shown
+        self.problem = problem
 
 
 class InvalidLocation(ValueError):

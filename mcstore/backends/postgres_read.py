@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 
-from ..errors import LocationError, StoreClosed, StoreError
+from ..errors import StoreClosed, StoreError
 from ._pgconn import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_LOCK_TIMEOUT,
@@ -38,7 +38,7 @@ from ._pgconn import (
 from ._pgha import ReplicationState, replication_state
 from ._snapshot import KeysetSnapshot, OpenSnapshots
 from .base import Row
-from .location import redact_location
+from .location import LocationError, redact_location
 
 if TYPE_CHECKING:
     from psycopg import Connection

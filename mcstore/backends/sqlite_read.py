@@ -27,11 +27,11 @@ from typing import Final, TypeVar
 
 import trio
 
-from ..errors import LocationError, StoreClosed, StoreError
+from ..errors import StoreClosed, StoreError
 from ._snapshot import KeysetSnapshot, OpenSnapshots
 from ._thread import WorkerThread
 from .base import Row
-from .location import redact_location
+from .location import LocationError, redact_location
 
 __all__ = [
     "SQLITE_HEADER",

@@ -25,12 +25,13 @@ from rich.console import Console
 from ..backends import (
     SCRUB_FILTER,
     InvalidLocation,
+    LocationError,
     driver_error_text,
     redact_location,
     remember_secrets,
     scrub_secrets,
 )
-from ..errors import DecodeError, LocationError, StoreError, StoreLocked
+from ..errors import DecodeError, StoreError, StoreLocked
 from ..mission.graph import ChannelGraph, GraphError, load_graph
 from ..store import DEFAULT_MAX_RECORDS, MAX_RECORDS, check_namespace
 from .demo import BUILTIN_GRAPHS

@@ -26,9 +26,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Final
 
-from ..backends import Query, query_readonly
+from ..backends import LocationError, Query, query_readonly
 from ..codec import decode_result
-from ..errors import DecodeError, LocationError
+from ..errors import DecodeError
 from ..model import KEY_LEN, PaymentResult
 from .export import over_limits
 
