@@ -8,6 +8,7 @@ Start with :func:`open_store`::
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _installed_version
 
 # First: chooses the compiled or the pure core before anything below imports it. COMPILED is
@@ -31,8 +32,12 @@ from .store import (
     open_store,
 )
 
-__version__: str = _installed_version("mcstore")
-"""The installed distribution's version: pyproject.toml holds the one source of it."""
+try:
+    __version__: str = _installed_version("mcstore")
+except PackageNotFoundError:  # a source tree on sys.path, never installed: the library still works
+    __version__ = "0+unknown"
+"""The installed distribution's version: pyproject.toml holds the one source of it ("0+unknown"
+in a checkout that was never installed)."""
 
 __all__ = [
     "COMPILED",

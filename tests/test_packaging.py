@@ -125,3 +125,18 @@ def test_every_module_level_import_of_the_library_is_a_declared_dependency() -> 
             if not dists & allowed:
                 undeclared.append(f"{path.relative_to(ROOT)}: {module}")
     assert not undeclared, undeclared
+
+
+def test_a_checkout_that_was_never_installed_still_imports() -> None:
+    # No distribution metadata on the path: the version says so instead of the import failing.
+    code = (
+        "import importlib.metadata as m\n"
+        "def missing(name):\n"
+        "    raise m.PackageNotFoundError(name)\n"
+        "m.version = missing\n"
+        "import mcstore\n"
+        "print(mcstore.__version__)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0+unknown"
