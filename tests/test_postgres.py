@@ -317,24 +317,28 @@ async def test_a_commit_whose_outcome_was_unknown_is_retried_without_double_coun
 
 
 async def test_a_flush_that_rolls_back_leaves_the_cached_count_as_it_was(pg_dsn: str) -> None:
-    """The count statement moves the backend's cached count before the commit; a transaction
-    that then rolls back restores it (it used to stay moved until the next fetch_all repaired
-    the database's count with an extra write)."""
+    """A flush whose last round trip fails (the count update, sent with the COMMIT in one
+    pipeline, fails on the server, so the server skips the COMMIT) rolls its transaction back
+    before it returns: nothing stored, the cached count as it was, and no transaction left open
+    holding the namespace's row (another session updates it without waiting)."""
     backend = PostgresBackend(pg_dsn)
-    with trio.fail_after(BUDGET):
+    with trio.fail_after(BUDGET), admin(pg_dsn) as conn:
         async with open_store(backend, max_records=10, flush_interval=3600):
             await backend.store_results([result(1), result(2)], 10)
             assert backend._stored == 2
-
-            def fail_once_the_count_has_moved() -> None:
-                if backend._stored != 2:
-                    raise RuntimeError("injected failure before the commit")
-
-            backend._raise_if_cancelled = fail_once_the_count_has_moved  # type: ignore[method-assign]
-            with pytest.raises(RuntimeError, match="injected"):
+            conn.execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$BEGIN RAISE EXCEPTION 'injected failure of the count update'; END$$"
+            )
+            conn.execute("CREATE TRIGGER refuse BEFORE UPDATE ON mc_namespaces FOR EACH ROW EXECUTE FUNCTION refuse()")
+            with pytest.raises(StoreError, match="injected failure of the count update"):
                 await backend.store_results([result(3), result(4)], 10)
-            del backend._raise_if_cancelled
             assert backend._stored == 2
+            store_conn = backend._conn
+            assert store_conn is not None
+            assert store_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            conn.execute("SET lock_timeout = '2s'")
+            conn.execute("DROP TRIGGER refuse ON mc_namespaces")  # would wait for a lock still held
             assert [r.id for r in (await backend.fetch_all()).results] == [1, 2]
     assert pg_integrity(pg_dsn) == "ok"
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import trio
 
 from ..errors import StoreError
-from ._thread import WorkerThread
+from ._thread import WorkerThread, acquire_promptly
 from .base import DEFAULT_LOCK_TIMEOUT
 from .location import InvalidLocation, classify_location, is_postgres_url, remember_secrets, scrub_secrets
 
@@ -222,6 +222,7 @@ class PgSession:
         if self._cancel_requested:
             raise Interrupted("cancelled")
 
+    @trio.lowlevel.enable_ki_protection  # no Ctrl-C between taking the lock and the try that releases it
     async def run(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` in the thread and return its outcome; cancel it on cancellation.
 
@@ -231,7 +232,10 @@ class PgSession:
         (scrubbed of passwords); any other error whose traceback would show a password, as a
         :class:`~mcstore.StoreError` with the scrubbed text and no chain.
         """
-        async with self._serial:
+        # Promptly: WorkerThread.run is a schedule point on every path, so a free lock need
+        # not cost a turn of the scheduler before the hand-off as well.
+        await acquire_promptly(self._serial)
+        try:
             await trio.lowlevel.checkpoint_if_cancelled()
             self._cancel_requested = False
             with self._canceller_lock:
@@ -250,6 +254,8 @@ class PgSession:
                 if _shows_a_secret(exc):
                     raise StoreError(driver_text(exc)) from None
                 raise
+        finally:
+            self._serial.release()
 
     def _in_worker(self, fn: Callable[[], T]) -> T:
         try:
