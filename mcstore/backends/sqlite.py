@@ -16,9 +16,11 @@ file in one transaction (readers read both versions and never migrate).
 One writer per namespace: the store holds the namespace's lock file (:mod:`._lock`), and at
 open, once it holds the lock, writes a random fencing token into ``owner`` in a transaction of
 its own. Every write transaction (flush, clear, the prune at open, ``fetch_all``'s repair)
-first checks, inside the transaction, that the token is still its own, and that the database
-path still names the file it opened (its device and inode, kept from open): else it writes
-nothing and raises :class:`~mcstore.StoreFenced` (logged at ERROR). So if the lock file is
+checks, inside the transaction, that the database path still names the file it opened (its
+device and inode, kept from open; first) and that the token is still its own (last: the
+statement that writes the kept count matches the token, and must find its row): else it
+rolls back, writes nothing, and raises :class:`~mcstore.StoreFenced` (logged at ERROR). The
+write lock is held from the transaction's start, so the token cannot change in between. So if the lock file is
 deleted and a second store opens the namespace, the first one can no longer write; and a flush
 after the database file was deleted, renamed or replaced fails instead of writing into a file
 nobody will read.
@@ -128,15 +130,12 @@ def _insert(conn: sqlite3.Connection, namespace: str, flat: list[bytes]) -> int:
         start += size
     return added
 
-_SET_COUNT: Final = (
-    "INSERT INTO mc_namespaces(namespace, stored) VALUES (?, ?) "
-    "ON CONFLICT(namespace) DO UPDATE SET stored = excluded.stored"
-)
+_SET_COUNT_IF_OWNER: Final = "UPDATE mc_namespaces SET stored = ? WHERE namespace = ? AND owner = ?"
+"""A fenced write's last statement: the new kept count, only where the fencing token is the store's."""
 _CLAIM: Final = (
     "INSERT INTO mc_namespaces(namespace, stored, owner) VALUES (?, ?, ?) "
     "ON CONFLICT(namespace) DO UPDATE SET owner = excluded.owner"
 )
-_OWNER: Final = "SELECT owner FROM mc_namespaces WHERE namespace = ?"
 # The oldest rows have the smallest keys; the primary key makes this an index walk of
 # exactly `excess` entries, whatever the history size.
 _PRUNE: Final = (
@@ -328,17 +327,11 @@ class SQLiteBackend:
             raise StoreError(f"SQLite backend for {self.where!r} is not open")
         return self._conn
 
-    def _write(self, work: Callable[[sqlite3.Connection], T], *, fenced: bool = True) -> T:
-        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction; roll back on any failure.
-
-        ``fenced`` (every write once the store holds its token): first check, inside the
-        transaction, that the store may still write (:meth:`_check_fence`).
-        """
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction; roll back on any failure."""
         conn = self._connection()
         self._begin(conn)
         try:
-            if fenced:
-                self._check_fence(conn)
             value = work(conn)
             # Cancelled between statements, where nothing interrupts: do not commit.
             self._raise_if_cancelled()
@@ -355,34 +348,46 @@ class SQLiteBackend:
             raise
         return value
 
-    def _check_fence(self, conn: sqlite3.Connection) -> None:
-        """Raise :class:`StoreFenced` (logged at ERROR) unless the database path still names
-        the file the store opened and the namespace's fencing token is still the store's own.
+    def _write_fenced(self, work: Callable[[sqlite3.Connection], tuple[T, int]]) -> T:
+        """A write of the store once it holds its token (flush, clear, the prune at open,
+        ``fetch_all``'s repair), in one transaction (:meth:`_write`): return ``work``'s value.
 
-        Called inside the write transaction: SQLite's write lock is held, so no other store
-        can change the token before this transaction ends.
+        ``work`` changes the namespace's rows and returns its value and the namespace's new
+        kept count. First the database path must still name the file the store opened; last,
+        the count is written by a statement that also checks the fencing token
+        (:data:`_SET_COUNT_IF_OWNER`). Else it raises :class:`StoreFenced` (logged at ERROR) and
+        the transaction rolls back: nothing is written. SQLite's write lock, held from ``BEGIN
+        IMMEDIATE``, keeps any other store from changing the token during the transaction, so a
+        check at its end is as good as one at its start, and costs no statement of its own.
         """
-        if self._file_id is not None:
-            now = _file_id(self.path)
-            if now != self._file_id:
-                what = "deleted or renamed" if now is None else "replaced by another file"
+
+        def fenced(conn: sqlite3.Connection) -> T:
+            self._check_file()
+            value, stored = work(conn)
+            if conn.execute(_SET_COUNT_IF_OWNER, (stored, self.namespace, self._token)).rowcount != 1:
                 logger.error(
-                    "Mission control database %r was %s since the store opened it; not writing namespace %r "
-                    "(results stay pending)", self.path, what, self.namespace,
+                    "Mission control namespace %r of %r was taken over by another store (its fencing token "
+                    "changed); not writing (results stay pending)", self.namespace, self.path,
                 )
                 raise StoreFenced(
-                    f"SQLite database {self.where!r} was {what} since the store opened it; nothing written"
+                    f"namespace {self.namespace!r} of {self.where!r} was taken over by another store (its fencing "
+                    "token changed); nothing written"
                 )
-        row = conn.execute(_OWNER, (self.namespace,)).fetchone()
-        if row is None or row[0] != self._token:
+            return value
+
+        return self._write(fenced)
+
+    def _check_file(self) -> None:
+        """Raise :class:`StoreFenced` (logged at ERROR) unless the database path still names the
+        file the store opened."""
+        now = _file_id(self.path)
+        if now != self._file_id:
+            what = "deleted or renamed" if now is None else "replaced by another file"
             logger.error(
-                "Mission control namespace %r of %r was taken over by another store (its fencing token "
-                "changed); not writing (results stay pending)", self.namespace, self.path,
+                "Mission control database %r was %s since the store opened it; not writing namespace %r "
+                "(results stay pending)", self.path, what, self.namespace,
             )
-            raise StoreFenced(
-                f"namespace {self.namespace!r} of {self.where!r} was taken over by another store (its fencing "
-                "token changed); nothing written"
-            )
+            raise StoreFenced(f"SQLite database {self.where!r} was {what} since the store opened it; nothing written")
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         """``BEGIN IMMEDIATE``, waiting up to ``_LOCK_WAIT`` seconds for another writer.
@@ -443,16 +448,15 @@ class SQLiteBackend:
             if self._file_id is None or _file_id(self.path) != self._file_id:
                 raise StoreError(f"{self.where!r} was removed or replaced while it was being opened")
             self._ensure_schema(conn)
-            self._stored = self._write(self._claim, fenced=False)
+            self._stored = self._write(self._claim)
             if max_records and self._stored > max_records:
                 excess = self._stored - max_records
 
-                def prune(c: sqlite3.Connection) -> int:
+                def prune(c: sqlite3.Connection) -> tuple[int, int]:
                     pruned = self._prune(c, excess)
-                    self._set_count(c, self._stored - pruned)
-                    return pruned
+                    return pruned, self._stored - pruned
 
-                pruned = self._write(prune)
+                pruned = self._write_fenced(prune)
                 self._stored -= pruned
                 logger.info(
                     "Pruned %d mission control results of namespace %r to max_records=%d at open",
@@ -517,7 +521,7 @@ class SQLiteBackend:
                 f"{SCHEMA_VERSION}"
             ) from None
         try:
-            self._write(upgrade, fenced=False)
+            self._write(upgrade)
             if legacy.created:
                 with contextlib.suppress(OSError):
                     os.unlink(legacy.path)
@@ -528,16 +532,13 @@ class SQLiteBackend:
         """Delete the ``excess`` oldest rows; return how many went. Call inside a transaction."""
         return int(conn.execute(_PRUNE, (self.namespace, excess)).rowcount)
 
-    def _set_count(self, conn: sqlite3.Connection, stored: int) -> None:
-        conn.execute(_SET_COUNT, (self.namespace, stored))
-
     async def store_results(
         self, results: Sequence[PaymentResult], max_records: int
     ) -> FlushOutcome:
         """Insert ``results`` (deduplicated by key) and prune, in one transaction."""
         namespace = self.namespace
 
-        def transaction(conn: sqlite3.Connection, flat: list[bytes]) -> FlushOutcome:
+        def transaction(conn: sqlite3.Connection, flat: list[bytes]) -> tuple[FlushOutcome, int]:
             # INSERT OR IGNORE dedups against stored keys and within the batch alike (lnd's
             # storeResults stops deduplicating after the first duplicate in a batch).
             added = _insert(conn, namespace, flat)
@@ -546,8 +547,7 @@ class SQLiteBackend:
             if max_records and stored > max_records:
                 pruned = self._prune(conn, stored - max_records)
                 stored -= pruned
-            self._set_count(conn, stored)
-            return FlushOutcome(added, len(results) - added, pruned, stored)
+            return FlushOutcome(added, len(results) - added, pruned, stored), stored
 
         def work() -> FlushOutcome:
             # Encode before BEGIN, so that the write lock is held only for SQLite's own work;
@@ -557,7 +557,7 @@ class SQLiteBackend:
                 self._raise_if_cancelled()
                 for result in results[start : start + CANCEL_CHECK_ROWS]:
                     flat += encode_result(result)
-            outcome = self._write(lambda conn: transaction(conn, flat))
+            outcome = self._write_fenced(lambda conn: transaction(conn, flat))
             self._stored = outcome.stored
             return outcome
 
@@ -580,16 +580,16 @@ class SQLiteBackend:
             finally:
                 cursor.close()  # a cancelled read ends its read transaction here
 
-            def repair(c: sqlite3.Connection) -> None:
+            def repair(c: sqlite3.Connection) -> tuple[None, int]:
                 c.executemany(
                     "DELETE FROM mc_results WHERE namespace = ? AND key = ?", [(namespace, key) for key in corrupted]
                 )
-                self._set_count(c, len(results))
+                return None, len(results)
 
             # Reading every row is also the moment to correct the kept count, should another
             # tool have written to the table.
             if corrupted or len(results) != self._stored:
-                self._write(repair)
+                self._write_fenced(repair)
                 self._stored = len(results)
             return FetchOutcome(results, len(corrupted), self._stored)
 
@@ -599,13 +599,12 @@ class SQLiteBackend:
         """Delete every row of the namespace in one transaction."""
         namespace = self.namespace
 
-        def transaction(conn: sqlite3.Connection) -> int:
+        def transaction(conn: sqlite3.Connection) -> tuple[int, int]:
             deleted = conn.execute("DELETE FROM mc_results WHERE namespace = ?", (namespace,)).rowcount
-            self._set_count(conn, 0)
-            return int(deleted)
+            return int(deleted), 0
 
         def work() -> int:
-            deleted = self._write(transaction)
+            deleted = self._write_fenced(transaction)
             self._stored = 0
             return deleted
 
