@@ -3,10 +3,11 @@
 :func:`open_store` is the entry point. It owns a nursery with the store's three background
 tasks, and nothing the store starts outlives its ``async with`` block:
 
-* the **result intake** moves accepted results from the intake queue into the pending batch,
-  and arms the ticker;
-* the **flush ticker** sleeps ``flush_interval`` once armed, then asks for a flush; it is
-  armed only while results are pending, as in lnd, so an idle store does nothing;
+* the **result intake** moves accepted results from the intake queue into the pending batch
+  and encodes them, a chunk at a time, while they wait for their flush;
+* the **flush ticker** sleeps ``flush_interval`` once armed (by the first result accepted
+  after a tick), then asks for a flush; it is armed only while results are pending, as in
+  lnd, so an idle store does nothing;
 * the **persistence worker** runs each requested flush: one backend transaction.
 
 Invariants (checked by the property tests in ``tests/``):
@@ -36,8 +37,9 @@ import enum
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -45,6 +47,7 @@ import outcome
 import trio
 
 from .backends import Backend, FlushOutcome, Row, Snapshot, backend_for_path
+from .backends._thread import acquire_promptly, note_yields, yielded
 from .backends.base import check_batch_size
 from .codec import decode_result, encode_result
 from .errors import DecodeError, FlushError, StoreBusy, StoreClosed, StoreError, StoreFenced
@@ -98,6 +101,11 @@ class StoreState(enum.Enum):
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
+
+
+_OPEN: Final = StoreState.OPEN
+"""``StoreState.OPEN``, for the state checks (some run per result or per flush): an enum's class
+attribute is looked up through its metaclass's ``__getattr__`` hook, a costly step (Python 3.11)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +168,7 @@ class MissionControlStore:
         self._intake_ready = trio.Event()
         self._flush_lock = trio.Lock()
         self._room = trio.Event()  # set (and replaced) whenever pending drops or state changes
+        self._room_awaited = False  # a put() waits on _room (else a flush need not replace it)
         self._wake_ticker = trio.Event()
         self._ticker_armed = False
         self._flush_due = trio.Event()
@@ -228,7 +237,7 @@ class MissionControlStore:
         """
         if not isinstance(result, PaymentResult):
             raise TypeError(f"add_result() expects a PaymentResult, got {type(result).__name__}: {result!r}")
-        if self._state is not StoreState.OPEN:
+        if self._state is not _OPEN:
             raise StoreClosed(
                 f"mission control store is {self._state.value}; the result with id {result.id} was not accepted"
             )
@@ -237,7 +246,17 @@ class MissionControlStore:
                 f"{self._pending} results are waiting to be flushed (max_pending={self.max_pending}); "
                 f"the result with id {result.id} was not accepted"
             )
-        self._accept(result)
+        # Accepted. pending counts everything in the intake queue.
+        intake = self._intake
+        intake.append(result)
+        self._pending += 1
+        self._accepted += 1
+        if not self._ticker_armed:
+            self._arm_ticker()
+        if len(intake) == _ENCODE_CHUNK:
+            # A chunk worth encoding ahead of the flush (see _run_intake). Not for each result:
+            # waking the intake cost every small flush a task step (a flush drains the queue).
+            self._intake_ready.set()
 
     @_ki_protected
     async def put(self, result: PaymentResult) -> None:
@@ -256,13 +275,14 @@ class MissionControlStore:
             raise TypeError(f"put() expects a PaymentResult, got {type(result).__name__}: {result!r}")
         await trio.lowlevel.checkpoint_if_cancelled()
         while True:
-            if self._state is not StoreState.OPEN:
+            if self._state is not _OPEN:
                 raise StoreClosed(
                     f"mission control store is {self._state.value}; the result with id {result.id} was not accepted"
                 )
             if self._pending < self.max_pending:
-                self._accept(result)
+                self.add_result(result)  # accepts it: every check passes
                 break
+            self._room_awaited = True
             await self._room.wait()
         await trio.lowlevel.cancel_shielded_checkpoint()
 
@@ -287,14 +307,22 @@ class MissionControlStore:
             await trio.lowlevel.checkpoint()
             return
         with self._operation(cancel_when_closing=False):
-            # Trio's acquire, with its schedule point even when the lock is free: flush() must
-            # be a checkpoint whatever the backend does (a custom one need not yield).
-            async with self._flush_lock:
+            # A free lock is taken without a turn of the scheduler (Trio's acquire takes one):
+            # the backend's call takes one, a WorkerThread's wait for its thread, and flush()
+            # takes its own only where none was taken (a custom backend need not yield, and
+            # flush() must be a checkpoint whatever the backend does). A turn less per flush.
+            await acquire_promptly(self._flush_lock)
+            noted = note_yields()
+            try:
                 if self._settled_count() >= target:
                     return
-                if self._state is StoreState.OPEN:
+                if self._state is _OPEN:
                     await self._flush_locked()
                     return
+            finally:
+                self._flush_lock.release()
+                if not yielded(noted):
+                    await trio.lowlevel.cancel_shielded_checkpoint()
         # The close began first, or cancelled this flush at its deadline: its final flush
         # decides where the results end.
         await self._closed_event.wait()
@@ -424,8 +452,7 @@ class MissionControlStore:
 
     # -- bookkeeping -------------------------------------------------------------------
 
-    @contextmanager
-    def _operation(self, *, cancel_when_closing: bool) -> Iterator[trio.CancelScope]:
+    def _operation(self, *, cancel_when_closing: bool) -> _Operation:
         """Scope a caller's flush, clear or fetch, so that closing can cancel it.
 
         A caller's task may live outside the store's block (in an outer nursery): when the
@@ -434,25 +461,11 @@ class MissionControlStore:
         longer matters, and the final flush needs the lock); flushes only when the final
         flush's deadline passes, since their work counts.
         """
-        scope = trio.CancelScope()
-        operations = self._closing_cancels if cancel_when_closing else self._deadline_cancels
-        operations.add(scope)
-        try:
-            with scope:
-                yield scope
-        finally:
-            operations.discard(scope)
+        return _Operation(self._closing_cancels if cancel_when_closing else self._deadline_cancels)
 
     def _check_open(self, what: str) -> None:
-        if self._state is not StoreState.OPEN:
+        if self._state is not _OPEN:
             raise StoreClosed(f"{what}() on a {self._state.value} mission control store")
-
-    def _accept(self, result: PaymentResult) -> None:
-        # pending counts everything in the intake, and the callers checked it against max_pending.
-        self._intake.append(result)
-        self._intake_ready.set()
-        self._pending += 1
-        self._accepted += 1
 
     def _settled_count(self) -> int:
         return self._accepted - self._pending
@@ -463,8 +476,10 @@ class MissionControlStore:
             self._notify_room()
 
     def _notify_room(self) -> None:
-        self._room.set()
-        self._room = trio.Event()
+        if self._room_awaited or self._state is not _OPEN:
+            self._room_awaited = False
+            self._room.set()
+            self._room = trio.Event()
 
     def _drain_intake(self) -> list[PaymentResult]:
         """Move every result waiting in the intake queue to the batch; return them. Never blocks."""
@@ -475,7 +490,7 @@ class MissionControlStore:
 
     def _arm_ticker(self) -> None:
         # A no-op while armed: the coming tick's flush takes everything pending by then.
-        if not self._ticker_armed and self._state is StoreState.OPEN:
+        if not self._ticker_armed and self._state is _OPEN:
             self._ticker_armed = True
             self._wake_ticker.set()
 
@@ -504,8 +519,8 @@ class MissionControlStore:
             outcome = await self._backend.store_results(batch, self.max_records)
         except BaseException as exc:
             self._batch = batch + self._batch
-            # The kept batch needs a tick even if the intake armed none (it may have drained
-            # nothing new): otherwise it would wait for the next accepted result, or for close.
+            # The kept batch needs a tick even if none is armed (the tick that ran this flush
+            # disarmed it): otherwise it would wait for the next accepted result, or for close.
             self._arm_ticker()
             if not isinstance(exc, Exception) or trio.current_effective_deadline() == -math.inf:
                 # Cancelled (our scope or the backend's interrupted statement): not a failure
@@ -561,20 +576,21 @@ class MissionControlStore:
                 self._tasks_stopped.set()
 
     async def _run_intake(self) -> None:
-        """Result intake: move accepted results into the batch and arm the ticker.
+        """Result intake: move accepted results into the batch and encode them ahead of the flush.
 
-        Nothing is ever handed straight to this task (it could sit in no buffer until the task
-        runs, and a flush would miss it): results stay in the intake queue until
-        ``_drain_intake`` moves them, here or in a flush. Ends once closing has begun and the
-        queue is drained.
+        Woken each time the intake queue reaches ``_ENCODE_CHUNK`` results (and at close): a
+        backlog is then mostly encoded by the time its flush comes, so that the flush, the
+        final one above all, has little more than SQL to do. Fewer results wait in the queue
+        for the flush, whose worker thread encodes them. Nothing is ever handed straight to
+        this task (it could sit in no buffer until the task runs, and a flush would miss it):
+        results stay in the intake queue until ``_drain_intake`` moves them, here or in a
+        flush. Ends once closing has begun and the queue is drained.
         """
         while True:
             await self._intake_ready.wait()
             self._intake_ready = trio.Event()
             moved = self._drain_intake()
-            if self._batch:
-                self._arm_ticker()
-            if self._state is not StoreState.OPEN:
+            if self._state is not _OPEN:
                 return
             # Encode while the store waits for its tick, so that the flush has only SQL left
             # to do. In chunks, with a checkpoint between them, to keep the event loop lively;
@@ -657,7 +673,7 @@ class MissionControlStore:
         ended; close the backend; log that the ticker stopped. Runs in full even when the
         caller is cancelled, or interrupted by Ctrl-C (see :func:`_uninterrupted`).
         """
-        if self._state is not StoreState.OPEN:
+        if self._state is not _OPEN:
             return False
         logger.debug(STOPPING_MESSAGE)
         self._state = StoreState.CLOSING
@@ -728,6 +744,35 @@ class MissionControlStore:
         self._closed_event.set()
 
 
+class _Operation:
+    """``with`` a new cancel scope, registered in ``operations`` while it is entered (see
+    :meth:`MissionControlStore._operation`). A class, not a ``contextmanager`` generator: it is
+    on every flush's path, where the generator's machinery cost a third more than the scope's own
+    entry and exit."""
+
+    __slots__ = ("_operations", "_scope")
+
+    def __init__(self, operations: set[trio.CancelScope]) -> None:
+        self._operations = operations
+        self._scope = trio.CancelScope()
+
+    def __enter__(self) -> trio.CancelScope:
+        self._operations.add(self._scope)
+        try:
+            return self._scope.__enter__()
+        except BaseException:
+            self._operations.discard(self._scope)
+            raise
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: types.TracebackType | None
+    ) -> bool:
+        try:
+            return self._scope.__exit__(exc_type, exc, tb)
+        finally:
+            self._operations.discard(self._scope)
+
+
 class ResultIterator:
     """The async iterator of :meth:`MissionControlStore.iter_results` (see there).
 
@@ -762,7 +807,7 @@ class ResultIterator:
         while True:
             if self._done:
                 raise StopAsyncIteration
-            if store._state is not StoreState.OPEN:
+            if store._state is not _OPEN:
                 await self._end()
                 raise StoreClosed(f"iter_results() on a {store._state.value} mission control store")
             if self._index < len(self._rows):

@@ -581,6 +581,50 @@ async def test_flush_is_a_checkpoint_even_with_a_backend_that_never_yields() -> 
             assert store.stats().pending == 0
 
 
+class PassThrough:
+    """A backend wrapper that adds nothing (as a caller's counting or logging wrapper)."""
+
+    def __init__(self, inner: SQLiteBackend) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def store_results(self, results: Sequence[PaymentResult], max_records: int) -> FlushOutcome:
+        return await self.inner.store_results(results, max_records)
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["sqlite", "wrapped"])
+async def test_a_flush_takes_one_turn_of_the_scheduler_its_wait_for_the_thread(tmp_path: Path, wrapped: bool) -> None:
+    """With the flush lock free, flush() yields once: for the backend's worker thread (each
+    turn of the scheduler costs a small flush about 10 us). Its lock used to take a turn of
+    its own first. Through a wrapper too: the task's context carries the note that the
+    backend's call yielded (see test_flush_is_a_checkpoint_even_with_a_backend_that_never_yields
+    for a backend that does not)."""
+    sqlite = SQLiteBackend(tmp_path / "steps.sqlite")
+    steps: list[str] = []
+
+    class Steps(trio.abc.Instrument):
+        def before_task_step(self, task: trio.lowlevel.Task) -> None:
+            if task is me:
+                steps.append("step")
+
+    with trio.fail_after(BUDGET):
+        async with open_store(PassThrough(sqlite) if wrapped else sqlite, flush_interval=3600) as store:  # type: ignore[arg-type]
+            me = trio.lowlevel.current_task()
+            store.add_result(result(1))
+            await store.flush()  # the ticker armed, the intake idle: as every later flush
+            store.add_result(result(2))
+            instrument = Steps()
+            trio.lowlevel.add_instrument(instrument)
+            try:
+                await store.flush()
+            finally:
+                trio.lowlevel.remove_instrument(instrument)
+            assert store.stats().pending == 0
+    assert steps == ["step"]  # resumed once: after the thread's answer
+
+
 @pytest.mark.usefixtures("default_sigint")
 def test_ctrl_c_during_a_call_that_then_fails_raises_keyboard_interrupt_after_it() -> None:
     # As the committed case above, but the call fails once asked to stop (an interrupted

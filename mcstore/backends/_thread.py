@@ -31,6 +31,7 @@ gives the GIL up anyway.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -41,7 +42,7 @@ from typing import Final, Generic, TypeVar
 import outcome
 import trio
 
-__all__ = ["GIL_LEND_SECONDS", "THREAD_NAME_PREFIX", "WorkerThread", "acquire_promptly"]
+__all__ = ["GIL_LEND_SECONDS", "THREAD_NAME_PREFIX", "WorkerThread", "acquire_promptly", "note_yields", "yielded"]
 
 logger = logging.getLogger("mcstore")
 
@@ -71,6 +72,29 @@ async def acquire_promptly(lock: trio.Lock) -> None:
         return
     await trio.lowlevel.checkpoint_if_cancelled()
     lock.acquire_nowait()
+
+
+_YIELDED: Final[contextvars.ContextVar[bool]] = contextvars.ContextVar("mcstore_worker_yielded", default=False)
+"""Set in the calling task's context when :meth:`WorkerThread.run` is about to yield (see :func:`note_yields`)."""
+
+
+def note_yields() -> contextvars.Token[bool]:
+    """Start noting whether the calling task reaches a schedule point of :meth:`WorkerThread.run`
+    (its wait for the thread, or the turn it takes when closed); give the token to :func:`yielded`.
+
+    The note is carried by the task's context, so it goes through any wrapper of a backend: a
+    caller that must be a schedule point (the store's ``flush()``) can skip a turn of the
+    scheduler of its own when the backend's call took one, and take one when it did not.
+    """
+    return _YIELDED.set(False)
+
+
+def yielded(token: contextvars.Token[bool]) -> bool:
+    """Whether the calling task reached a schedule point of :meth:`WorkerThread.run` since
+    :func:`note_yields` gave ``token``; stops noting (call it once, in the same task)."""
+    seen = _YIELDED.get()
+    _YIELDED.reset(token)
+    return seen
 
 
 class _Job(Generic[T]):
@@ -194,6 +218,7 @@ class WorkerThread:
             # here, before fn starts (no schedule point unless cancelled).
             await trio.lowlevel.checkpoint_if_cancelled()
             if self._closed:
+                _YIELDED.set(True)
                 await trio.lowlevel.cancel_shielded_checkpoint()  # still a schedule point
                 raise trio.ClosedResourceError(f"worker thread {self.name} is closed")
             if self._thread is None:
@@ -225,6 +250,7 @@ class WorkerThread:
                 # No checkpoint between handing the job over and waiting for its outcome; and
                 # KI protection keeps a KeyboardInterrupt from being raised in between.
                 self._busy = True  # here, not in the thread: the thread may wait for the GIL
+                _YIELDED.set(True)  # the wait below always yields
                 self._handed_at = time.monotonic()
                 self._jobs.put(_Job(fn, deliver))
                 try:
