@@ -101,6 +101,33 @@ async def test_a_store_whose_namespace_was_taken_over_writes_nothing_and_hands_i
     assert kept == 3
 
 
+async def test_a_fenced_flush_under_a_cap_deletes_nothing_either(
+    make_backend: BackendFactory, store_clock: trio.testing.MockClock | None
+) -> None:
+    # The prune is a write too: a fenced store must not trim the namespace that another store
+    # now owns to its own max_records. (PostgreSQL sends a flush's statements in one round trip,
+    # before it has seen the token, so each of them is conditional on it.)
+    theirs = [result(i) for i in (10, 11, 12)]
+    first_backend = make_backend()
+    with trio.fail_after(BUDGET), pytest.raises(FlushError, match="could not be persisted"):
+        async with open_store(first_backend, max_records=2, flush_interval=3600.0, shutdown_timeout=30.0) as first:
+            await make_backend.drop_lock(first_backend)
+            async with open_store(make_backend(), max_records=0, flush_interval=3600.0) as second:
+                for r in theirs:
+                    second.add_result(r)
+                await second.flush()
+            first.add_result(result(20))
+            with pytest.raises(FlushError) as failure:
+                await first.flush()
+            fenced(failure.value)
+            assert first.stats().pending == 1
+    assert first.unpersisted == (result(20),)
+    async with open_store(make_backend(), max_records=0) as reopened:
+        kept = reopened.stats().stored
+        assert await reopened.fetch_all() == theirs
+    assert kept == 3
+
+
 # -- two processes -------------------------------------------------------------------------------
 
 

@@ -37,7 +37,8 @@ random token into its namespace's ``owner`` in a transaction of its own, and eve
 transaction (flush, clear, the prune at open, ``fetch_all``'s repair) first reads the token
 ``FOR UPDATE`` (so that no other store can change it until the transaction ends) and writes
 nothing unless it is still its own: else it raises :class:`~mcstore.StoreFenced`, logged at
-ERROR, and the store keeps its results pending.
+ERROR, and the store keeps its results pending. (A flush sends all its statements in one round
+trip, so its writes are conditional on the token too, and a fenced flush commits nothing.)
 
 Lock waits: every connection sets ``lock_timeout`` (the backend's keyword, 5 s by default, as
 SQLite waits for its write lock), so no statement waits longer for a lock that another session
@@ -137,7 +138,6 @@ _MIGRATE_1_TO_2: Final = ("ALTER TABLE mc_namespaces ADD COLUMN IF NOT EXISTS ow
 """From version 1 to 2: the fencing token's column. Run in the transaction that sets the version."""
 _OWNER: Final = "SELECT owner FROM mc_namespaces WHERE namespace = %s FOR UPDATE"
 _CLAIM: Final = "UPDATE mc_namespaces SET owner = %s WHERE namespace = %s"
-_INSERT: Final = "INSERT INTO mc_results(namespace, key, value) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
 _ADD_COUNT: Final = "UPDATE mc_namespaces SET stored = stored + %s WHERE namespace = %s RETURNING stored"
 _RECOUNT: Final = (
     "INSERT INTO mc_namespaces(namespace, stored) SELECT %(ns)s, count(*) FROM mc_results WHERE namespace = %(ns)s "
@@ -155,11 +155,22 @@ _PRUNE: Final = (
 )
 
 
-_ADD_AND_PRUNE: Final = (
-    "WITH pruned AS (" + _PRUNE + " RETURNING 1), removed AS (SELECT count(*) AS n FROM pruned) "
-    "UPDATE mc_namespaces SET stored = stored + %(added)s - removed.n FROM removed "
-    "WHERE namespace = %(ns)s RETURNING stored, removed.n"
+# A flush's writes, each conditional on the fencing token (see PostgresBackend._flush), each
+# moving the kept count by the rows it really inserted or deleted, and returning the new count
+# and those rows.
+_MINE: Final = "EXISTS (SELECT FROM mc_namespaces WHERE namespace = %(ns)s AND owner = %(token)s)"
+_COUNT_BY: Final = (
+    "), n AS (SELECT count(*) AS n FROM changed) UPDATE mc_namespaces SET stored = stored {} n.n FROM n "
+    "WHERE namespace = %(ns)s AND owner = %(token)s RETURNING stored, n.n"
 )
+_INSERT_COUNTED: Final = (
+    "WITH changed AS (INSERT INTO mc_results(namespace, key, value) SELECT %(ns)s, k, v "
+    "FROM unnest(%(keys)s::bytea[], %(values)s::bytea[]) AS u(k, v) WHERE " + _MINE + " "
+    "ON CONFLICT DO NOTHING RETURNING 1" + _COUNT_BY.format("+")
+)
+_PRUNE_COUNTED: Final = "WITH changed AS (" + _PRUNE + " AND " + _MINE + " RETURNING 1" + _COUNT_BY.format("-")
+_INSERT_CHUNK: Final = 1000
+"""Rows per ``INSERT`` of a flush: its arrays stay small, and a flush of any size one round trip."""
 
 
 def namespace_lock_key(schema: str, namespace: str) -> int:
@@ -392,52 +403,59 @@ class PostgresBackend:
                                self.where, exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _flush(self, conn: Connection[Any], rows: list[tuple[str, bytes, bytes]], max_records: int) -> FlushOutcome:
-        """A flush's transaction in two round trips (psycopg's pipeline mode), for :meth:`_retried`.
+    def _flush(self, conn: Connection[Any], keys: list[bytes], values: list[bytes], max_records: int) -> FlushOutcome:
+        """A flush's transaction in one round trip (psycopg's pipeline mode), for :meth:`_retried`.
 
-        First BEGIN, the fencing token read ``FOR UPDATE`` (:data:`_OWNER`) and the inserts go
-        out together; then, once the token is checked and the inserted rows counted, the count
-        update (with the prune) and the COMMIT. A fenced flush rolls back all it inserted: nothing
-        is committed. (One round trip per statement, five a flush, cost small flushes a third
-        of their speed.) The WARNINGs of the second round trip are the COMMIT's: the count
-        update raises none.
+        BEGIN; the fencing token read ``FOR UPDATE`` (:data:`_OWNER`), which locks the
+        namespace's row until the transaction ends; one ``INSERT ... ON CONFLICT DO NOTHING`` of
+        the rows' arrays per :data:`_INSERT_CHUNK` rows, which moves the kept count by the rows it
+        really inserted; the prune to ``max_records``, which moves it by the rows it deleted;
+        COMMIT. The token is checked once the answers are in, so every write is also
+        conditional on it (:data:`_MINE`): a fenced flush commits nothing, then raises
+        :class:`StoreFenced`. (A round trip per statement, five a flush, cost small flushes a
+        third of their speed; ``executemany`` also sends each row on its own.) The flush's
+        statements raise no WARNING: any that comes is the COMMIT's.
         """
         namespace = self.namespace
+        mine = {"ns": namespace, "token": self._token}
         try:
             # BEGIN and COMMIT as statements: psycopg's transaction() syncs the pipeline when it
             # starts and when it ends, a round trip each.
-            with conn.pipeline() as pipeline:
+            with conn.pipeline():
                 conn.execute("BEGIN")
                 owner = conn.execute(_OWNER, (namespace,))
-                inserts = conn.cursor()
-                inserts.executemany(_INSERT, rows)
-                pipeline.sync()
-                self._check_owner(owner.fetchone())
-                added = max(inserts.rowcount, 0)
-                # Cancelled between round trips, where no cancel request reaches: do not commit.
-                self._raise_if_cancelled()
-                if max_records:
-                    # One statement: prune to the cap and move the kept count by both changes.
-                    count = conn.execute(_ADD_AND_PRUNE, {"ns": namespace, "added": added, "keep": max_records})
-                else:
-                    count = conn.execute(_ADD_COUNT, (added, namespace))
+                inserts = [
+                    conn.execute(
+                        _INSERT_COUNTED,
+                        {**mine, "keys": keys[i : i + _INSERT_CHUNK], "values": values[i : i + _INSERT_CHUNK]},
+                    )
+                    for i in range(0, len(keys), _INSERT_CHUNK)
+                ]
+                prune = conn.execute(_PRUNE_COUNTED, {**mine, "keep": max_records}) if max_records else None
                 self._commit_warnings.clear()  # what the COMMIT says comes next
                 conn.execute("COMMIT")
         except BaseException:
             self._end_failed_transaction(conn)
             raise
-        row = count.fetchone()
-        assert row is not None
-        self._stored = int(row[0])
-        pruned = int(row[1]) if max_records else 0
-        return FlushOutcome(added, len(rows) - added, pruned, self._stored)
+        self._check_owner(owner.fetchone())
+        added = pruned = 0
+        for cursor in (*inserts, prune):
+            if cursor is not None:
+                row = cursor.fetchone()
+                assert row is not None  # the token was the store's: every count update found its row
+                self._stored = int(row[0])
+                if cursor is prune:
+                    pruned = int(row[1])
+                else:
+                    added += int(row[1])
+        return FlushOutcome(added, len(keys) - added, pruned, self._stored)
 
     def _end_failed_transaction(self, conn: Connection[Any]) -> None:
         """Roll back what a failed pipelined transaction left open.
 
-        A statement that fails in the last round trip makes the server skip the COMMIT queued
-        behind it: the transaction stays open, failed, holding its locks (the namespace's row
-        among them), until a ROLLBACK.
+        A statement that fails makes the server skip the COMMIT queued behind it: the
+        transaction stays open, failed, holding its locks (the namespace's row among them),
+        until a ROLLBACK.
         """
         from psycopg.pq import TransactionStatus
 
@@ -566,14 +584,17 @@ class PostgresBackend:
 
     async def store_results(self, results: Sequence[PaymentResult], max_records: int) -> FlushOutcome:
         """Insert ``results`` (deduplicated by key) and prune, in one transaction."""
-        namespace = self.namespace
 
         def work() -> FlushOutcome:
-            rows: list[tuple[str, bytes, bytes]] = []
+            keys: list[bytes] = []
+            values: list[bytes] = []
             for start in range(0, len(results), CANCEL_CHECK_ROWS):
                 self._raise_if_cancelled()
-                rows.extend((namespace, *encode_result(r)) for r in results[start : start + CANCEL_CHECK_ROWS])
-            return self._retried(lambda conn: self._flush(conn, rows, max_records))
+                for result in results[start : start + CANCEL_CHECK_ROWS]:
+                    key, value = encode_result(result)
+                    keys.append(key)
+                    values.append(value)
+            return self._retried(lambda conn: self._flush(conn, keys, values, max_records))
 
         return await self._call(work, "flush")
 
