@@ -129,13 +129,7 @@ async def _lnd_shape(cfg: Config, n: int) -> tuple[list[Figure], dict[str, Any]]
                 check(raw.count() == LND_MAX_RECORDS, f"lnd shape N={n}: raw count {raw.count()}")
 
             async def floor_block(batches: list[list[PaymentResult]] = floor_batches) -> None:
-                collect_garbage()
-                total = 0
-                for batch in batches:
-                    t0 = now_ns()
-                    await floor.store(batch, LND_MAX_RECORDS)
-                    total += now_ns() - t0
-                floor_samples.append(total / 1e9 / iters)
+                floor_samples.append(await floor.per_flush(batches, LND_MAX_RECORDS, list))
 
             await alternate(rep, store_block, raw_block, floor_block if n > 0 else None)
         fetched = await store.fetch_all()

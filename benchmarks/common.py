@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import trio
 
@@ -59,6 +59,7 @@ __all__ = [
 ]
 
 now_ns: Final = time.perf_counter_ns
+B = TypeVar("B")
 """The one clock of every timed block: monotonic, nanoseconds, the real clock (never Trio's)."""
 
 NAMESPACE: Final = "default"
@@ -517,6 +518,19 @@ class ThreadFloor:
 
     async def store(self, results: Sequence[PaymentResult], max_records: int = 0) -> None:
         await self.worker.run(lambda: self._store(results, max_records))
+
+    async def per_flush(
+        self, batches: Sequence[B], max_records: int, prepare: Callable[[B], Sequence[PaymentResult]]
+    ) -> float:
+        """Seconds per flush of ``batches``, each first made into results by ``prepare`` (in
+        the timed block: pass the results through, or build them as the store's side does)."""
+        collect_garbage()
+        total = 0
+        for batch in batches:
+            t0 = now_ns()
+            await self.store(prepare(batch), max_records)
+            total += now_ns() - t0
+        return total / 1e9 / len(batches)
 
     def _store(self, results: Sequence[PaymentResult], max_records: int) -> None:
         flat: list[bytes] = []
