@@ -346,10 +346,9 @@ async def test_a_flush_that_rolls_back_leaves_the_cached_count_as_it_was(pg_dsn:
 
 async def test_a_flush_is_one_round_trip_whatever_its_size(pg_dsn: str, tmp_path: Path) -> None:
     """A flush sends all its statements in one pipeline and waits for the server once (in libpq's
-    trace, one run of messages to the server, then the answers): a round trip per statement,
-    five a flush, cost small flushes a third of their speed. 2500 results take three INSERTs
-    (backends/postgres.py's _INSERT_CHUNK), and duplicates within the batch, across those
-    statements, are counted once."""
+    trace, one run of messages to the server, then the answers): every round trip adds the
+    network's latency to the flush. 2500 results take three INSERTs (backends/postgres.py's
+    _INSERT_CHUNK), and duplicates within the batch, across those statements, are counted once."""
     backend = PostgresBackend(pg_dsn)
     trace = tmp_path / "libpq.trace"
     with trio.fail_after(BUDGET):

@@ -597,7 +597,7 @@ class PassThrough:
 @pytest.mark.parametrize("wrapped", [False, True], ids=["sqlite", "wrapped"])
 async def test_a_flush_takes_one_turn_of_the_scheduler_its_wait_for_the_thread(tmp_path: Path, wrapped: bool) -> None:
     """With the flush lock free, flush() yields once: for the backend's worker thread (each
-    turn of the scheduler costs a small flush about 10 us). Its lock used to take a turn of
+    turn of the scheduler adds to a small flush). Its lock used to take a turn of
     its own first. Through a wrapper too: the task's context carries the note that the
     backend's call yielded (see test_flush_is_a_checkpoint_even_with_a_backend_that_never_yields
     for a backend that does not)."""

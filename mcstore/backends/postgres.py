@@ -412,8 +412,8 @@ class PostgresBackend:
         really inserted; the prune to ``max_records``, which moves it by the rows it deleted;
         COMMIT. The token is checked once the answers are in, so every write is also
         conditional on it (:data:`_MINE`): a fenced flush commits nothing, then raises
-        :class:`StoreFenced`. (A round trip per statement, five a flush, cost small flushes a
-        third of their speed; ``executemany`` also sends each row on its own.) The flush's
+        :class:`StoreFenced`. (Every round trip adds the network's latency to the flush;
+        ``executemany`` also sends each row on its own.) The flush's
         statements raise no WARNING: any that comes is the COMMIT's.
         """
         namespace = self.namespace
