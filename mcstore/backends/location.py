@@ -159,8 +159,8 @@ def _describe_other(value: object) -> str:
 def _check_postgres_url(url: str) -> None:
     parts = _split_url(url)
     if parts.ambiguous:
-        raise InvalidLocation(url, "an '@', '/', '?' or '#' in the user name or password must be "
-                                   "percent-encoded (%40, %2F, %3F, %23)")
+        raise InvalidLocation(url, "an '@', '/', '?' or '#' in the user name or password, and an '@' "
+                                   "after the host, must be percent-encoded (%40, %2F, %3F, %23)")
     if parts.userinfo is not None and parts.userinfo.count("@"):
         raise InvalidLocation(url, "an '@' in the user name or password must be percent-encoded as %40")
     if parts.userinfo is not None and _BAD_PERCENT.search(parts.userinfo):
@@ -178,9 +178,10 @@ class _UrlParts:
 
     ``scheme`` ends with ``://``; ``userinfo`` is everything before the host's ``@`` (None
     without one); ``rest`` is the hosts, ports, path, query and fragment as written.
-    ``ambiguous`` is set when an ``@`` comes after the host part while none comes before it:
-    the user name or password then holds an unencoded ``/``, ``?`` or ``#``, and everything
-    up to the last ``@`` is taken as the user info, so that the password is never shown.
+    ``ambiguous`` is set when an ``@`` comes after the host part (whether or not one comes
+    before it): the user name or password may then hold an unencoded ``/``, ``?``, ``#`` or
+    ``@``, and everything up to the last ``@`` is taken as the user info, so that the password
+    is never shown. (An ``@`` in the path or query is refused, then: write it ``%40``.)
     """
 
     __slots__ = ("ambiguous", "rest", "scheme", "userinfo")
@@ -210,7 +211,10 @@ def _split_url(text: str) -> _UrlParts:
     end = min((i for i in (after.find(c) for c in "/?#") if i >= 0), default=len(after))
     authority = after[:end]
     at = authority.rfind("@")
-    if at < 0 and "@" in after[end:]:
+    if "@" in after[end:]:
+        # An '@' after the host part: the user info may hold an unencoded '/', '?' or '#' (and
+        # its '@' be the password's own, as in 'u:@/pw@host'). Take everything up to the last
+        # '@' as the user info, so that no piece of a password is ever shown as a host or path.
         last = after.rfind("@")
         return _UrlParts(scheme, after[:last], after[last + 1 :], True)
     if at < 0:
