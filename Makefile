@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test bench bench-quick lint docs clean
 
-# The install compiles the core (mcstore/model.py, mcstore/codec.py) with mypyc, falling back to
+# The install compiles the core (mcstore/_bytes.py, model.py, codec.py) with mypyc, falling back to
 # pure Python with a warning (see setup.py). The stamp depends on the core's sources, so that
 # `make test`, `make demo`, ... rebuild the compiled core after an edit; until it is rebuilt,
 # `import mcstore` warns that it is stale and uses pure Python.
-CORE_SOURCES := mcstore/model.py mcstore/codec.py setup.py
+CORE_SOURCES := mcstore/_bytes.py mcstore/model.py mcstore/codec.py setup.py
 
 $(STAMP): pyproject.toml $(CORE_SOURCES)
 	$(PYTHON) -m venv $(VENV)

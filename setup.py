@@ -1,9 +1,10 @@
 """Build script: compiles mcstore's per-result core with mypyc where it can, else installs pure Python.
 
-The compiled core is the very same source as the pure one: ``mcstore/model.py`` and
-``mcstore/codec.py`` are copied, for the duration of the build, to ``mcstore/_native/`` and
-compiled there by mypyc (from the ``mypy`` distribution, a build requirement from PyPI) into
-the extension modules ``mcstore._native.model`` and ``mcstore._native.codec``; beside them,
+The compiled core is the very same source as the pure one: ``mcstore/_bytes.py`` (the byte
+helpers), ``mcstore/model.py`` and ``mcstore/codec.py`` are copied, for the duration of the
+build, to ``mcstore/_native/`` and compiled there by mypyc (from the ``mypy`` distribution, a
+build requirement from PyPI), as one group, into the extension modules ``mcstore._native._bytes``,
+``mcstore._native.model`` and ``mcstore._native.codec``; beside them,
 ``mcstore/_kwcall.c`` becomes ``mcstore._native._kwcall``, which lets the compiled classes take
 keyword arguments as fast as positional ones. Each copy ends
 with the SHA-256 of its source, so that ``mcstore._select`` can refuse a compiled module that
@@ -12,8 +13,8 @@ chooses between the two once, at import (``MCSTORE_PURE=1`` forces pure Python).
 
 If mypyc or the C compiler is missing or fails, the build warns and installs pure Python.
 Editable installs (``pip install -e .``) compile into the source tree: after changing
-``model.py`` or ``codec.py``, re-run ``pip install -e .`` (``make`` does it, because its install
-stamp depends on both files); until then ``import mcstore`` warns and uses pure Python.
+a module of the core, re-run ``pip install -e .`` (``make`` does it, because its install stamp
+depends on their files); until then ``import mcstore`` warns and uses pure Python.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
-CORE = ("model", "codec")
+CORE = ("_bytes", "model", "codec")  # mcstore._select.CORE_MODULES, in the same order
 KWCALL = "_kwcall"
 NATIVE_DIR = Path("mcstore", "_native")
 DIGEST_NAME = "MCSTORE_SOURCE_SHA256"

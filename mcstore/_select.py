@@ -1,9 +1,10 @@
 """The one place that chooses between the compiled core and pure Python, once, at import.
 
-``mcstore.model`` and ``mcstore.codec`` have one source each. An install with a working C
-compiler also has them compiled by mypyc (see ``setup.py``) as ``mcstore._native.model`` and
-``mcstore._native.codec``. :func:`select` runs first thing in ``mcstore/__init__.py``, before
-anything imports the two modules: it installs the compiled modules under the public names
+``mcstore._bytes``, ``mcstore.model`` and ``mcstore.codec`` have one source each. An install
+with a working C compiler also has them compiled by mypyc (see ``setup.py``) as
+``mcstore._native._bytes``, ``mcstore._native.model`` and ``mcstore._native.codec``.
+:func:`select` runs first thing in ``mcstore/__init__.py``, before anything imports those
+modules: it installs the compiled modules under the public names
 (``sys.modules`` and the package attributes), so that ``mcstore.Hop``, ``mcstore.model.Hop``
 and ``from mcstore.model import Hop`` are one and the same object whichever path is in use.
 Exception classes live in the pure module ``mcstore.errors`` on both paths.
@@ -27,8 +28,8 @@ from types import ModuleType
 
 __all__ = ["CORE_MODULES", "select"]
 
-CORE_MODULES = ("model", "codec")
-"""The modules of the core, in import order (the codec imports the model)."""
+CORE_MODULES = ("_bytes", "model", "codec")
+"""The modules of the core, in import order (the model imports the byte helpers, the codec both)."""
 
 _DIGEST_NAME = "MCSTORE_SOURCE_SHA256"  # appended to each compiled copy by setup.py
 
@@ -92,14 +93,14 @@ def _install_keyword_calls(model: ModuleType) -> None:
 def select() -> bool:
     """Install the compiled core under the public module names if it is usable; return whether it is.
 
-    Must run before anything imports ``mcstore.model`` or ``mcstore.codec``.
+    Must run before anything imports a module of the core (:data:`CORE_MODULES`).
     """
     if pure_requested():
         return False
     modules = _load_compiled()
     if modules is None:
         return False
-    _install_keyword_calls(modules[0])
+    _install_keyword_calls(modules[CORE_MODULES.index("model")])
     package = sys.modules["mcstore"]
     for name, module in zip(CORE_MODULES, modules, strict=True):
         public = f"mcstore.{name}"

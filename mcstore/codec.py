@@ -20,44 +20,24 @@ import gc
 import struct
 from typing import Final, NoReturn
 
-from librt.strings import BytesWriter, read_i16_be, read_i32_be, read_i64_be, write_i32_be
+from librt.strings import BytesWriter
 
 # Absolute: the compiled copy of this module lives in mcstore._native (see setup.py).
 from mcstore.errors import DecodeError
 
-from .model import KEY_LEN, PUBKEY_LEN, Hop, PaymentFailure, PaymentResult, Route, _put_u64
+from ._bytes import U16_MAX, U32_MAX, U64_MAX, put_u32, put_u64, read_uint
+from .model import KEY_LEN, PUBKEY_LEN, Hop, PaymentFailure, PaymentResult, Route
 
 __all__ = ["decode_bigsize", "decode_result", "decode_rows", "encode_bigsize", "encode_result"]
 
-# Every table and limit is Final, so that the compiled core reads it as a constant. Values are
-# written into one librt.strings.BytesWriter and integers are read with librt.strings.read_*:
-# mypyc compiles both to native code (no Python call, and no int or bytes object per field),
-# and both are ordinary functions on the pure path. They are signed (i16/i32/i64), so a u64
-# of 2**63 or more travels as its two's-complement negative (_put_u64, _uint).
-_U16_MAX: Final = 0xFFFF
-_U32_MAX: Final = 0xFFFF_FFFF
-_U64_MAX: Final = 0xFFFF_FFFF_FFFF_FFFF
+# Every table and limit is Final, so that the compiled core reads it as a constant. Integers
+# are written into one librt.strings.BytesWriter and read through mcstore._bytes.
 
 # A hop stream: type 0, len 8, channel id; type 1, len 33, pubkey (45 bytes); then type 2,
 # a one-byte length and the amount; then the optional empty flag records 3 and 4.
 _HOP_HEAD_LEN: Final = 45
 # The smallest canonical hop: that head plus type 2, length 1, a one-byte amount.
 _HOP_MIN: Final = _HOP_HEAD_LEN + 3
-_TWO_64: Final = 1 << 64
-_I32_LIMIT: Final = 1 << 31
-
-
-def _uint(buf: bytes, at: int, size: int) -> int:
-    """The big-endian unsigned integer ``buf[at : at + size]`` (size 2, 4 or 8); the caller
-    checked the bounds."""
-    if size == 8:
-        n: int = read_i64_be(buf, at)
-        return n + _TWO_64 if n < 0 else n
-    if size == 4:
-        n = read_i32_be(buf, at)
-        return n + 0x1_0000_0000 if n < 0 else n
-    n = read_i16_be(buf, at)
-    return n + 0x1_0000 if n < 0 else n
 
 
 # -- BigSize ----------------------------------------------------------------------------
@@ -67,9 +47,9 @@ def _bigsize_len(n: int) -> int:
     """How many bytes the canonical BigSize of the u64 ``n`` takes: 1, 3, 5 or 9."""
     if n < 0xFD:
         return 1
-    if n <= _U16_MAX:
+    if n <= U16_MAX:
         return 3
-    if n <= _U32_MAX:
+    if n <= U32_MAX:
         return 5
     return 9
 
@@ -79,16 +59,16 @@ def _put_bigsize(w: BytesWriter, n: int) -> None:
     model values)."""
     if n < 0xFD:
         w.append(n)
-    elif n <= _U16_MAX:
+    elif n <= U16_MAX:
         w.append(0xFD)
         w.append(n >> 8)
         w.append(n & 0xFF)
-    elif n <= _U32_MAX:
+    elif n <= U32_MAX:
         w.append(0xFE)
-        write_i32_be(w, n - 0x1_0000_0000 if n >= _I32_LIMIT else n)
+        put_u32(w, n)
     else:
         w.append(0xFF)
-        _put_u64(w, n)
+        put_u64(w, n)
 
 
 def encode_bigsize(n: object) -> bytes:
@@ -99,7 +79,7 @@ def encode_bigsize(n: object) -> bytes:
     """
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"BigSize must be an int, got {type(n).__name__} {n!r}")
-    if not 0 <= n <= _U64_MAX:
+    if not 0 <= n <= U64_MAX:
         raise ValueError(f"BigSize must be a u64 (0 <= x < 2**64), got {n!r}")
     w = BytesWriter()
     _put_bigsize(w, int(n))
@@ -115,21 +95,21 @@ def _bigsize_slow(buf: bytes, off: int, end: int) -> tuple[int, int]:
     if prefix == 0xFD:
         if end - off < 3:
             raise DecodeError(f"truncated BigSize at offset {off}: need 3 bytes")
-        n = _uint(buf, off + 1, 2)
+        n = read_uint(buf, off + 1, 2)
         if n < 0xFD:
             raise DecodeError(f"non-canonical BigSize at offset {off}: {n} in 3 bytes")
         return n, off + 3
     if prefix == 0xFE:
         if end - off < 5:
             raise DecodeError(f"truncated BigSize at offset {off}: need 5 bytes")
-        n = _uint(buf, off + 1, 4)
-        if n <= _U16_MAX:
+        n = read_uint(buf, off + 1, 4)
+        if n <= U16_MAX:
             raise DecodeError(f"non-canonical BigSize at offset {off}: {n} in 5 bytes")
         return n, off + 5
     if end - off < 9:
         raise DecodeError(f"truncated BigSize at offset {off}: need 9 bytes")
-    n = _uint(buf, off + 1, 8)
-    if n <= _U32_MAX:
+    n = read_uint(buf, off + 1, 8)
+    if n <= U32_MAX:
         raise DecodeError(f"non-canonical BigSize at offset {off}: {n} in 9 bytes")
     return n, off + 9
 
@@ -175,7 +155,7 @@ def _put_hop(w: BytesWriter, hop: Hop, length: int) -> None:
     amount = hop.amount_to_forward_msat
     w.append(length)
     w.write(b"\x00\x08")
-    _put_u64(w, hop.channel_id)
+    put_u64(w, hop.channel_id)
     w.write(b"\x01\x21")
     w.write(hop.pubkey)
     w.append(2)
@@ -230,9 +210,9 @@ def encode_result(result: object) -> tuple[bytes, bytes]:
     w = BytesWriter()
     # Records 0 (time_fwd_ns) and 1 (time_reply_ns).
     w.write(b"\x00\x08")
-    _put_u64(w, result.time_fwd_ns)
+    put_u64(w, result.time_fwd_ns)
     w.write(b"\x01\x08")
-    _put_u64(w, result.time_reply_ns)
+    put_u64(w, result.time_reply_ns)
     # Record 2: the route stream {0: source pubkey, 1: total, 2: count and hops}.
     w.append(2)
     _put_bigsize(w, route_len)
@@ -409,7 +389,7 @@ def _canonical_hop(buf: bytes, off: int, end: int) -> Hop | None:
         blinding = custom = True
     else:
         return None
-    return Hop(_uint(buf, off + 2, 8), buf[off + 12 : at], amt, blinding, custom)
+    return Hop(read_uint(buf, off + 2, 8), buf[off + 12 : at], amt, blinding, custom)
 
 
 def _decode_hop_generic(buf: bytes, off: int, end: int) -> Hop:
@@ -417,7 +397,7 @@ def _decode_hop_generic(buf: bytes, off: int, end: int) -> Hop:
     cid = _fixed(s[0], 8, "0 (channel_id)")
     pk = _fixed(s[1], PUBKEY_LEN, "1 (pubkey)")
     return Hop(
-        _uint(buf, cid, 8),
+        read_uint(buf, cid, 8),
         buf[pk : pk + PUBKEY_LEN],
         _exact_bigsize(buf, s[2], "2 (amount_to_forward_msat)"),
         _flag(s[3], "3 (has_blinding_point)"),
@@ -516,7 +496,7 @@ def _decode_value(value: bytes) -> tuple[int, int, Route, PaymentFailure | None]
             failure = _decode_failure(value, *fail_slot)
         except DecodeError as e:
             _reraise("record 3 (failure)", e)
-    return _uint(value, fwd, 8), _uint(value, reply, 8), route, failure
+    return read_uint(value, fwd, 8), read_uint(value, reply, 8), route, failure
 
 
 def _filling_bigsize(buf: bytes, start: int, stop: int) -> int:
@@ -628,10 +608,11 @@ def _canonical_result(key: bytes, value: bytes) -> PaymentResult | None:
             if msg_at < 0 or msg_at + msg_len != end or msg_len < 2:
                 return None
             failure = PaymentFailure(value[at + 2], value[msg_at:end])
-    reply = _uint(value, 12, 8)
-    if _uint(key, 0, 8) != reply:
+    reply = read_uint(value, 12, 8)
+    if read_uint(key, 0, 8) != reply:
         return None
-    return PaymentResult(_uint(key, 8, 8), _uint(value, 2, 8), reply, Route(source, total, tuple(hops)), failure)
+    route = Route(source, total, tuple(hops))
+    return PaymentResult(read_uint(key, 8, 8), read_uint(value, 2, 8), reply, route, failure)
 
 
 def _decode(key: bytes, value: bytes) -> PaymentResult:
@@ -649,7 +630,7 @@ def _decode_generic(key: bytes, value: bytes) -> PaymentResult:
         time_fwd, time_reply, route, failure = _decode_value(value)
     except DecodeError as e:
         _reraise("value", e)
-    key_reply, result_id = _uint(key, 0, 8), _uint(key, 8, 8)
+    key_reply, result_id = read_uint(key, 0, 8), read_uint(key, 8, 8)
     # The key repeats two fields of the value; disagreement means the row is corrupt and
     # neither copy can be trusted.
     if key_reply != time_reply:

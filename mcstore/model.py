@@ -17,8 +17,12 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Final
 
-from librt.strings import BytesWriter, write_i64_be
+from librt.strings import BytesWriter
 from mypy_extensions import mypyc_attr
+
+# Relative, so that the compiled copy of this module imports the compiled byte helpers (one
+# mypyc group: native calls). U64_MAX, the largest value of any integer field, is re-exported.
+from ._bytes import U64_MAX, put_u64
 
 __all__ = [
     "AMOUNT_BELOW_MINIMUM",
@@ -67,19 +71,8 @@ PUBKEY_LEN: Final = 33
 KEY_LEN: Final = 49
 """Length of a result's database key: u64 time_reply_ns + u64 id + 33-byte source pubkey."""
 
-U64_MAX: Final = 2**64 - 1
-"""Largest value of any integer field."""
-
 U8_MAX: Final = 255
 """Largest failure source index (lnd stores it as a u8)."""
-
-_TWO_64: Final = 2**64
-
-
-def _put_u64(w: BytesWriter, n: int) -> None:
-    """Write the u64 ``n`` as 8 big-endian bytes (librt's writer takes an i64: a u64 of 2**63 or
-    more goes as its two's complement). The one writer of u64s, for the key here and the codec."""
-    write_i64_be(w, n - _TWO_64 if n >> 63 else n)
 
 # -- BOLT 4 failure codes ---------------------------------------------------------------
 # The flag bits are part of the code numbers, so they are spelled out here once and the
@@ -520,8 +513,8 @@ class PaymentResult:
         object.__setattr__(self, "route", route)
         object.__setattr__(self, "failure", failure)
         w = BytesWriter()
-        _put_u64(w, time_reply_ns)
-        _put_u64(w, id)
+        put_u64(w, time_reply_ns)
+        put_u64(w, id)
         w.write(route.source_pubkey)
         object.__setattr__(self, "_key", w.getvalue())
         object.__setattr__(self, "_value", None)

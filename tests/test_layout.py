@@ -38,7 +38,7 @@ def _imports(path: Path, package: str) -> Iterator[tuple[int, str]]:
 
 
 LAYERS = [
-    ("mcstore._select", "mcstore._native", "mcstore.errors"),
+    ("mcstore._select", "mcstore._native", "mcstore.errors", "mcstore._bytes"),
     ("mcstore.model",),
     ("mcstore.codec",),
     ("mcstore.backends",),

@@ -8,6 +8,7 @@ import gc
 import importlib.util
 import pickle
 import sys
+import types
 import weakref
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -534,7 +535,12 @@ def test_a_tuple_of_hops_is_untracked_by_the_collector_once_it_survives_a_collec
 def _pure_model() -> Any:
     """mcstore/model.py loaded afresh as a plain Python module (the pure path's classes, also
     when the compiled core is in use)."""
-    name = "_mcstore_pure_model_for_tests"
+    # A package of its own over mcstore's folder, so that the model's relative import of the
+    # byte helpers loads them afresh from their .py file too.
+    package = types.ModuleType("_mcstore_pure_core_for_tests")
+    package.__path__ = [str(Path(mcstore.__file__).parent)]
+    sys.modules[package.__name__] = package
+    name = f"{package.__name__}.model"
     spec = importlib.util.spec_from_file_location(name, Path(mcstore.__file__).parent / "model.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

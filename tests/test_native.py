@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 import mcstore
-from mcstore import _select, codec, errors, model
+from mcstore import _bytes, _select, codec, errors, model
 from mcstore.cli import cli
 
 
@@ -42,6 +42,15 @@ def test_compiled_flag_matches_the_environment() -> None:
 def test_public_names_are_the_modules_in_use() -> None:
     assert sys.modules["mcstore.model"] is model is mcstore.model
     assert sys.modules["mcstore.codec"] is codec is mcstore.codec
+    # Every module of the core, the byte helpers included, is on the path in use (a pure
+    # helper module under a compiled model and codec would cost a Python call per field).
+    for name in _select.CORE_MODULES:
+        module = sys.modules[f"mcstore.{name}"]
+        assert getattr(mcstore, name) is module
+        assert (not module.__file__.endswith(".py") if module.__file__ else True) is mcstore.COMPILED
+    # The byte helpers have one home, which both the model and the codec use.
+    assert model.put_u64 is codec.put_u64 is _bytes.put_u64
+    assert model.U64_MAX == codec.U64_MAX == _bytes.U64_MAX == 2**64 - 1
     for name in ("Hop", "Route", "PaymentFailure", "PaymentResult", "FAILURE_CODE_NAMES"):
         assert getattr(mcstore, name) is getattr(model, name)
     for name in ("encode_result", "decode_result"):
