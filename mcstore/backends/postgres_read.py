@@ -20,9 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-import trio
-
-from ..errors import StoreClosed, StoreError
+from ..errors import StoreError
 from ._pgconn import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_LOCK_TIMEOUT,
@@ -36,7 +34,7 @@ from ._pgconn import (
     require_psycopg,
 )
 from ._pgha import ReplicationState, replication_state
-from ._snapshot import KeysetSnapshot, OpenSnapshots
+from ._snapshot import KeysetSnapshot, OpenSnapshots, ReadConnection, SnapshotReader
 from .base import Row
 from .location import LocationError, redact_location
 
@@ -58,28 +56,22 @@ _NAMESPACES: Final = (
 )
 
 
-class _ReadConnection:
-    """One read connection used from a worker thread, one call at a time, cancellable.
+class _PgConnection(ReadConnection):
+    """A :class:`~mcstore.backends._snapshot.ReadConnection` on a PostgreSQL connection, run by a
+    :class:`~mcstore.backends._pgconn.PgSession` (which serialises the calls and cancels them)."""
 
-    ``aclose()`` may come from any task at any time: it cancels the call in progress, which
-    then raises :class:`~mcstore.StoreClosed`, and returns once the connection is closed.
-    """
+    DIALECT = "PostgreSQL"
+    DRIVER_ERRORS = (DriverError, Interrupted)
 
     def __init__(self, dsn: str, what: str, connect_timeout: int, lock_timeout: float) -> None:
         require_psycopg()
         parse_dsn(dsn)
+        where = redact_location(dsn)
+        super().__init__(where, where, what)
         self.dsn: Final = dsn
-        self.where: Final = redact_location(dsn)
-        self._what = what
         self._connect_timeout = connect_timeout
         self._lock_timeout = check_lock_timeout(lock_timeout)
         self._session = PgSession("pg-reader")
-        self._closing = False
-        self._released = trio.Event()
-        self._broken: str | None = None
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.where!r}>"
 
     def _connection(self) -> Connection[Any]:
         conn = self._session.conn
@@ -92,52 +84,25 @@ class _ReadConnection:
         self._session.conn = conn
         return conn
 
-    def _closed_message(self) -> str:
-        return f"{self._what} of {self.where} is closed"
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await self._session.run(fn)
 
-    async def _call(self, fn: Callable[[], T]) -> T:
-        if self._closing:
-            raise StoreClosed(self._closed_message())
-        if self._broken is not None:
-            raise StoreError(f"{self._what} of {self.where} is unusable after {self._broken}; close it")
+    def _interrupt(self) -> None:
+        self._session.interrupt()
+
+    async def _close_connection(self) -> None:
         try:
-            return await self._session.run(fn)
-        except (DriverError, Interrupted) as exc:
-            self._broken = "an error"
-            if self._closing:
-                raise StoreClosed(f"{self._what} of {self.where} was closed during a read") from None
-            raise StoreError(f"PostgreSQL read failed on {self.where}: {exc}") from exc
-        except BaseException:
-            self._broken = "a cancelled read"
-            raise
-
-    async def aclose(self) -> None:
-        """Cancel any call in progress, close the connection; see the class docstring."""
-        with trio.CancelScope(shield=True):
-            if self._closing:
-                await self._released.wait()
-                return
-            self._closing = True
-            try:
-                self._session.interrupt()
-                try:
-                    await self._session.run(self._close_sync)
-                finally:
-                    await self._session.aclose()
-            finally:
-                self._released.set()
-                self._on_released()
+            await self._session.run(self._close_sync)
+        finally:
+            await self._session.aclose()
 
     def _close_sync(self) -> None:
         conn, self._session.conn = self._session.conn, None
         if conn is not None:
             conn.close()
 
-    def _on_released(self) -> None:
-        """Hook for subclasses: called once, when ``aclose`` has released everything."""
 
-
-class PostgresSnapshot(KeysetSnapshot, _ReadConnection):
+class PostgresSnapshot(KeysetSnapshot, _PgConnection):
     """The :class:`~mcstore.backends.Snapshot` of ``namespace`` in the database of ``dsn``.
 
     Create it, then ``await snapshot.start()`` (which takes the view); both the PostgreSQL
@@ -158,21 +123,11 @@ class PostgresSnapshot(KeysetSnapshot, _ReadConnection):
         self.namespace: Final = namespace
         self._init_keyset(on_release)
 
-    async def start(self) -> None:
-        """Connect and begin the read transaction; on failure (or cancellation) close again."""
-        namespace = self.namespace
-
-        def work() -> None:
-            conn = self._connect_sync()
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            # The first read fixes the transaction's view.
-            conn.execute("SELECT 1 FROM mc_results WHERE namespace = %s LIMIT 1", (namespace,)).fetchall()
-
-        try:
-            await self._call(work)
-        except BaseException:
-            await self.aclose()
-            raise
+    def _begin_sync(self) -> None:
+        conn = self._connect_sync()
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        # The first read fixes the transaction's view.
+        conn.execute("SELECT 1 FROM mc_results WHERE namespace = %s LIMIT 1", (self.namespace,)).fetchall()
 
     def _page_sync(self, after: bytes | None, max_rows: int) -> list[Row]:
         conn = self._connection()
@@ -187,7 +142,7 @@ class PostgresSnapshot(KeysetSnapshot, _ReadConnection):
         return int(row[0]) if row is not None else 0
 
 
-class PostgresReader(_ReadConnection):
+class PostgresReader(SnapshotReader[PostgresSnapshot], _PgConnection):
     """The :class:`~mcstore.backends.Reader` of mcstore's tables in the database of ``dsn``.
 
     Open it with :meth:`open` (or :func:`mcstore.backends.open_reader`). Raises
@@ -234,17 +189,17 @@ class PostgresReader(_ReadConnection):
             reader.schema_version = version
             reader.replication = replication_state(conn)
 
-        try:
-            await reader._call(work)
-        except BaseException:
-            await reader.aclose()
-            raise
+        await reader._start(work)
         return reader
 
-    @property
-    def snapshots_open(self) -> int:
-        """Snapshots opened by :meth:`open_snapshot` and not closed yet."""
-        return len(self._snapshots)
+    def _new_snapshot(self, namespace: str) -> PostgresSnapshot:
+        return PostgresSnapshot(
+            self.dsn,
+            namespace,
+            connect_timeout=self._connect_timeout,
+            lock_timeout=self._lock_timeout,
+            on_release=self._snapshots.discard,
+        )
 
     async def namespaces(self) -> dict[str, int]:
         """See :meth:`mcstore.backends.Reader.namespaces`."""
@@ -258,23 +213,3 @@ class PostgresReader(_ReadConnection):
     async def check_integrity(self) -> list[str]:
         """See :meth:`mcstore.backends.Reader.check_integrity`: a server checks its own pages."""
         return []
-
-    async def open_snapshot(self, namespace: str) -> PostgresSnapshot:
-        """See :meth:`mcstore.backends.Reader.open_snapshot`."""
-        if self._closing:
-            raise StoreClosed(f"reader of {self.where} is closed")
-        return await self._snapshots.start(
-            PostgresSnapshot(
-                self.dsn,
-                namespace,
-                connect_timeout=self._connect_timeout,
-                lock_timeout=self._lock_timeout,
-                on_release=self._snapshots.discard,
-            )
-        )
-
-    async def aclose(self) -> None:
-        """See :meth:`mcstore.backends.Reader.aclose`."""
-        with trio.CancelScope(shield=True):
-            await self._snapshots.close_all()
-            await super().aclose()

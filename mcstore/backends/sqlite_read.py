@@ -27,8 +27,7 @@ from typing import Final, TypeVar
 
 import trio
 
-from ..errors import StoreClosed, StoreError
-from ._snapshot import KeysetSnapshot, OpenSnapshots
+from ._snapshot import KeysetSnapshot, OpenSnapshots, ReadConnection, SnapshotReader
 from ._thread import WorkerThread
 from .base import Row
 from .location import LocationError, redact_location
@@ -221,30 +220,28 @@ def check_mcstore_schema(conn: sqlite3.Connection, path: str, newest: int) -> in
     return version
 
 
-class _ReadConnection:
-    """One read-only connection on its own worker thread, one call at a time, interruptible.
+class _SQLiteConnection(ReadConnection):
+    """A :class:`~mcstore.backends._snapshot.ReadConnection` on a read-only SQLite connection
+    (:func:`open_readonly`), on a worker thread of its own.
 
-    ``aclose()`` may come from any task at any time: it interrupts the call in progress, which
-    then raises :class:`~mcstore.StoreClosed`, and returns once the connection is closed and
-    its thread has ended.
+    Its calls hold a lock of their own (the thread takes one job at a time), and ``aclose()``
+    waits for it too, so a call that waits for its turn after ``aclose()`` began raises
+    :class:`~mcstore.StoreClosed`. A file opened ``immutable`` is checked after every call
+    (:func:`check_unchanged`).
     """
 
+    DIALECT = "SQLite"
+    DRIVER_ERRORS = (sqlite3.Error,)
+
     def __init__(self, path: str, what: str) -> None:
+        where = redact_location(path)
+        super().__init__(where, repr(where), what)
         self.path: Final = path
-        self.where: Final = redact_location(path)
-        """The file, for messages (without a password, should the path hold one)."""
-        self._what = what
         self._thread = WorkerThread(f"read:{os.path.basename(path)}")
         self._conn: sqlite3.Connection | None = None
         self._stamp: FileStamp | None = None  # opened immutable: the file as it was (open_readonly)
         self._serial = trio.Lock()
         self._stop = False  # read by the progress handler
-        self._closing = False
-        self._released = trio.Event()
-        self._broken: str | None = None
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.where!r}>"
 
     def _progress(self) -> int:
         return 1 if self._stop else 0
@@ -254,6 +251,27 @@ class _ReadConnection:
         conn = self._conn
         if conn is not None:
             conn.interrupt()
+
+    def _turn(self) -> trio.Lock:
+        return self._serial
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        self._stop = False
+
+        def checked() -> T:
+            value = fn()
+            check_unchanged(self.path, self._stamp)
+            return value
+
+        return await self._thread.run(checked, on_cancel=self._interrupt)
+
+    async def _close_connection(self) -> None:
+        async with self._serial:
+            try:
+                if self._thread.alive:
+                    await self._thread.run(self._close_sync)
+            finally:
+                await self._thread.aclose()
 
     def _connect_sync(self) -> sqlite3.Connection:
         conn, self._stamp = open_readonly(self.path, check_same_thread=False)
@@ -283,62 +301,13 @@ class _ReadConnection:
             raise sqlite3.ProgrammingError("not connected")
         return self._conn
 
-    def _closed_message(self) -> str:
-        return f"{self._what} of {self.where!r} is closed"
-
-    async def _call(self, fn: Callable[[], T]) -> T:
-        async with self._serial:
-            if self._closing:
-                raise StoreClosed(self._closed_message())
-            if self._broken is not None:
-                raise StoreError(f"{self._what} of {self.where!r} is unusable after {self._broken}; close it")
-            self._stop = False
-
-            def checked() -> T:
-                value = fn()
-                check_unchanged(self.path, self._stamp)
-                return value
-
-            try:
-                return await self._thread.run(checked, on_cancel=self._interrupt)
-            except sqlite3.Error as exc:
-                self._broken = "an error"
-                if self._closing:
-                    raise StoreClosed(f"{self._what} of {self.where!r} was closed during a read") from None
-                raise StoreError(f"SQLite read failed on {self.where!r}: {exc}") from exc
-            except BaseException:
-                self._broken = "a cancelled read"
-                raise
-
-    async def aclose(self) -> None:
-        """Interrupt any call in progress, close the connection; see the class docstring."""
-        with trio.CancelScope(shield=True):
-            if self._closing:
-                await self._released.wait()
-                return
-            self._closing = True
-            try:
-                self._interrupt()
-                async with self._serial:
-                    try:
-                        if self._thread.alive:
-                            await self._thread.run(self._close_sync)
-                    finally:
-                        await self._thread.aclose()
-            finally:
-                self._released.set()
-                self._on_released()
-
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
 
-    def _on_released(self) -> None:
-        """Hook for subclasses: called once, when ``aclose`` has released everything."""
 
-
-class SQLiteSnapshot(KeysetSnapshot, _ReadConnection):
+class SQLiteSnapshot(KeysetSnapshot, _SQLiteConnection):
     """The :class:`~mcstore.backends.Snapshot` of ``namespace`` in the SQLite file ``path``.
 
     Create it, then ``await snapshot.start()`` (which takes the view); both the SQLite backend
@@ -352,19 +321,9 @@ class SQLiteSnapshot(KeysetSnapshot, _ReadConnection):
         self.namespace: Final = namespace
         self._init_keyset(on_release)
 
-    async def start(self) -> None:
-        """Connect and begin the read transaction; on failure (or cancellation) close again."""
-        namespace = self.namespace
-
-        def work() -> None:
-            self._connect_sync()
-            self._begin_read_sync("SELECT key FROM mc_results WHERE namespace = ? LIMIT 1", (namespace,))
-
-        try:
-            await self._call(work)
-        except BaseException:
-            await self.aclose()
-            raise
+    def _begin_sync(self) -> None:
+        self._connect_sync()
+        self._begin_read_sync("SELECT key FROM mc_results WHERE namespace = ? LIMIT 1", (self.namespace,))
 
     def _page_sync(self, after: bytes | None, max_rows: int) -> list[Row]:
         conn = self._connection()
@@ -376,7 +335,7 @@ class SQLiteSnapshot(KeysetSnapshot, _ReadConnection):
         return int(self._connection().execute(_COUNT, (self.namespace,)).fetchone()[0])
 
 
-class SQLiteReader(_ReadConnection):
+class SQLiteReader(SnapshotReader[SQLiteSnapshot], _SQLiteConnection):
     """The :class:`~mcstore.backends.Reader` of the SQLite mcstore file ``path``.
 
     Open it with :meth:`open` (or :func:`mcstore.backends.open_reader`). Raises
@@ -399,17 +358,11 @@ class SQLiteReader(_ReadConnection):
             conn = reader._connect_sync()
             reader.schema_version = check_mcstore_schema(conn, reader.path, newest_schema)
 
-        try:
-            await reader._call(work)
-        except BaseException:
-            await reader.aclose()
-            raise
+        await reader._start(work)
         return reader
 
-    @property
-    def snapshots_open(self) -> int:
-        """Snapshots opened by :meth:`open_snapshot` and not closed yet."""
-        return len(self._snapshots)
+    def _new_snapshot(self, namespace: str) -> SQLiteSnapshot:
+        return SQLiteSnapshot(self.path, namespace, on_release=self._snapshots.discard)
 
     async def namespaces(self) -> dict[str, int]:
         """See :meth:`mcstore.backends.Reader.namespaces`."""
@@ -440,15 +393,3 @@ class SQLiteReader(_ReadConnection):
             return [] if messages == ["ok"] else messages
 
         return await self._call(work)
-
-    async def open_snapshot(self, namespace: str) -> SQLiteSnapshot:
-        """See :meth:`mcstore.backends.Reader.open_snapshot`."""
-        if self._closing:
-            raise StoreClosed(f"reader of {self.where!r} is closed")
-        return await self._snapshots.start(SQLiteSnapshot(self.path, namespace, on_release=self._snapshots.discard))
-
-    async def aclose(self) -> None:
-        """See :meth:`mcstore.backends.Reader.aclose`."""
-        with trio.CancelScope(shield=True):
-            await self._snapshots.close_all()
-            await super().aclose()
