@@ -80,15 +80,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
-
-import trio
 
 from ..codec import encode_result
 from ..errors import StoreError, StoreFenced, StoreLocked
 from ..model import PaymentResult
+from ._database import DatabaseBackend
 from ._pgconn import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_LOCK_TIMEOUT,
@@ -104,8 +102,7 @@ from ._pgconn import (
 )
 from ._pgconn import require_psycopg as _require_psycopg
 from ._pgha import DEFAULT_SYNC_WAIT_ALARM, CommitWarnings, SyncWaitWatch, replication_state
-from ._snapshot import OpenSnapshots
-from .base import CANCEL_CHECK_ROWS, FetchOutcome, FlushOutcome, decode_stored_rows
+from .base import CANCEL_CHECK_ROWS, FlushOutcome, decode_stored_rows
 from .location import POSTGRES_SCHEMES, is_postgres_url, redact_location
 
 if TYPE_CHECKING:
@@ -185,7 +182,7 @@ def _schema_lock_key(schema: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-class PostgresBackend:
+class PostgresBackend(DatabaseBackend["PostgresSnapshot"]):
     """A :class:`~mcstore.backends.Backend` on a PostgreSQL server, through psycopg 3.
 
     Connection parameters given in ``dsn`` win over mcstore's defaults (``connect_timeout``,
@@ -211,6 +208,9 @@ class PostgresBackend:
         ValueError: A ``connect_timeout``, ``lock_timeout`` or ``sync_wait_alarm`` out of range.
     """
 
+    DIALECT = "PostgreSQL"
+    DRIVER_ERRORS = (DriverError, Interrupted)
+
     def __init__(
         self,
         dsn: str,
@@ -230,37 +230,22 @@ class PostgresBackend:
         _require_psycopg()
         parse_dsn(dsn)
         self.dsn: Final = dsn
-        self.where: Final = redact_location(dsn)
-        """The server and database, without password, for messages and logs."""
+        where = redact_location(dsn)
+        super().__init__(where, where)
         self.connect_timeout: Final = connect_timeout
-        self.namespace = ""
         self.schema = ""
         self._lock_key = 0
-        self._token = os.urandom(16)
-        """The fencing token this store writes at open and checks in every write."""
-        self._stored = 0
         self._session = PgSession("pg-backend")
-        self._snapshots: OpenSnapshots[PostgresSnapshot] = OpenSnapshots()
-        self._opened = False
-        self._closed = False
         self.reconnects = 0
         """Connections made after the first one (each one re-took the namespace lock)."""
         self._pid: int | None = None  # the server pid of the store's session, for the watch
         self._sync_watch = SyncWaitWatch(dsn, self.where, connect_timeout, lambda: self._pid, alarm=sync_wait_alarm)
         self._commit_warnings = CommitWarnings()
 
-    def __repr__(self) -> str:
-        return f"<PostgresBackend {self.where!r} namespace={self.namespace!r}>"
-
     @property
     def calls_in_flight(self) -> int:
         """Calls running in the worker thread now: 0 whenever no call is awaited."""
         return self._session.calls_in_flight
-
-    @property
-    def snapshots_open(self) -> int:
-        """Snapshots opened by :meth:`open_snapshot` and not closed yet."""
-        return len(self._snapshots)
 
     @property
     def _conn(self) -> Connection[Any] | None:
@@ -477,22 +462,7 @@ class PostgresBackend:
         ``connect_timeout``), the schema is newer than this mcstore, or any statement fails.
         On failure nothing stays open or locked.
         """
-        if self._opened or self._closed:
-            raise StoreError("a PostgresBackend can be opened only once")
-        self._opened = True
-        self.namespace = namespace
-        try:
-            self._sync_watch.start()
-            return await self._call(lambda: self._open_sync(max_records), "open")
-        except BaseException:
-            self._closed = True
-            with trio.CancelScope(shield=True):
-                try:
-                    await self._run(self._close_sync)
-                finally:
-                    await self._session.aclose()
-                    await self._sync_watch.aclose()
-            raise
+        return await super().open(namespace, max_records)
 
     def _open_sync(self, max_records: int) -> int:
         conn = self._connect()
@@ -518,14 +488,13 @@ class PostgresBackend:
                 f"({self.where}, schema {self.schema!r}, advisory lock {self._lock_key})"
             )
         self._write(self._ensure_schema, fenced=False)
-        self._stored = self._write(self._claim, fenced=False)
-        if max_records and self._stored > max_records:
-            pruned = self._write(lambda c: self._prune(c, max_records))
-            logger.info(
-                "Pruned %d mission control results of namespace %r to max_records=%d at open",
-                pruned, self.namespace, max_records,
-            )
-        return self._stored
+        return self._claim_and_prune(max_records)
+
+    def _claim_namespace(self) -> int:
+        return self._write(self._claim, fenced=False)
+
+    def _prune_at_open(self, max_records: int) -> int:
+        return self._write(lambda c: self._prune(c, max_records))
 
     def _ensure_schema(self, conn: Connection[Any]) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_schema_lock_key(self.schema),))
@@ -598,37 +567,31 @@ class PostgresBackend:
 
         return await self._call(work, "flush")
 
-    async def fetch_all(self) -> FetchOutcome:
-        """Read every row in key order; delete the rows that fail to decode."""
+    def _read_all_sync(self) -> tuple[list[PaymentResult], list[bytes]]:
         namespace = self.namespace
 
-        def work() -> FetchOutcome:
-            def read(conn: Connection[Any]) -> list[tuple[bytes, bytes]]:
-                return conn.execute(
-                    "SELECT key, value FROM mc_results WHERE namespace = %s ORDER BY key", (namespace,)
-                ).fetchall()
+        def read(conn: Connection[Any]) -> list[tuple[bytes, bytes]]:
+            return conn.execute(
+                "SELECT key, value FROM mc_results WHERE namespace = %s ORDER BY key", (namespace,)
+            ).fetchall()
 
-            rows = self._write(read, fenced=False)  # reading needs no token
-            results, corrupted = decode_stored_rows(rows, namespace, self._raise_if_cancelled)
+        rows = self._write(read, fenced=False)  # reading needs no token
+        return decode_stored_rows(rows, namespace, self._raise_if_cancelled)
 
-            def repair(conn: Connection[Any]) -> None:
-                with conn.cursor() as cursor:
-                    cursor.executemany(
-                        "DELETE FROM mc_results WHERE namespace = %s AND key = %s",
-                        [(namespace, key) for key in corrupted],
-                    )
-                conn.execute(_SET_COUNT, (namespace, len(results)))
+    def _repair_sync(self, corrupted: list[bytes], count: int) -> None:
+        namespace = self.namespace
 
-            # Reading every row is also the moment to correct the kept count.
-            if corrupted or len(results) != self._stored:
-                self._write(repair)
-                self._stored = len(results)
-            return FetchOutcome(results, len(corrupted), self._stored)
+        def repair(conn: Connection[Any]) -> None:
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "DELETE FROM mc_results WHERE namespace = %s AND key = %s",
+                    [(namespace, key) for key in corrupted],
+                )
+            conn.execute(_SET_COUNT, (namespace, count))
 
-        return await self._call(work, "fetch")
+        self._write(repair)
 
-    async def clear(self) -> int:
-        """Delete every row of the namespace in one transaction."""
+    def _clear_sync(self) -> int:
         namespace = self.namespace
 
         def transaction(conn: Connection[Any]) -> int:
@@ -636,60 +599,47 @@ class PostgresBackend:
             conn.execute(_SET_COUNT, (namespace, 0))
             return deleted
 
-        def work() -> int:
-            deleted = self._write(transaction)
-            self._stored = 0
-            return deleted
+        return self._write(transaction)
 
-        return await self._call(work, "clear")
+    def _connected(self) -> bool:
+        return bool(self.schema)
 
-    async def open_snapshot(self) -> PostgresSnapshot:
+    def _new_snapshot(self) -> PostgresSnapshot:
         """A snapshot on its own connection, in a ``REPEATABLE READ READ ONLY`` transaction (see
-        :class:`~mcstore.backends.postgres_read.PostgresSnapshot`); it never waits for a flush."""
+        :class:`~mcstore.backends.postgres_read.PostgresSnapshot`)."""
         from .postgres_read import PostgresSnapshot
 
-        if not self._opened or self._closed or not self.schema:
-            raise StoreError(f"PostgreSQL backend for {self.where} is not open")
-        return await self._snapshots.start(
-            PostgresSnapshot(
-                self.dsn,
-                self.namespace,
-                connect_timeout=self.connect_timeout,
-                lock_timeout=self.lock_timeout,
-                on_release=self._snapshots.discard,
-            )
+        return PostgresSnapshot(
+            self.dsn,
+            self.namespace,
+            connect_timeout=self.connect_timeout,
+            lock_timeout=self.lock_timeout,
+            on_release=self._snapshots.discard,
         )
 
-    async def _call(self, work: Callable[[], T], what: str) -> T:
-        """Run ``work`` in the worker thread; report driver failures as StoreError."""
+    def _failure(self, exc: Exception, what: str) -> StoreError:
+        if isinstance(exc, DriverError) and exc.sqlstate == LOCK_NOT_AVAILABLE:
+            return StoreError(
+                f"PostgreSQL {what} on {self.where} waited longer than lock_timeout={self.lock_timeout:g} s "
+                f"for a lock that another session holds ({exc})"
+            )
+        return super()._failure(exc, what)
+
+    def _before_open(self) -> None:
+        self._sync_watch.start()
+
+    def _call_started(self, what: str) -> None:
         self._sync_watch.call_started(what)
+
+    def _call_ended(self) -> None:
+        self._sync_watch.call_ended()
+
+    async def _release(self) -> None:
         try:
-            return await self._run(work)
-        except (DriverError, Interrupted) as exc:
-            if isinstance(exc, DriverError) and exc.sqlstate == LOCK_NOT_AVAILABLE:
-                raise StoreError(
-                    f"PostgreSQL {what} on {self.where} waited longer than lock_timeout={self.lock_timeout:g} s "
-                    f"for a lock that another session holds ({exc})"
-                ) from exc
-            raise StoreError(f"PostgreSQL {what} failed on {self.where}: {exc}") from exc
+            await self._run(self._close_sync)
         finally:
-            self._sync_watch.call_ended()
-
-    async def aclose(self) -> None:
-        """Unlock the namespace and close the connection. Harmless if called twice.
-
-        Runs shielded: closing is cleanup, and must finish even in a cancelled scope.
-        """
-        if self._closed:
-            return
-        self._closed = True
-        with trio.CancelScope(shield=True):
-            await self._snapshots.close_all()
-            try:
-                await self._run(self._close_sync)
-            finally:
-                await self._session.aclose()
-                await self._sync_watch.aclose()
+            await self._session.aclose()
+            await self._sync_watch.aclose()
 
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None

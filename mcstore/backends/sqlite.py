@@ -46,15 +46,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
 
-import trio
-
 from ..codec import encode_result
 from ..errors import StoreError, StoreFenced, StoreLocked
 from ..model import PaymentResult
+from ._database import DatabaseBackend
 from ._lock import NamespaceLock
-from ._snapshot import OpenSnapshots
 from ._thread import WorkerThread
-from .base import CANCEL_CHECK_ROWS, DEFAULT_LOCK_TIMEOUT, FetchOutcome, FlushOutcome, decode_stored_rows
+from .base import CANCEL_CHECK_ROWS, DEFAULT_LOCK_TIMEOUT, FlushOutcome, decode_stored_rows
 from .location import InvalidLocation, classify_location, redact_location
 from .sqlite_read import SQLiteSnapshot
 
@@ -88,7 +86,6 @@ _SCHEMA: Final = (
 )
 _MIGRATE_1_TO_2: Final = ("ALTER TABLE mc_namespaces ADD COLUMN owner BLOB",)
 """From version 1 to 2: the fencing token's column. Run in the transaction that sets the version."""
-_TOKEN_BYTES: Final = 16
 _INSERT_CHUNK: Final = 256
 """Rows per ``INSERT`` statement of a flush (a power of two; 2 * 256 + 1 parameters stay under
 SQLite's oldest limit of 999).
@@ -224,7 +221,7 @@ class _CancelFlag:
         self.requested = False
 
 
-class SQLiteBackend:
+class SQLiteBackend(DatabaseBackend[SQLiteSnapshot]):
     """A :class:`~mcstore.backends.Backend` on one SQLite file.
 
     The file is in WAL mode. Nothing is opened until the store opens the backend.
@@ -242,6 +239,9 @@ class SQLiteBackend:
         ValueError: An unknown ``synchronous`` mode.
     """
 
+    DIALECT = "SQLite"
+    DRIVER_ERRORS = (sqlite3.Error,)
+
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
         mode = synchronous.upper() if isinstance(synchronous, str) else synchronous
         if mode not in SYNCHRONOUS_MODES:
@@ -251,26 +251,17 @@ class SQLiteBackend:
         if classify_location(path) != "sqlite":
             raise InvalidLocation(path, "is a PostgreSQL URL: use PostgresBackend (or open_store(url))")
         self.path: Final = os.fspath(path)
-        self.where: Final = redact_location(self.path)
-        """The file, for messages (without a password, should the path hold one)."""
+        where = redact_location(self.path)
+        super().__init__(where, repr(where))
         self.synchronous: Final = mode
-        self.namespace = ""
         self._conn: sqlite3.Connection | None = None
         self._lock: NamespaceLock | None = None
-        self._token = os.urandom(_TOKEN_BYTES)
-        """The fencing token this store writes at open and checks in every write."""
         self._file_id: _FileId | None = None
         """The database file the connection opened (``st_dev``, ``st_ino``; None before open)."""
-        self._stored = 0
         self._worker = WorkerThread(f"sqlite:{os.path.basename(self.path)}")
         # The running call's cancel request (worker thread side; see _run).
         self._cancel = _CancelFlag()
         self._rolling_back = False
-        self._closed = False
-        self._snapshots: OpenSnapshots[SQLiteSnapshot] = OpenSnapshots()
-
-    def __repr__(self) -> str:
-        return f"<SQLiteBackend {self.where!r} namespace={self.namespace!r}>"
 
     @property
     def calls_in_flight(self) -> int:
@@ -281,11 +272,6 @@ class SQLiteBackend:
     def worker(self) -> WorkerThread:
         """The backend's worker thread (alive from ``open`` until ``aclose`` returns)."""
         return self._worker
-
-    @property
-    def snapshots_open(self) -> int:
-        """Snapshots opened by :meth:`open_snapshot` and not closed yet."""
-        return len(self._snapshots)
 
     # -- running SQLite off the Trio thread ----------------------------------------------
 
@@ -324,7 +310,7 @@ class SQLiteBackend:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise StoreError(f"SQLite backend for {self.where!r} is not open")
+            raise self._not_open()
         return self._conn
 
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -418,14 +404,7 @@ class SQLiteBackend:
         read-only file or directory, a symlink at the lock file's path, a newer schema
         version, or any SQLite failure. On failure nothing stays open or locked.
         """
-        if self._conn is not None or self._closed:
-            raise StoreError("an SQLiteBackend can be opened only once")
-        self.namespace = namespace
-        try:
-            return await self._run(lambda: self._open_sync(max_records))
-        except BaseException:
-            await self.aclose()  # shielded
-            raise
+        return await super().open(namespace, max_records)
 
     def _open_sync(self, max_records: int) -> int:
         _check_is_sqlite(self.path)
@@ -448,23 +427,23 @@ class SQLiteBackend:
             if self._file_id is None or _file_id(self.path) != self._file_id:
                 raise StoreError(f"{self.where!r} was removed or replaced while it was being opened")
             self._ensure_schema(conn)
-            self._stored = self._write(self._claim)
-            if max_records and self._stored > max_records:
-                excess = self._stored - max_records
-
-                def prune(c: sqlite3.Connection) -> tuple[int, int]:
-                    pruned = self._prune(c, excess)
-                    return pruned, self._stored - pruned
-
-                pruned = self._write_fenced(prune)
-                self._stored -= pruned
-                logger.info(
-                    "Pruned %d mission control results of namespace %r to max_records=%d at open",
-                    pruned, self.namespace, max_records,
-                )
+            return self._claim_and_prune(max_records)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {self.where!r}: {exc}") from exc
-        return self._stored
+
+    def _claim_namespace(self) -> int:
+        return self._write(self._claim)
+
+    def _prune_at_open(self, max_records: int) -> int:
+        excess = self._stored - max_records
+
+        def prune(c: sqlite3.Connection) -> tuple[int, int]:
+            pruned = self._prune(c, excess)
+            return pruned, self._stored - pruned
+
+        pruned = self._write_fenced(prune)
+        self._stored -= pruned
+        return pruned
 
     def _claim(self, conn: sqlite3.Connection) -> int:
         """Write the store's fencing token into the namespace's row; return its kept count.
@@ -563,88 +542,54 @@ class SQLiteBackend:
 
         return await self._call(work, "flush")
 
-    async def fetch_all(self) -> FetchOutcome:
-        """Read every row in key order; delete the rows that fail to decode."""
+    def _read_all_sync(self) -> tuple[list[PaymentResult], list[bytes]]:
+        # Decoded as the cursor steps, not after a fetchall(): only the results are kept,
+        # never every row's bytes beside them.
+        cursor = self._connection().execute(
+            "SELECT key, value FROM mc_results WHERE namespace = ? ORDER BY key",
+            (self.namespace,),
+        )
+        try:
+            return decode_stored_rows(cursor, self.namespace, self._raise_if_cancelled)
+        finally:
+            cursor.close()  # a cancelled read ends its read transaction here
+
+    def _repair_sync(self, corrupted: list[bytes], count: int) -> None:
         namespace = self.namespace
 
-        def work() -> FetchOutcome:
-            conn = self._connection()
-            # Decoded as the cursor steps, not after a fetchall(): only the results are kept,
-            # never every row's bytes beside them.
-            cursor = conn.execute(
-                "SELECT key, value FROM mc_results WHERE namespace = ? ORDER BY key",
-                (namespace,),
+        def repair(c: sqlite3.Connection) -> tuple[None, int]:
+            c.executemany(
+                "DELETE FROM mc_results WHERE namespace = ? AND key = ?", [(namespace, key) for key in corrupted]
             )
-            try:
-                results, corrupted = decode_stored_rows(cursor, namespace, self._raise_if_cancelled)
-            finally:
-                cursor.close()  # a cancelled read ends its read transaction here
+            return None, count
 
-            def repair(c: sqlite3.Connection) -> tuple[None, int]:
-                c.executemany(
-                    "DELETE FROM mc_results WHERE namespace = ? AND key = ?", [(namespace, key) for key in corrupted]
-                )
-                return None, len(results)
+        self._write_fenced(repair)
 
-            # Reading every row is also the moment to correct the kept count, should another
-            # tool have written to the table.
-            if corrupted or len(results) != self._stored:
-                self._write_fenced(repair)
-                self._stored = len(results)
-            return FetchOutcome(results, len(corrupted), self._stored)
-
-        return await self._call(work, "fetch")
-
-    async def clear(self) -> int:
-        """Delete every row of the namespace in one transaction."""
+    def _clear_sync(self) -> int:
         namespace = self.namespace
 
         def transaction(conn: sqlite3.Connection) -> tuple[int, int]:
             deleted = conn.execute("DELETE FROM mc_results WHERE namespace = ?", (namespace,)).rowcount
             return int(deleted), 0
 
-        def work() -> int:
-            deleted = self._write_fenced(transaction)
-            self._stored = 0
-            return deleted
+        return self._write_fenced(transaction)
 
-        return await self._call(work, "clear")
+    def _connected(self) -> bool:
+        return self._conn is not None
 
-    async def open_snapshot(self) -> SQLiteSnapshot:
+    def _new_snapshot(self) -> SQLiteSnapshot:
         """A snapshot on its own read-only connection and thread (see
-        :class:`~mcstore.backends.sqlite_read.SQLiteSnapshot`); it never waits for a flush."""
-        if self._conn is None or self._closed:
-            raise StoreError(f"SQLite backend for {self.where!r} is not open")
-        return await self._snapshots.start(
-            SQLiteSnapshot(self.path, self.namespace, on_release=self._snapshots.discard)
-        )
+        :class:`~mcstore.backends.sqlite_read.SQLiteSnapshot`)."""
+        return SQLiteSnapshot(self.path, self.namespace, on_release=self._snapshots.discard)
 
-    async def _call(self, work: Callable[[], T], what: str) -> T:
-        """Run ``work`` in the worker thread; report SQLite failures as StoreError."""
+    async def _release(self) -> None:
         try:
-            return await self._run(work)
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite {what} failed on {self.where!r}: {exc}") from exc
-
-    async def aclose(self) -> None:
-        """Close the connection, release the namespace lock, and end the worker thread.
-
-        Harmless if called twice. Closes every snapshot still open first. Runs shielded:
-        closing is cleanup, and must finish even in a cancelled scope. When it returns, the
-        worker thread has ended.
-        """
-        if self._closed:
-            return
-        self._closed = True
-        with trio.CancelScope(shield=True):
-            try:
-                await self._snapshots.close_all()
-                if self._worker.alive:
-                    await self._run(self._close_sync)
-                else:
-                    self._close_sync()  # never opened: nothing runs in a thread
-            finally:
-                await self._worker.aclose()
+            if self._worker.alive:
+                await self._run(self._close_sync)
+            else:
+                self._close_sync()  # never opened: nothing runs in a thread
+        finally:
+            await self._worker.aclose()
 
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None
