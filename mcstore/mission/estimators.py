@@ -180,12 +180,39 @@ def _unit(owner: str, name: str, value: object) -> float:
     return v
 
 
+def _positive_seconds(owner: str, name: str, value: object) -> tuple[float, int]:
+    """``value`` as a number of seconds and as whole ns; TypeError/ValueError naming the field
+    unless it is finite and more than 0 once rounded to ns."""
+    seconds = _number(owner, name, value)
+    ns = round(seconds * _NS_PER_S)
+    if ns <= 0:
+        raise ValueError(f"{owner}: {name} must be > 0 seconds, got {value!r}")
+    return seconds, ns
+
+
+class _Tunable:
+    """:meth:`params` and ``repr`` of a :class:`TunableEstimator`, read from its ``parameters``
+    (the one list of its constructor's keywords) and its attributes of the same names."""
+
+    __slots__ = ()
+
+    parameters: ClassVar[tuple[Parameter, ...]]
+
+    def params(self) -> dict[str, float | int]:
+        """The constructor's keywords and their values."""
+        return {p.name: getattr(self, p.name) for p in self.parameters}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{key}={value!r}" for key, value in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
 def _primitive(s: float, c: float, cs: float, norm: float, x: float) -> float:
     """lnd's ``primitive`` with the terms that depend on the capacity alone passed in."""
     return (-_exp(-x / s) + _exp((x - c) / s) + x / cs) / norm
 
 
-class AprioriEstimator:
+class AprioriEstimator(_Tunable):
     """lnd's apriori estimator (the default).
 
     Its parameters are validated as lnd does, and non-finite values are refused too.
@@ -234,21 +261,6 @@ class AprioriEstimator:
         self._half_life_hours = hours(round(half_life * _NS_PER_S))
         # lnd's aprioriFactor: the a-priori value counts as k results (unused when weight is 1).
         self._k = 1 / (1 - self.weight) - 1 if self.weight != 1.0 else _inf
-
-    def params(self) -> dict[str, float | int]:
-        """The constructor's keywords and their values."""
-        return {
-            "hop_probability": self.hop_probability,
-            "weight": self.weight,
-            "penalty_half_life": self.penalty_half_life,
-            "capacity_fraction": self.capacity_fraction,
-        }
-
-    def __repr__(self) -> str:
-        return (
-            f"AprioriEstimator(hop_probability={self.hop_probability!r}, weight={self.weight!r}, "
-            f"penalty_half_life={self.penalty_half_life!r}, capacity_fraction={self.capacity_fraction!r})"
-        )
 
     def _penalty_weight(self, age_ns: int) -> float:
         """lnd's ``getWeight``: ``2 ** (-age.Hours() / half_life.Hours())``, inf/NaN as Go gives them.
@@ -355,7 +367,7 @@ class AprioriEstimator:
         return self._pair(now_ns, r, _LOCAL_AMOUNT, PREV_SUCCESS_PROBABILITY)
 
 
-class BimodalEstimator:
+class BimodalEstimator(_Tunable):
     """lnd's bimodal estimator.
 
     Its parameters are validated as lnd does.
@@ -388,10 +400,7 @@ class BimodalEstimator:
         decay_time: float = 604800.0,
     ) -> None:
         owner = "BimodalEstimator"
-        decay = _number(owner, "decay_time", decay_time)
-        decay_ns = round(decay * _NS_PER_S)
-        if decay_ns <= 0:
-            raise ValueError(f"{owner}: decay_time must be > 0 seconds, got {decay_time!r}")
+        decay, decay_ns = _positive_seconds(owner, "decay_time", decay_time)
         self.node_weight: Final = _unit(owner, "node_weight", node_weight)
         if isinstance(scale_msat, bool) or not isinstance(scale_msat, int):
             raise TypeError(f"{owner}: scale_msat must be an int, got {type(scale_msat).__name__} {scale_msat!r}")
@@ -402,16 +411,6 @@ class BimodalEstimator:
         self._decay_int = decay_ns
         self._decay_ns = float(decay_ns)
         self._scale = float(scale_msat)
-
-    def params(self) -> dict[str, float | int]:
-        """The constructor's keywords and their values."""
-        return {"scale_msat": self.scale_msat, "node_weight": self.node_weight, "decay_time": self.decay_time}
-
-    def __repr__(self) -> str:
-        return (
-            f"BimodalEstimator(scale_msat={self.scale_msat!r}, node_weight={self.node_weight!r}, "
-            f"decay_time={self.decay_time!r})"
-        )
 
     def _decay(self, age_ns: int) -> float:
         """``exp(-age / decay_time)``; a future time counts as now (lnd: a factor above 1)."""

@@ -104,7 +104,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Final, NamedTuple
 
 from ..model import U64_MAX
-from .estimators import Parameter, _number, _unit
+from .estimators import Parameter, _number, _positive_seconds, _Tunable, _unit
 from .state import TimedPairResult
 
 __all__ = [
@@ -127,7 +127,6 @@ NO_UPPER_BOUND: Final = 65
 MAX_BUCKET_WEIGHT_POWER: Final = 8.0
 """The largest ``bucket_weight_power`` accepted: higher powers can overflow a float."""
 
-_NS_PER_S: Final = 1_000_000_000
 _ldexp = math.ldexp
 
 
@@ -195,14 +194,6 @@ class _Pair:
         self.prior = prior
 
 
-def _positive_seconds(owner: str, name: str, value: object) -> tuple[float, int]:
-    seconds = _number(owner, name, value)
-    ns = round(seconds * _NS_PER_S)
-    if ns <= 0:
-        raise ValueError(f"{owner}: {name} must be > 0 seconds, got {value!r}")
-    return seconds, ns
-
-
 def _halvings(gap_ns: int, half_life_ns: int) -> int:
     """Whole half-lives in a silence of ``gap_ns`` (LDK decays once more than one has passed)."""
     return (gap_ns - 1) // half_life_ns if gap_ns > half_life_ns else 0
@@ -219,7 +210,7 @@ def _decayed(buckets: _Buckets, factor: float) -> _Buckets:
     return out
 
 
-class HistoricalEstimator:
+class HistoricalEstimator(_Tunable):
     """LDK-style historical estimator: histograms of the liquidity bounds each pair was seen at.
 
     See the module's docstring for the model, its guarantees and its differences from LDK.
@@ -310,21 +301,6 @@ class HistoricalEstimator:
         self.prior_weight: Final = prior
         self.liquidity_offset_half_life: Final = local
         self._memory: dict[bytes, dict[bytes, _Pair]] = {}
-
-    def params(self) -> dict[str, float | int]:
-        """The constructor's keywords and their values."""
-        return {
-            "no_updates_half_life": self.no_updates_half_life,
-            "datapoint_decay": self.datapoint_decay,
-            "bucket_weight_power": self.bucket_weight_power,
-            "no_success_factor": self.no_success_factor,
-            "prior_weight": self.prior_weight,
-            "liquidity_offset_half_life": self.liquidity_offset_half_life,
-        }
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{key}={value!r}" for key, value in self.params().items())
-        return f"HistoricalEstimator({args})"
 
     # -- learning ---------------------------------------------------------------------------
 
