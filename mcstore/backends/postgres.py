@@ -104,11 +104,10 @@ from ._pgconn import require_psycopg as _require_psycopg
 from ._pgha import DEFAULT_SYNC_WAIT_ALARM, CommitWarnings, SyncWaitWatch, replication_state
 from .base import CANCEL_CHECK_ROWS, FlushOutcome, decode_stored_rows
 from .location import POSTGRES_SCHEMES, is_postgres_url, redact_location
+from .postgres_read import PostgresSnapshot
 
 if TYPE_CHECKING:
     from psycopg import Connection
-
-    from .postgres_read import PostgresSnapshot
 
 __all__ = ["PSYCOPG_MISSING", "SCHEMA_VERSION", "URL_SCHEMES", "PostgresBackend", "is_postgres_url",
            "namespace_lock_key"]
@@ -182,7 +181,7 @@ def _schema_lock_key(schema: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-class PostgresBackend(DatabaseBackend["PostgresSnapshot"]):
+class PostgresBackend(DatabaseBackend[PostgresSnapshot]):
     """A :class:`~mcstore.backends.Backend` on a PostgreSQL server, through psycopg 3.
 
     Connection parameters given in ``dsn`` win over mcstore's defaults (``connect_timeout``,
@@ -607,8 +606,6 @@ class PostgresBackend(DatabaseBackend["PostgresSnapshot"]):
     def _new_snapshot(self) -> PostgresSnapshot:
         """A snapshot on its own connection, in a ``REPEATABLE READ READ ONLY`` transaction (see
         :class:`~mcstore.backends.postgres_read.PostgresSnapshot`)."""
-        from .postgres_read import PostgresSnapshot
-
         return PostgresSnapshot(
             self.dsn,
             self.namespace,
