@@ -16,9 +16,11 @@ import trio
 import trio.testing
 from backend_fixtures import BackendFactory
 from factories import failed, result
+from shutdown_checks import StorePlace
 
 import mcstore
 from mcstore import FlushError, StoreBusy, StoreClosed, StoreError, StoreLocked, StoreState, open_store
+from mcstore.backends import backend_for_path
 from mcstore.store import STOPPED_MESSAGE, STOPPING_MESSAGE
 from mcstore.testing import FaultyBackend, MemoryBackend, MemoryDatabase
 
@@ -266,6 +268,26 @@ async def test_reopen_with_a_smaller_cap_prunes_at_open(
     async with open_store(make_backend(), max_records=4) as store:
         assert store.stats().stored == 4
         assert [r.id for r in await store.fetch_all()] == [6, 7, 8, 9]
+
+
+async def test_a_database_backend_opens_once_and_snapshots_only_while_open(store_place: StorePlace) -> None:
+    # The flow both database backends share (backends/_database.py), on each of them.
+    backend = backend_for_path(store_place.path)
+    with pytest.raises(StoreError, match="is not open"):
+        await backend.open_snapshot()
+    assert await backend.open("default", 0) == 0
+    with pytest.raises(StoreError, match="can be opened only once"):
+        await backend.open("default", 0)
+    snapshot = await backend.open_snapshot()
+    assert await snapshot.next_batch(10) == []
+    await backend.aclose()  # closes the snapshot first
+    with pytest.raises(StoreClosed):
+        await snapshot.next_batch(10)
+    with pytest.raises(StoreError, match="is not open"):
+        await backend.open_snapshot()
+    with pytest.raises(StoreError, match="can be opened only once"):
+        await backend.open("default", 0)
+    await backend.aclose()  # harmless twice
 
 
 # -- clear and fetch_all --------------------------------------------------------------------
