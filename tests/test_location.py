@@ -100,10 +100,18 @@ def closed_port() -> int:
         # passwords that do not parse
         ("postgresql://mc:Pw%zzSECRET@host/db", "postgresql://mc@host/db"),
         ("postgresql://mc:pa@ssSECRET@host/db", "postgresql://mc@host/db"),
-        ("postgresql://mc:pa/ssSECRET@host/db", "postgresql://mc@host/db"),
-        ("postgresql://mc:pa?ssSECRET@host/db", "postgresql://mc@host/db"),
-        ("postgresql://mc:pa#ssSECRET@host/db", "postgresql://mc@host/db"),
+        ("postgresql://mc:pa/ssSECRET@host/db", "postgresql://mc@..."),
+        ("postgresql://mc:pa?ssSECRET@host/db", "postgresql://mc@..."),
+        ("postgresql://mc:pa#ssSECRET@host/db", "postgresql://mc@..."),
         ("postgresq://mc:S3cret@h/db", "postgresq://mc@h/db"),  # a misspelt scheme too
+        # an '@' after the host: where the user info, or a password parameter, ends is unknown
+        ("postgresql://0:@/::::@0:5432/0", "postgresql://0@..."),
+        ("postgresql://u:pw@host/db?application_name=a@b&password=SECRET1", "postgresql://u@..."),
+        ("postgresql://u:pw@host/db?sslmode=require&password=abc@SECRET2", "postgresql://u@..."),
+        ("postgresql://host/db?application_name=a@b&password=SECRET3", "postgresql://host@..."),
+        # a password parameter with an unencoded '&' or '#': the rest of it is not shown either
+        ("postgresql://h/db?password=ab&SECRET4&sslmode=disable", "postgresql://h/db?sslmode=disable"),
+        ("postgresql://h/db?password=ab#SECRET5", "postgresql://h/db"),
         # libpq key=value strings
         ("host=h port=5 password=S3cret dbname=x", "host=h port=5 dbname=x"),
         (r"host=h password = 'S3 c\'ret' dbname=x", "host=h dbname=x"),

@@ -180,8 +180,9 @@ class _UrlParts:
     without one); ``rest`` is the hosts, ports, path, query and fragment as written.
     ``ambiguous`` is set when an ``@`` comes after the host part (whether or not one comes
     before it): the user name or password may then hold an unencoded ``/``, ``?``, ``#`` or
-    ``@``, and everything up to the last ``@`` is taken as the user info, so that the password
-    is never shown. (An ``@`` in the path or query is refused, then: write it ``%40``.)
+    ``@``, and everything up to the last ``@`` is taken as the user info; such a URL is
+    refused, and shown as its scheme and user name alone, so that no password (in the user
+    info or in a query parameter) is ever shown. (Write an ``@`` in a path or query ``%40``.)
     """
 
     __slots__ = ("ambiguous", "rest", "scheme", "userinfo")
@@ -240,11 +241,22 @@ def _is_secret_param(item: str) -> bool:
 
 def _redact_url(text: str) -> str:
     parts = _split_url(text)
+    if parts.ambiguous:
+        # Where the user info ends cannot be told, so neither can where a password (in it or
+        # in a query parameter) ends: show the scheme and the user name only.
+        return f"{parts.scheme}{parts.user}@..."
     head, items, fragment = _query_params(parts.rest)
-    kept = [item for item in items if not _is_secret_param(item)]
+    kept: list[str] = []
+    secret = False
+    for item in items:
+        if _is_secret_param(item):
+            secret = True
+        elif not (secret and "=" not in item):  # not the rest of a password's unencoded '&'
+            kept.append(item)
     query = ("?" + "&".join(kept)) if kept else ""
     user = "" if parts.userinfo is None else f"{parts.user}@"
-    return f"{parts.scheme}{user}{head}{query}{fragment}"
+    # A fragment after a password may be the rest of it (an unencoded '#'): not shown.
+    return f"{parts.scheme}{user}{head}{query}{'' if secret else fragment}"
 
 
 # -- libpq key=value strings ------------------------------------------------------------------
