@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from click.testing import CliRunner
 from factories import failed, result
 from shutdown_checks import StorePlace
@@ -125,6 +126,33 @@ async def test_closing_the_reader_closes_its_snapshots(store_place: StorePlace) 
     with pytest.raises(StoreClosed):
         await reader.open_snapshot("default")
     await reader.aclose()  # harmless again
+
+
+async def test_no_snapshot_opens_while_the_reader_closes_the_open_ones(store_place: StorePlace) -> None:
+    # A snapshot opened while aclose() waits for the open ones to close would outlive the reader.
+    path = store_place.path
+    await write(path, "default", range(5))
+    reader = await open_reader(path)
+    await reader.open_snapshot("default")
+    late: list[BaseException | object] = []
+
+    async def open_late() -> None:
+        try:
+            late.append(await reader.open_snapshot("default"))
+        except StoreClosed as exc:
+            late.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader.aclose)
+        await trio.testing.wait_all_tasks_blocked()  # aclose() is closing the first snapshot
+        nursery.start_soon(open_late)
+    try:
+        assert len(late) == 1 and isinstance(late[0], StoreClosed)
+        assert reader.snapshots_open == 0
+    finally:
+        for snapshot in late:  # one that did open: close it, so that the test fails, not hangs
+            if not isinstance(snapshot, BaseException):
+                await snapshot.aclose()  # type: ignore[attr-defined]
 
 
 async def test_check_integrity_is_quick_check_on_sqlite_and_nothing_on_a_server(

@@ -232,6 +232,8 @@ class SnapshotReader(ReadConnection, Generic[S]):
     """
 
     _snapshots: OpenSnapshots[S]
+    _refusing: bool = False
+    """Set as :meth:`aclose` begins: no snapshot opens while the open ones are being closed."""
 
     @property
     def snapshots_open(self) -> int:
@@ -244,12 +246,14 @@ class SnapshotReader(ReadConnection, Generic[S]):
 
     async def open_snapshot(self, namespace: str) -> S:
         """See :meth:`mcstore.backends.Reader.open_snapshot`."""
-        if self._closing:
+        if self._closing or self._refusing:
             raise StoreClosed(f"reader of {self._place} is closed")
         return await self._snapshots.start(self._new_snapshot(namespace))
 
     async def aclose(self) -> None:
         """See :meth:`mcstore.backends.Reader.aclose`."""
+        # Refuse new snapshots first: one opened while close_all() awaits would outlive it.
+        self._refusing = True
         with trio.CancelScope(shield=True):
             await self._snapshots.close_all()
             await super().aclose()
