@@ -112,6 +112,7 @@ def closed_port() -> int:
         # a password parameter with an unencoded '&' or '#': the rest of it is not shown either
         ("postgresql://h/db?password=ab&SECRET4&sslmode=disable", "postgresql://h/db?sslmode=disable"),
         ("postgresql://h/db?password=ab#SECRET5", "postgresql://h/db"),
+        ("postgresql://h/db?password=ab&X=SECRET6&sslmode=disable", "postgresql://h/db?sslmode=disable"),
         # libpq key=value strings
         ("host=h port=5 password=S3cret dbname=x", "host=h port=5 dbname=x"),
         (r"host=h password = 'S3 c\'ret' dbname=x", "host=h dbname=x"),
@@ -179,6 +180,7 @@ def test_no_piece_of_any_password_is_ever_shown(user: str, host: str, db: str, p
         (f"postgresql://{user}:{encoded}@{host}:5432/{db}", True),
         (f"postgresql://{user}:{password}@{host}:5432/{db}", False),  # not encoded: may not parse
         (f"postgresql://{user}@{host}/{db}?password={encoded}&sslmode=disable", True),
+        (f"postgresql://{user}@{host}/{db}?password={password}&sslmode=disable", False),  # not encoded
         (f"host={host} password='{quoted}' dbname={db}", True),
     ):
         with registry_kept():

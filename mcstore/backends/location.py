@@ -235,6 +235,10 @@ def _query_params(rest: str) -> tuple[str, list[str], str]:
     return head, query.split("&"), hash_mark + fragment
 
 
+_KEYWORD_ITEM: Final = re.compile(r"[a-z_]+=")
+"""A query item that starts as a libpq parameter does (its keywords are lower case)."""
+
+
 def _is_secret_param(item: str) -> bool:
     return unquote(item.partition("=")[0]).strip().lower() in _SECRET_KEYS
 
@@ -251,7 +255,9 @@ def _redact_url(text: str) -> str:
     for item in items:
         if _is_secret_param(item):
             secret = True
-        elif not (secret and "=" not in item):  # not the rest of a password's unencoded '&'
+        elif not secret or _KEYWORD_ITEM.match(item):
+            # After a password, only what reads as a libpq parameter (a lower-case keyword and
+            # '='): anything else may be the rest of a password with an unencoded '&'.
             kept.append(item)
     query = ("?" + "&".join(kept)) if kept else ""
     user = "" if parts.userinfo is None else f"{parts.user}@"
