@@ -94,7 +94,7 @@ def _check_sources(db: str, given: bytes | None, sources: frozenset[bytes]) -> N
         try:
             check_single_source(sources)
         except ValueError as exc:
-            _fail(f"{db}: {exc}")
+            _fail(f"{redact_location(db)}: {exc}")
 
 
 # -- --set NAME.PARAM=VALUE --------------------------------------------------------------------
@@ -376,7 +376,7 @@ def fit_(
         with _working(f"fitting {estimator} to {history.results} results"):
             outcome = fit(history, estimator, test_fraction=test_fraction)
     except ValueError as exc:
-        _fail(f"{db}: namespace {namespace!r}: {exc}")
+        _fail(f"{redact_location(db)}: namespace {namespace!r}: {exc}")
     if as_json:
         click.echo(_json(outcome.to_json()))
         return
